@@ -1,0 +1,53 @@
+// The one place requests enter the engine. Both transports (Electron IPC and the web host's
+// WebSocket) hand every incoming message to `call`, which validates it against the API
+// contract's schemas and dispatches it through a table of small handlers.
+import { isMethod, requestSchemas, type Method, type Params, type Reply, type Result } from '../../preload/api';
+import type { Engine } from '../engine/engine';
+import { HitchError, toHitchError } from '../engine/errors';
+import type { Logger } from '../engine/log';
+
+type Handlers = { [M in Method]: (engine: Engine, params: Params<M>) => Promise<Result<M>> | Result<M> };
+
+const handlers: Handlers = {
+  'state.get': (engine) => engine.snapshot(),
+  'hosts.reload': (engine) => engine.reloadCatalog(),
+  'master.connect': (engine, { hostId }) => engine.connect(hostId),
+  'master.disconnect': (engine, { hostId }) => (engine.disconnect(hostId), null),
+  'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, cols, rows),
+  'session.write': (engine, { sessionId, data }) => (engine.writeSession(sessionId, data), null),
+  'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
+  'session.close': (engine, { sessionId }) => (engine.closeSession(sessionId), null),
+  'session.replay': (engine, { sessionId }) => engine.replaySession(sessionId),
+};
+
+export interface Router {
+  call(method: unknown, params: unknown): Promise<Reply>;
+}
+
+export function createRouter(engine: Engine, log: Logger): Router {
+  return {
+    async call(method, params) {
+      if (!isMethod(method)) {
+        const name = typeof method === 'string' ? `"${method.slice(0, 64)}"` : `a ${typeof method}`;
+        log.warn('request rejected', { reason: 'unknown method' });
+        return { ok: false, error: { code: 'bad-request', message: `Unknown method ${name}.` } };
+      }
+      const parsed = requestSchemas[method].safeParse(params ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue && issue.path.length ? ` at "${issue.path.join('.')}"` : '';
+        const message = `Invalid parameters for ${method}${where}: ${issue?.message ?? 'malformed'}.`;
+        log.warn('request rejected', { method, reason: message });
+        return { ok: false, error: { code: 'bad-request', message } };
+      }
+      try {
+        const handler = handlers[method] as (engine: Engine, params: unknown) => Promise<unknown> | unknown;
+        return { ok: true, result: await handler(engine, parsed.data) };
+      } catch (err) {
+        const error = toHitchError(err);
+        if (!(err instanceof HitchError)) log.error('request failed', { method, error: error.message });
+        return { ok: false, error: error.toInfo() };
+      }
+    },
+  };
+}

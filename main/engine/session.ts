@@ -1,0 +1,110 @@
+// A shell session: one pty channel on a master connection. Output is decoded as UTF-8
+// (never splitting a character across chunks), batched so a fast stream becomes a few
+// messages per frame rather than one per packet, and kept as a bounded scrollback so a
+// reloading UI can reattach to a live session.
+import { EventEmitter } from 'node:events';
+import { StringDecoder } from 'node:string_decoder';
+import type { ClientChannel } from 'ssh2';
+import type { SessionView } from '../../preload/api';
+
+/** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
+const BATCH_MS = 5;
+/** Scrollback kept for reattaching, in characters. */
+const SCROLLBACK_CHARS = 1_000_000;
+
+export class ShellSession extends EventEmitter<{ data: [offset: number, data: string]; changed: [] }> {
+  state: SessionView['state'] = 'open';
+  exitCode: number | null = null;
+  exitSignal: string | null = null;
+  readonly openedAt = Date.now();
+
+  private readonly decoder = new StringDecoder('utf8');
+  private pending = '';
+  private timer: NodeJS.Timeout | null = null;
+  /** Characters of output sent on so far; the offset of the next chunk. */
+  private sent = 0;
+  private scrollback: string[] = [];
+  private scrollbackChars = 0;
+
+  constructor(
+    readonly id: string,
+    readonly hostId: string,
+    private readonly channel: ClientChannel,
+  ) {
+    super();
+    channel.on('data', (chunk: Buffer) => this.receive(chunk));
+    channel.stderr.on('data', (chunk: Buffer) => this.receive(chunk));
+    channel.on('exit', (code: number | null, signal?: string) => {
+      this.exitCode = typeof code === 'number' ? code : null;
+      this.exitSignal = signal ?? null;
+    });
+    channel.on('close', () => {
+      this.receiveText(this.decoder.end());
+      this.flush();
+      this.state = 'closed';
+      this.emit('changed');
+    });
+  }
+
+  view(): SessionView {
+    return {
+      id: this.id,
+      hostId: this.hostId,
+      kind: 'shell',
+      state: this.state,
+      title: this.hostId,
+      openedAt: this.openedAt,
+      exitCode: this.exitCode,
+      exitSignal: this.exitSignal,
+    };
+  }
+
+  private receive(chunk: Buffer): void {
+    this.receiveText(this.decoder.write(chunk));
+  }
+
+  private receiveText(text: string): void {
+    if (text === '') return;
+    this.pending += text;
+    this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
+  }
+
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending === '') return;
+    const data = this.pending;
+    this.pending = '';
+    this.keep(data);
+    const offset = this.sent;
+    this.sent += data.length;
+    this.emit('data', offset, data);
+  }
+
+  private keep(data: string): void {
+    this.scrollback.push(data);
+    this.scrollbackChars += data.length;
+    while (this.scrollbackChars > SCROLLBACK_CHARS && this.scrollback.length > 1) {
+      this.scrollbackChars -= this.scrollback.shift()!.length;
+    }
+  }
+
+  /** The retained output and the offset it ends at; later `data` events start there. */
+  replay(): { data: string; end: number } {
+    this.flush();
+    return { data: this.scrollback.join(''), end: this.sent };
+  }
+
+  write(data: string): void {
+    if (this.state === 'open') this.channel.write(data);
+  }
+
+  resize(cols: number, rows: number): void {
+    if (this.state === 'open') this.channel.setWindow(rows, cols, 0, 0);
+  }
+
+  /** Closes the channel; sshd then hangs up the pty, so the remote process group gets SIGHUP. */
+  close(): void {
+    if (this.state === 'open') this.channel.close();
+  }
+}

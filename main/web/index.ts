@@ -1,0 +1,52 @@
+// `npm run web`: the engine and the UI without Electron, served on 127.0.0.1.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRouter } from '../api/router';
+import { Engine } from '../engine/engine';
+import { createLogger } from '../engine/log';
+import { engineOptions, pathFlagSpec } from '../engine/options';
+import { startWebHost } from './server';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { ...pathFlagSpec, port: { type: 'string' }, help: { type: 'boolean' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'Usage: npm run web -- [--port N] [--ssh-config FILE] [--data-dir DIR] [--known-hosts FILE] [--ssh PATH]\n' +
+        'Serves Hitch on http://127.0.0.1 (never on other interfaces) and prints the URL with its access token.\n',
+    );
+    return;
+  }
+  const port = values.port === undefined ? Number(process.env.HITCH_WEB_PORT ?? 0) : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${values.port}" is not a port number`);
+
+  const log = createLogger();
+  const engine = new Engine(engineOptions(values, process.env, log));
+  const router = createRouter(engine, log);
+  const host = await startWebHost({
+    router,
+    subscribe: (listener) => engine.onEvent(listener),
+    staticDir: resolve(__dirname, '../renderer'),
+    log,
+    port,
+    token: process.env.HITCH_WEB_TOKEN || undefined,
+  });
+  process.stdout.write(`Hitch web host: ${host.url}\n`);
+
+  const stop = (): void => {
+    engine.shutdown();
+    void host.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  // One failing master must never take the others down with the process.
+  process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
+  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: String(err) }));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`hitch: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,183 @@
+// The loopback web host: serves the built renderer and carries the API over a WebSocket.
+// It binds 127.0.0.1 only, refuses requests whose Host or Origin header is not its own
+// (DNS rebinding, cross-site pages) and requires a random token on every API connection.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, sep } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { wsRequestSchema, type HitchEvent } from '../../preload/api';
+import type { Router } from '../api/router';
+import type { Logger } from '../engine/log';
+
+export interface WebHostOptions {
+  router: Router;
+  /** Engine events to forward to every connected page. */
+  subscribe: (listener: (event: HitchEvent) => void) => () => void;
+  /** The built renderer (out/renderer). */
+  staticDir: string;
+  log: Logger;
+  port?: number;
+  /** Fixed token (tests); a random one otherwise. */
+  token?: string;
+}
+
+export interface WebHost {
+  url: string;
+  port: number;
+  token: string;
+  close(): Promise<void>;
+}
+
+export const API_PATH = '/api';
+const MAX_MESSAGE_BYTES = 1 << 20;
+
+/** The policy the page runs under: no inline or foreign scripts, no foreign connections. */
+export const CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self'",
+  // xterm.js and Svelte set element styles at run time.
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+  '.json': 'application/json',
+};
+
+function tokensEqual(given: string | null, expected: string): boolean {
+  if (given === null) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
+  const { router, log, staticDir } = opts;
+  const token = opts.token ?? randomBytes(24).toString('base64url');
+  const server = createServer();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
+  let port = 0;
+
+  const allowedHosts = (): Set<string> => new Set([`127.0.0.1:${port}`, `localhost:${port}`]);
+  const allowedOrigins = (): Set<string> => new Set([...allowedHosts()].map((h) => `http://${h}`));
+
+  const refuse = (res: ServerResponse, status: number, message: string): void => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(message + '\n');
+  };
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!allowedHosts().has(req.headers.host ?? '')) {
+      log.warn('web host refused request', { reason: 'foreign Host header', host: req.headers.host });
+      refuse(res, 421, 'Hitch serves only 127.0.0.1 and localhost.');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      refuse(res, 405, 'Method not allowed.');
+      return;
+    }
+    void serveStatic(req, res);
+  });
+
+  const serveStatic = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    } catch {
+      refuse(res, 400, 'Bad request.');
+      return;
+    }
+    const relative = pathname === '/' ? 'index.html' : pathname.slice(1);
+    const file = normalize(join(staticDir, relative));
+    if (!file.startsWith(staticDir + sep)) {
+      refuse(res, 404, 'Not found.');
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, {
+        'content-type': MIME[extname(file)] ?? 'application/octet-stream',
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-store',
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    } catch {
+      refuse(res, 404, 'Not found.');
+    }
+  };
+
+  server.on('upgrade', (req: IncomingMessage, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const deny = (status: number, reason: string): void => {
+      log.warn('web host refused API connection', { reason });
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (url.pathname !== API_PATH) return deny(404, 'Not Found');
+    if (!allowedHosts().has(req.headers.host ?? '')) return deny(421, 'Misdirected Request');
+    // Browsers always send Origin on WebSocket handshakes; a page from elsewhere sends its own.
+    if (!allowedOrigins().has(req.headers.origin ?? '')) return deny(403, 'Forbidden');
+    if (!tokensEqual(url.searchParams.get('token'), token)) return deny(401, 'Unauthorized');
+    wss.handleUpgrade(req, socket, head, (ws) => serveClient(ws));
+  });
+
+  const serveClient = (ws: WebSocket): void => {
+    const send = (message: unknown): void => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+    };
+    const unsubscribe = opts.subscribe((event) => send(event));
+    ws.on('close', unsubscribe);
+    ws.on('error', (err) => log.warn('web client error', { error: err.message }));
+    ws.on('message', (raw, isBinary) => {
+      let json: unknown;
+      try {
+        if (isBinary) throw new Error('binary frame');
+        json = JSON.parse(raw.toString());
+      } catch {
+        send({ id: null, ok: false, error: { code: 'bad-request', message: 'Messages must be JSON text.' } });
+        return;
+      }
+      const envelope = wsRequestSchema.safeParse(json);
+      if (!envelope.success) {
+        send({
+          id: null,
+          ok: false,
+          error: { code: 'bad-request', message: 'A request is {"id": number, "method": string, "params": object}.' },
+        });
+        return;
+      }
+      const { id, method, params } = envelope.data;
+      void router.call(method, params).then((reply) => send({ id, ...reply }));
+    });
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/?token=${token}`,
+    port,
+    token,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

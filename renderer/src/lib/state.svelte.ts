@@ -1,0 +1,84 @@
+// What the UI shows, derived from the engine: a snapshot at start, then events. The engine
+// stays the owner; this is a read model the components render.
+import type { CatalogView, MasterView, SessionView } from '../../../preload/api';
+import { ApiError, type HitchClient } from './client';
+
+export class HitchState {
+  catalog = $state<CatalogView | null>(null);
+  masters = $state<Record<string, MasterView>>({});
+  sessions = $state<SessionView[]>([]);
+  /** The session shown in the terminal area. */
+  activeSessionId = $state<string | null>(null);
+  /** The latest failed action, shown until dismissed. */
+  notice = $state<string | null>(null);
+  engineLost = $state(false);
+
+  constructor(private readonly client: HitchClient) {
+    client.on('catalog.changed', (catalog) => (this.catalog = catalog));
+    client.on('master.changed', (master) => (this.masters[master.hostId] = master));
+    client.on('session.changed', (session) => this.upsertSession(session));
+    client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
+    client.on('transport.closed', () => (this.engineLost = true));
+  }
+
+  async load(): Promise<void> {
+    await this.attempt(async () => {
+      const snap = await this.client.call('state.get', {});
+      this.catalog = snap.catalog;
+      this.masters = Object.fromEntries(snap.masters.map((m) => [m.hostId, m]));
+      for (const s of snap.sessions) this.upsertSession(s);
+    });
+  }
+
+  private upsertSession(session: SessionView): void {
+    const i = this.sessions.findIndex((s) => s.id === session.id);
+    if (i >= 0) this.sessions[i] = session;
+    else this.sessions.push(session);
+    this.activeSessionId ??= session.id;
+  }
+
+  private dropSession(sessionId: string): void {
+    const i = this.sessions.findIndex((s) => s.id === sessionId);
+    if (i < 0) return;
+    this.sessions.splice(i, 1);
+    if (this.activeSessionId === sessionId) this.activeSessionId = this.sessions[Math.max(0, i - 1)]?.id ?? null;
+  }
+
+  /** Runs a user action; a failure becomes the notice instead of an exception. */
+  async attempt<T>(action: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await action();
+    } catch (err) {
+      this.notice = err instanceof ApiError ? err.message : String(err);
+      return undefined;
+    }
+  }
+
+  reload(): Promise<unknown> {
+    return this.attempt(() => this.client.call('hosts.reload', {}));
+  }
+
+  connect(hostId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('master.connect', { hostId }));
+  }
+
+  disconnect(hostId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('master.disconnect', { hostId }));
+  }
+
+  async openSession(hostId: string): Promise<void> {
+    const session = await this.attempt(() => this.client.call('session.open', { hostId, cols: 80, rows: 24 }));
+    if (session) {
+      this.upsertSession(session);
+      this.activeSessionId = session.id;
+    }
+  }
+
+  closeSession(sessionId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('session.close', { sessionId }));
+  }
+
+  sessionsOf(hostId: string): SessionView[] {
+    return this.sessions.filter((s) => s.hostId === hostId);
+  }
+}
