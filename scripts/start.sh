@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm start`: the Electron app where its binary can be had, otherwise the same UI through
+# the loopback web host. Arguments go to Hitch (e.g. --ssh-config FILE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+electron_binary() {
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const dir = path.resolve("node_modules/electron");
+    const p = path.join(dir, "path.txt");
+    if (!fs.existsSync(p)) process.exit(1);
+    const bin = path.join(dir, "dist", fs.readFileSync(p, "utf8").trim());
+    if (!fs.existsSync(bin)) process.exit(1);
+    console.log(bin);'
+}
+
+bin=$(electron_binary 2>/dev/null) || {
+  # First run on a machine that can reach Electron's download host: fetch the binary once.
+  timeout 300 node node_modules/electron/install.js >/dev/null 2>&1 || true
+  bin=$(electron_binary 2>/dev/null) || bin=""
+}
+
+if [ -n "$bin" ] && { [ "$(uname)" != Linux ] || [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; }; then
+  exec "$bin" out/main/index.js "$@"
+fi
+if [ -z "$bin" ]; then
+  echo "Electron's binary is not available on this machine (it could not be downloaded), so Hitch is serving the same UI through its web host instead."
+else
+  echo "No display to open a window on, so Hitch is serving the same UI through its web host instead."
+fi
+exec node out/main/web.js "$@"

@@ -1,0 +1,73 @@
+// Playwright fixtures: a real sshd, and Hitch's web host serving the built UI against a test
+// ssh config, as `npm run web` would for a user.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { test as base } from '@playwright/test';
+import { startSshd, type Sshd } from '../fixtures/sshd';
+
+export interface WebHostProcess {
+  url: string;
+  dataDir: string;
+  configPath: string;
+  stderr: () => string;
+}
+
+/** A throwaway directory with an ssh config and a data directory, as a user would have. */
+export async function testFiles(sshConfig: string): Promise<{ dir: string; configPath: string; dataDir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hitch-e2e-'));
+  const configPath = join(dir, 'ssh_config');
+  await writeFile(configPath, sshConfig);
+  return { dir, configPath, dataDir: join(dir, 'data'), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export async function startWebHostProcess(sshConfig: string): Promise<WebHostProcess & { stop(): Promise<void> }> {
+  const files = await testFiles(sshConfig);
+  const { configPath, dataDir } = files;
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [resolve('out/main/web.js'), '--ssh-config', configPath, '--data-dir', dataDir, '--port', '0'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } },
+  );
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const url = await new Promise<string>((ok, fail) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /Hitch web host: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
+      if (m) ok(m[1]!);
+    });
+    child.once('exit', (code) => fail(new Error(`web host exited with ${code}: ${stderr}`)));
+  });
+  return {
+    url,
+    dataDir,
+    configPath,
+    stderr: () => stderr,
+    async stop() {
+      if (process.env.HITCH_E2E_DEBUG) process.stderr.write(stderr);
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+      await files.remove();
+    },
+  };
+}
+
+export const test = base.extend<{ sshd: Sshd; hitch: WebHostProcess }>({
+  sshd: async ({}, use) => {
+    const sshd = await startSshd();
+    await use(sshd);
+    await sshd.stop();
+  },
+  hitch: async ({ sshd }, use) => {
+    const host = await startWebHostProcess(sshd.clientConfig('testhost') + '\n' + sshd.clientConfig('otherhost'));
+    await use(host);
+    await host.stop();
+  },
+});
+
+export { expect } from '@playwright/test';

@@ -1,0 +1,81 @@
+// The first slice end to end: a user opens the URL the web host printed, sees the hosts of
+// their ssh config, opens two shells on one host and finds both on one connection.
+import type { Page } from '@playwright/test';
+import { expect, test } from './fixtures';
+
+async function runInActiveTerminal(page: Page, command: string): Promise<void> {
+  const terminal = page.locator('.term-pane.active');
+  await terminal.click();
+  await page.keyboard.type(command);
+  await page.keyboard.press('Enter');
+}
+
+async function activeTerminalText(page: Page): Promise<string> {
+  return (await page.locator('.term-pane.active .xterm-rows').textContent()) ?? '';
+}
+
+test('two terminals on one host share one authenticated connection', async ({ page, hitch, sshd }) => {
+  await page.goto(hitch.url);
+  // The token is taken out of the address bar once the page has it.
+  await expect(page).toHaveURL(/\/$/);
+
+  const host = page.locator('li[data-host="testhost"]');
+  await expect(host).toContainText(`${sshd.user}@127.0.0.1:${sshd.port}`);
+  await expect(page.locator('li[data-host="otherhost"]')).toBeVisible();
+
+  await host.getByRole('button', { name: 'New shell' }).click();
+  await expect(host.getByTestId('master-state')).toHaveText('connected');
+  await expect(page.getByRole('tab')).toHaveCount(1);
+  await runInActiveTerminal(page, 'echo "PPID=$PPID"');
+  await expect.poll(() => activeTerminalText(page)).toMatch(/PPID=\d+/);
+  const first = /PPID=(\d+)/.exec(await activeTerminalText(page))![1];
+
+  await host.getByRole('button', { name: 'New shell' }).click();
+  await expect(page.getByRole('tab')).toHaveCount(2);
+  await expect(page.getByRole('tab').nth(1)).toHaveAttribute('aria-selected', 'true');
+  await runInActiveTerminal(page, 'echo "PPID=$PPID"');
+  await expect.poll(() => activeTerminalText(page)).toMatch(/PPID=\d+/);
+  const second = /PPID=(\d+)/.exec(await activeTerminalText(page))![1];
+
+  expect(second).toBe(first);
+  await expect(host).toContainText('2 sessions');
+  expect(await sshd.acceptedLogins()).toBe(1);
+  // `HITCH_SCREENSHOTS=1 npx playwright test` refreshes the README's picture.
+  if (process.env.HITCH_SCREENSHOTS) await page.screenshot({ path: 'docs/screenshots/two-terminals.png' });
+
+  // Switching back shows the first terminal with its output intact.
+  await page.getByRole('tab').first().click();
+  await expect.poll(() => activeTerminalText(page)).toContain(`PPID=${first}`);
+});
+
+test('a reloaded page reattaches to its live sessions with their scrollback', async ({ page, hitch }) => {
+  await page.goto(hitch.url);
+  const host = page.locator('li[data-host="testhost"]');
+  await host.getByRole('button', { name: 'New shell' }).click();
+  await runInActiveTerminal(page, 'echo before-$((20+22))');
+  await expect.poll(() => activeTerminalText(page)).toContain('before-42');
+
+  await page.reload();
+  await expect(page.getByRole('tab')).toHaveCount(1);
+  await expect.poll(() => activeTerminalText(page)).toContain('before-42');
+  await runInActiveTerminal(page, 'echo after-$((50+5))');
+  await expect.poll(() => activeTerminalText(page)).toContain('after-55');
+});
+
+test('a failed connection says why in the UI', async ({ page, hitch, sshd }) => {
+  void sshd;
+  await page.goto(hitch.url);
+  await page.locator('li[data-host="testhost"]').waitFor();
+  // Stop the server: the next connection is refused.
+  await sshd.stop();
+  const host = page.locator('li[data-host="otherhost"]');
+  await host.getByRole('button', { name: 'Connect' }).click();
+  await expect(host.getByTestId('master-error')).toContainText('Connection refused by 127.0.0.1 port');
+  await expect(page.getByTestId('notice')).toContainText('Connection refused');
+});
+
+test('the page without its token explains how to get in', async ({ page, hitch }) => {
+  const bare = hitch.url.replace(/\?token=.*/, '');
+  await page.goto(bare);
+  await expect(page.getByRole('alert')).toContainText('Open the full URL that `npm run web` printed');
+});
