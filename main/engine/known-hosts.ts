@@ -91,8 +91,8 @@ export function verifyHostKey(lines: KnownHostLine[], host: string, port: number
   const name = lookupName(host, port);
   const keyType = keyTypeOf(key);
   const fp = fingerprint(key);
-  const forHost = lines.filter((l) => l.marker !== 'cert-authority' && hostFieldMatches(l.hosts, name));
-  const revoked = lines.find((l) => l.marker === 'revoked' && l.key.equals(key));
+  const forHost = lines.filter((l) => hostFieldMatches(l.hosts, name));
+  const revoked = forHost.find((l) => l.marker === 'revoked' && l.key.equals(key));
   if (revoked) return { status: 'revoked', fingerprint: fp, file: revoked.file, line: revoked.line };
   const plain = forHost.filter((l) => l.marker === null);
   const same = plain.find((l) => l.key.equals(key));
@@ -112,6 +112,9 @@ export function verifyHostKey(lines: KnownHostLine[], host: string, port: number
 /** Appends a host key to a known_hosts file, creating its directory privately. */
 export async function addKnownHost(file: string, host: string, port: number, key: Buffer): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const line = `${lookupName(host, port)} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
+  // Never glue the entry onto a last line that lacks its newline.
+  const last = await readFile(file).then((b) => b.at(-1), () => undefined);
+  const sep = last !== undefined && last !== 0x0a ? '\n' : '';
+  const line = `${sep}${lookupName(host, port)} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
   await appendFile(file, line, { mode: 0o600 });
 }

@@ -88,8 +88,11 @@ function hasGlob(s: string): boolean {
   return /[*?[]/.test(s);
 }
 
-/** Matches one OpenSSH pattern (`*` and `?`) against a string, case-insensitively. */
-export function matchPattern(text: string, pattern: string): boolean {
+/**
+ * Matches one OpenSSH pattern (`*` and `?`) against a string. Case-insensitive by default, as
+ * for host names in known_hosts; config Host patterns and file globs pass `''` (exact case).
+ */
+export function matchPattern(text: string, pattern: string, flags: '' | 'i' = 'i'): boolean {
   const re = new RegExp(
     '^' +
       pattern
@@ -97,7 +100,7 @@ export function matchPattern(text: string, pattern: string): boolean {
         .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')))
         .join('') +
       '$',
-    'i',
+    flags,
   );
   return re.test(text);
 }
@@ -107,8 +110,8 @@ export function matchHostPatterns(alias: string, patterns: string[]): boolean {
   let matched = false;
   for (const p of patterns) {
     if (p.startsWith('!')) {
-      if (matchPattern(alias, p.slice(1))) return false;
-    } else if (matchPattern(alias, p)) {
+      if (matchPattern(alias, p.slice(1), '')) return false;
+    } else if (matchPattern(alias, p, '')) {
       matched = true;
     }
   }
@@ -128,7 +131,7 @@ async function expandGlob(pattern: string): Promise<string[]> {
       }
       const names = await readdir(base).catch(() => [] as string[]);
       for (const name of names.sort()) {
-        if (!name.startsWith('.') && matchPattern(name, seg)) next.push(join(base, name));
+        if (!name.startsWith('.') && matchPattern(name, seg, '')) next.push(join(base, name));
       }
     }
     paths = next;
@@ -230,14 +233,18 @@ export function parseSshG(alias: string, output: string): ResolvedHost {
     const v = single.get(key);
     return v === undefined || v === 'none' ? null : v;
   };
-  const port = Number(single.get('port') ?? 22);
+  const rawPort = Number(single.get('port') ?? 22);
+  const port = Number.isInteger(rawPort) && rawPort > 0 && rawPort < 65536 ? rawPort : 22;
+  const hostname = single.get('hostname') ?? alias;
+  const user = single.get('user') ?? userInfo().username;
   const timeout = single.get('connecttimeout');
   return {
     alias,
-    hostname: single.get('hostname') ?? alias,
-    user: single.get('user') ?? userInfo().username,
-    port: Number.isInteger(port) && port > 0 && port < 65536 ? port : 22,
-    identityFiles,
+    hostname,
+    user,
+    port,
+    // `ssh -G` prints IdentityFile as written; OpenSSH expands its tokens only when connecting.
+    identityFiles: identityFiles.map((f) => expandTokens(f, { alias, hostname, user, port })),
     identitiesOnly: single.get('identitiesonly') === 'yes',
     identityAgent: single.get('identityagent') ?? null,
     proxyJump: optional('proxyjump'),
