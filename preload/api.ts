@@ -10,41 +10,77 @@ export type { ErrorInfo, Reply, EventMessage, HitchBridge } from './channels';
 // Plain data the engine reports. The engine owns this state; the UI only renders it.
 
 export interface HostView {
-  /** The alias from the ssh config, unique in the catalog. */
+  /** The alias, unique in the catalog. */
   id: string;
   hostname: string;
   user: string;
   port: number;
-  source: 'ssh-config';
+  /** From the user's ssh config, or added in Hitch. */
+  source: 'ssh-config' | 'app';
   identityFiles: string[];
   proxyJump: string | null;
+  /** The master this host's sessions ride on; aliases naming the same destination share one. */
+  masterId: string | null;
   /** Why this host cannot be used as configured, if it cannot. */
   error: string | null;
 }
 
-export type MasterState = 'connecting' | 'authenticating' | 'ready' | 'closed' | 'failed';
+export type MasterState = 'connecting' | 'authenticating' | 'ready' | 'reconnecting' | 'closed' | 'failed';
 
 export interface MasterView {
-  hostId: string;
+  /** `user@host:port`, with ` via …` for hosts reached through ProxyJump. */
+  id: string;
   state: MasterState;
   error: { code: string; message: string } | null;
-  /** The authentication method that succeeded, once ready. */
+  /** The authentication method(s) that succeeded, once ready, e.g. `publickey+keyboard-interactive`. */
   authMethod: string | null;
   /** SHA256 fingerprint of the server's host key, once verified. */
   hostKeyFingerprint: string | null;
   connectedAt: number | null;
+  /** Open sessions over all of this master's connections. */
   sessions: number;
+  /** Sessions the server allows per connection (MaxSessions), learned at its first refusal. */
+  sessionLimit: number | null;
+  /** SSH connections this master holds: more than one once MaxSessions was exceeded. */
+  connections: number;
+  /** Logging in again needs a person (a typed password or OTP): no automatic reconnect. */
+  needsPerson: boolean;
+  /** A secret from the OS keychain was used; "forget" removes it. */
+  rememberedSecret: boolean;
+  /** When the next reconnect attempt is due, while reconnecting. */
+  reconnectAt: number | null;
 }
 
 export interface SessionView {
   id: string;
   hostId: string;
-  kind: 'shell';
-  state: 'open' | 'closed';
+  masterId: string;
+  kind: 'shell' | 'exec';
+  /** The command of an exec session. */
+  command: string | null;
+  /** `disconnected`: the connection dropped; the output is kept, the remote side is gone. */
+  state: 'open' | 'disconnected' | 'closed';
   title: string;
   openedAt: number;
   exitCode: number | null;
   exitSignal: string | null;
+}
+
+export type PromptKind = 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'extra-connection';
+
+export interface PromptView {
+  id: string;
+  masterId: string;
+  kind: PromptKind;
+  title: string;
+  /** What is asked and why: the server's instructions, a fingerprint, a warning. */
+  message: string;
+  /** One input per entry; `secret` inputs are not echoed. Host-key and extra-connection prompts have none. */
+  fields: { label: string; secret: boolean }[];
+  /** Whether "remember in the OS keychain" is offered. */
+  canRemember: boolean;
+  /** Why remembering is unavailable (no keychain), if it is. */
+  keychainProblem: string | null;
 }
 
 export interface CatalogView {
@@ -59,12 +95,14 @@ export interface Snapshot {
   catalog: CatalogView;
   masters: MasterView[];
   sessions: SessionView[];
+  prompts: PromptView[];
 }
 
 // ---------------------------------------------------------------------------------------
 // Requests
 
 const hostId = z.string().min(1).max(255).regex(/^[^\s\0]+$/, 'a host alias has no spaces');
+const promptId = z.string().regex(/^p[1-9][0-9]{0,9}$/, 'not a prompt id');
 const sessionId = z.string().regex(/^s[1-9][0-9]{0,9}$/, 'not a session id');
 const cols = z.number().int().min(2).max(1000);
 const rows = z.number().int().min(1).max(1000);
@@ -72,13 +110,30 @@ const rows = z.number().int().min(1).max(1000);
 export const requestSchemas = {
   'state.get': z.object({}).strict(),
   'hosts.reload': z.object({}).strict(),
+  /** Hosts added in Hitch; the engine checks each field (see main/engine/host-store.ts). */
+  'hosts.add': z.object({ host: z.record(z.string(), z.unknown()) }).strict(),
+  'hosts.update': z.object({ hostId, patch: z.record(z.string(), z.unknown()) }).strict(),
+  'hosts.remove': z.object({ hostId }).strict(),
   'master.connect': z.object({ hostId }).strict(),
   'master.disconnect': z.object({ hostId }).strict(),
   'session.open': z.object({ hostId, cols, rows }).strict(),
+  /** Runs one command, like `ssh host command`: the command is the user's, passed verbatim. */
+  'session.exec': z.object({ hostId, command: z.string().min(1).max(8192), cols, rows, pty: z.boolean() }).strict(),
   'session.write': z.object({ sessionId, data: z.string().max(65536) }).strict(),
   'session.resize': z.object({ sessionId, cols, rows }).strict(),
   'session.close': z.object({ sessionId }).strict(),
   'session.replay': z.object({ sessionId }).strict(),
+  'prompt.answer': z
+    .object({
+      promptId,
+      answers: z.array(z.string().max(8192)).max(16),
+      remember: z.boolean(),
+      choice: z.enum(['once', 'always']).nullable(),
+    })
+    .strict(),
+  'prompt.cancel': z.object({ promptId }).strict(),
+  /** Removes the host's remembered password and key passphrases from the OS keychain. */
+  'secrets.forget': z.object({ hostId }).strict(),
 } as const;
 
 export type Method = keyof typeof requestSchemas;
@@ -87,14 +142,22 @@ export type Params<M extends Method> = z.infer<(typeof requestSchemas)[M]>;
 export interface Results {
   'state.get': Snapshot;
   'hosts.reload': CatalogView;
+  'hosts.add': CatalogView;
+  'hosts.update': CatalogView;
+  'hosts.remove': CatalogView;
   'master.connect': MasterView;
   'master.disconnect': null;
   'session.open': SessionView;
+  'session.exec': SessionView;
   'session.write': null;
   'session.resize': null;
   'session.close': null;
   /** The session's recent output, and the output offset it ends at (see `session.data`). */
   'session.replay': { data: string; end: number };
+  'prompt.answer': null;
+  'prompt.cancel': null;
+  /** How many secrets were removed. */
+  'secrets.forget': { removed: number };
 }
 
 export type Result<M extends Method> = Results[M];
@@ -116,6 +179,8 @@ export interface Events {
   'session.data': { sessionId: string; offset: number; data: string };
   /** The session was closed by the user and is gone from the engine. */
   'session.removed': { sessionId: string };
+  'prompt.opened': PromptView;
+  'prompt.closed': { promptId: string };
 }
 
 export type EventName = keyof Events;

@@ -11,13 +11,21 @@ type Handlers = { [M in Method]: (engine: Engine, params: Params<M>) => Promise<
 const handlers: Handlers = {
   'state.get': (engine) => engine.snapshot(),
   'hosts.reload': (engine) => engine.reloadCatalog(),
+  'hosts.add': (engine, { host }) => engine.addHost(host),
+  'hosts.update': (engine, { hostId, patch }) => engine.updateHost(hostId, patch),
+  'hosts.remove': (engine, { hostId }) => engine.removeHost(hostId),
   'master.connect': (engine, { hostId }) => engine.connect(hostId),
-  'master.disconnect': (engine, { hostId }) => (engine.disconnect(hostId), null),
-  'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, cols, rows),
+  'master.disconnect': async (engine, { hostId }) => (await engine.disconnect(hostId), null),
+  'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, { kind: 'shell', cols, rows }),
+  'session.exec': (engine, { hostId, command, cols, rows, pty }) =>
+    engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }),
   'session.write': (engine, { sessionId, data }) => (engine.writeSession(sessionId, data), null),
   'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
   'session.close': (engine, { sessionId }) => (engine.closeSession(sessionId), null),
   'session.replay': (engine, { sessionId }) => engine.replaySession(sessionId),
+  'prompt.answer': (engine, { promptId, answers, remember, choice }) => (engine.answerPrompt(promptId, { answers, remember, choice }), null),
+  'prompt.cancel': (engine, { promptId }) => (engine.cancelPrompt(promptId), null),
+  'secrets.forget': (engine, { hostId }) => engine.forgetSecrets(hostId),
 };
 
 export interface Router {

@@ -1,12 +1,18 @@
-// The engine is the single owner of connection state: the host catalog, one master
-// connection per host and the sessions on them. Transports call its methods and forward
-// its events; nothing here knows about Electron, HTTP or the UI.
+// The engine is the single owner of connection state: the host catalog, one master per
+// destination and the sessions on them, and the prompts waiting for a person. Transports
+// call its methods and forward its events; nothing here knows about Electron, HTTP or the UI.
 import type { CatalogView, HitchEvent, HostView, MasterView, SessionView, Snapshot } from '../../preload/api';
+import { passphraseAccount, passwordAccount } from './auth';
 import { HitchError } from './errors';
+import { HostMaster } from './host-master';
+import { HostStore, savedHostSshArgs } from './host-store';
+import type { SecretStore } from './keychain';
 import type { Logger } from './log';
-import { MasterConnection } from './master';
-import { ShellSession } from './session';
-import { loadCatalog, type Catalog, type CatalogEntry } from './ssh-config';
+import { DEFAULT_TIMING, type SessionRequest, type Timing } from './master';
+import { expandHome } from './paths';
+import { Prompter, type PromptAnswer } from './prompts';
+import { Session } from './session';
+import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './ssh-config';
 
 export interface EngineOptions {
   /** The OpenSSH config the host list comes from. */
@@ -19,7 +25,22 @@ export interface EngineOptions {
   knownHostsPath: string;
   /** SSH_AUTH_SOCK of the environment Hitch was started from. */
   authSock: string | undefined;
+  /** Where remembered passwords and passphrases live: the OS keychain. */
+  secrets: SecretStore;
   log: Logger;
+  /** Connect timeout and keepalive; OpenSSH-like defaults. */
+  timing?: Partial<Timing>;
+  /** How long a master without sessions stays up (ControlPersist); null: until disconnected. */
+  idleTimeoutMs?: number | null;
+}
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+/** ProxyJump chains longer than this are taken for loops. */
+const MAX_JUMP_DEPTH = 8;
+
+/** One master per destination: the same user@host:port through the same jumps. */
+export function masterIdOf(host: ResolvedHost, jump: string | null = host.proxyJump): string {
+  return `${host.user}@${host.hostname}:${host.port}` + (jump ? ` via ${jump}` : '');
 }
 
 function hostView(entry: CatalogEntry): HostView {
@@ -29,9 +50,10 @@ function hostView(entry: CatalogEntry): HostView {
     hostname: r?.hostname ?? entry.alias,
     user: r?.user ?? '',
     port: r?.port ?? 22,
-    source: 'ssh-config',
+    source: entry.source,
     identityFiles: r?.identityFiles ?? [],
     proxyJump: r?.proxyJump ?? null,
+    masterId: r ? masterIdOf(r) : null,
     error: entry.error,
   };
 }
@@ -39,14 +61,28 @@ function hostView(entry: CatalogEntry): HostView {
 export class Engine {
   private catalog: Catalog | null = null;
   private catalogLoading: Promise<Catalog> | null = null;
-  private readonly masters = new Map<string, MasterConnection>();
-  private readonly sessions = new Map<string, ShellSession>();
+  private readonly store: HostStore;
+  private storeLoaded: Promise<void> | null = null;
+  private storeWarning: string | null = null;
+  private readonly masters = new Map<string, HostMaster>();
+  private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Set<(event: HitchEvent) => void>();
+  private readonly prompter: Prompter;
+  /** Host keys accepted "once": good for this run only. */
+  private readonly acceptedOnce = new Set<string>();
   /** Sessions the user closed: removed as soon as their channel has closed. */
   private readonly dismissed = new Set<string>();
   private nextSessionNumber = 1;
+  private readonly timing: Timing;
 
-  constructor(readonly options: EngineOptions) {}
+  constructor(readonly options: EngineOptions) {
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.store = new HostStore(`${options.dataDir}/hosts.json`, options.log);
+    this.prompter = new Prompter(
+      (view) => this.emit({ event: 'prompt.opened', payload: view }),
+      (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
+    );
+  }
 
   /** Subscribes to engine events; returns the unsubscribe function. */
   onEvent(listener: (event: HitchEvent) => void): () => void {
@@ -68,13 +104,19 @@ export class Engine {
 
   private async loadedCatalog(): Promise<Catalog> {
     if (this.catalog) return this.catalog;
-    this.catalogLoading ??= loadCatalog({ configPath: this.options.sshConfigPath, sshBinary: this.options.sshBinary })
-      .then((catalog) => {
-        this.catalog = catalog;
-        for (const w of catalog.warnings) this.options.log.warn('ssh config', { warning: w });
-        return catalog;
-      })
-      .finally(() => (this.catalogLoading = null));
+    this.catalogLoading ??= (async () => {
+      this.storeLoaded ??= this.store.load().then(({ warning }) => {
+        this.storeWarning = warning;
+        if (warning) this.options.log.warn('saved hosts', { warning });
+      });
+      await this.storeLoaded;
+      const saved = this.store.list().map((h) => ({ alias: h.id, sshArgs: savedHostSshArgs(h) }));
+      const catalog = await loadCatalog({ configPath: this.options.sshConfigPath, sshBinary: this.options.sshBinary }, saved);
+      if (this.storeWarning) catalog.warnings.unshift(this.storeWarning);
+      for (const w of catalog.warnings) this.options.log.warn('ssh config', { warning: w });
+      this.catalog = catalog;
+      return catalog;
+    })().finally(() => (this.catalogLoading = null));
     return this.catalogLoading;
   }
 
@@ -89,74 +131,132 @@ export class Engine {
     return view;
   }
 
+  async addHost(input: unknown): Promise<CatalogView> {
+    await this.loadedCatalog();
+    await this.store.add(input);
+    return this.reloadCatalog();
+  }
+
+  async updateHost(hostId: string, patch: unknown): Promise<CatalogView> {
+    await this.loadedCatalog();
+    await this.store.update(hostId, patch);
+    return this.reloadCatalog();
+  }
+
+  async removeHost(hostId: string): Promise<CatalogView> {
+    await this.loadedCatalog();
+    await this.store.remove(hostId);
+    return this.reloadCatalog();
+  }
+
   async snapshot(): Promise<Snapshot> {
     return {
       catalog: this.catalogView(await this.loadedCatalog()),
       masters: [...this.masters.values()].map((m) => m.view()),
       sessions: [...this.sessions.values()].map((s) => s.view()),
+      prompts: this.prompter.list(),
     };
+  }
+
+  private async resolved(hostId: string): Promise<ResolvedHost> {
+    const entry = (await this.loadedCatalog()).entries.find((e) => e.alias === hostId);
+    if (!entry) throw new HitchError('unknown-host', `No host "${hostId}" in ${this.options.sshConfigPath} or in Hitch.`);
+    if (!entry.resolved) throw new HitchError('config', entry.error ?? `Host "${hostId}" could not be resolved.`);
+    return entry.resolved;
   }
 
   // -- masters ---------------------------------------------------------------------------
 
-  private async master(hostId: string): Promise<MasterConnection> {
-    const existing = this.masters.get(hostId);
-    if (existing) return existing;
-    const entry = (await this.loadedCatalog()).entries.find((e) => e.alias === hostId);
-    if (!entry) throw new HitchError('unknown-host', `No host "${hostId}" in ${this.options.sshConfigPath}.`);
-    if (!entry.resolved) throw new HitchError('config', entry.error ?? `Host "${hostId}" could not be resolved.`);
-    const master = new MasterConnection({
-      host: entry.resolved,
+  /**
+   * The master for a destination, created on first use. With ProxyJump `a,b` the host is
+   * reached through b, which is reached through a (with a's own settings), as `ssh -J a,b`;
+   * each hop is a master of its own, shared by every host behind it.
+   */
+  private async masterFor(host: ResolvedHost, jump: string | null = host.proxyJump, depth = 0): Promise<HostMaster> {
+    const id = masterIdOf(host, jump);
+    const existing = this.masters.get(id);
+    if (existing) {
+      existing.adopt(host);
+      return existing;
+    }
+    if (depth > MAX_JUMP_DEPTH) throw new HitchError('config', `ProxyJump chain for ${host.alias} is longer than ${MAX_JUMP_DEPTH} hops or loops.`);
+    let via: HostMaster | null = null;
+    if (jump) {
+      const hops = jump.split(',').map((h) => h.trim());
+      const last = hops.pop()!;
+      const hop = await resolveHop(await this.loadedCatalog(), { configPath: this.options.sshConfigPath, sshBinary: this.options.sshBinary }, last);
+      via = await this.masterFor(hop, hops.length > 0 ? hops.join(',') : hop.proxyJump, depth + 1);
+    }
+    const master = new HostMaster({
+      id,
+      host,
+      via,
       hitchKnownHosts: this.options.knownHostsPath,
-      log: this.options.log,
+      acceptedOnce: this.acceptedOnce,
+      timing: this.timing,
+      idleTimeoutMs: () => (this.options.idleTimeoutMs === undefined ? DEFAULT_IDLE_TIMEOUT_MS : this.options.idleTimeoutMs),
       authSock: this.options.authSock,
+      secrets: this.options.secrets,
+      prompter: this.prompter,
+      log: this.options.log,
     });
     master.on('changed', () => this.emit({ event: 'master.changed', payload: master.view() }));
-    this.masters.set(hostId, master);
+    master.on('dropped', (connection) => {
+      for (const session of this.sessions.values()) if (session.connection === connection) session.markDropped();
+    });
+    this.masters.set(id, master);
     return master;
   }
 
   async connect(hostId: string): Promise<MasterView> {
-    const master = await this.master(hostId);
+    const master = await this.masterFor(await this.resolved(hostId));
     await master.connect();
     return master.view();
   }
 
-  disconnect(hostId: string): void {
-    const master = this.masters.get(hostId);
+  async disconnect(hostId: string): Promise<void> {
+    const host = await this.resolved(hostId);
+    const master = this.masters.get(masterIdOf(host));
     if (!master) throw new HitchError('not-connected', `${hostId} has no master connection.`);
-    master.close();
+    master.disconnect();
   }
 
   // -- sessions --------------------------------------------------------------------------
 
-  /** Opens a shell on the host's master, connecting the master first if needed. */
-  async openSession(hostId: string, cols: number, rows: number): Promise<SessionView> {
-    const master = await this.master(hostId);
-    await master.connect();
-    const channel = await master.openShell({ cols, rows });
-    const session = new ShellSession(`s${this.nextSessionNumber++}`, hostId, channel);
-    this.sessions.set(session.id, session);
-    master.sessions++;
-    master.emit('changed');
-    session.on('data', (offset, data) =>
-      this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data } }),
+  /** Opens a shell or runs a command on the host's master, connecting it first if needed. */
+  async openSession(hostId: string, request: SessionRequest): Promise<SessionView> {
+    const master = await this.masterFor(await this.resolved(hostId));
+    const { channel, connection } = await master.openSession(request);
+    const session = new Session(
+      {
+        id: `s${this.nextSessionNumber++}`,
+        hostId,
+        masterId: master.id,
+        kind: request.kind,
+        command: request.kind === 'exec' ? request.command : null,
+      },
+      channel,
+      connection,
     );
+    this.sessions.set(session.id, session);
+    master.retain();
+    master.emit('changed');
+    session.on('data', (offset, data) => this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data } }));
     session.on('changed', () => {
-      if (session.state === 'closed') {
-        master.sessions--;
+      if (session.state !== 'open') {
+        master.release();
         master.emit('changed');
-        this.options.log.info('session closed', { host: hostId, session: session.id, exitCode: session.exitCode });
+        this.options.log.info('session ended', { session: session.id, state: session.state, exitCode: session.exitCode });
       }
       this.emit({ event: 'session.changed', payload: session.view() });
-      if (session.state === 'closed' && this.dismissed.has(session.id)) this.removeSession(session.id);
+      if (session.state !== 'open' && this.dismissed.has(session.id)) this.removeSession(session.id);
     });
     this.emit({ event: 'session.changed', payload: session.view() });
-    this.options.log.info('session opened', { host: hostId, session: session.id });
+    this.options.log.info('session opened', { host: hostId, master: master.id, session: session.id, kind: request.kind });
     return session.view();
   }
 
-  private session(sessionId: string): ShellSession {
+  private session(sessionId: string): Session {
     const session = this.sessions.get(sessionId);
     if (!session) throw new HitchError('unknown-session', `No session ${sessionId}.`);
     return session;
@@ -173,7 +273,7 @@ export class Engine {
   /** Closes a session (hanging up its remote processes) and removes it once closed. */
   closeSession(sessionId: string): void {
     const session = this.session(sessionId);
-    if (session.state === 'closed') {
+    if (session.state !== 'open') {
       this.removeSession(sessionId);
       return;
     }
@@ -190,8 +290,28 @@ export class Engine {
     return this.session(sessionId).replay();
   }
 
+  // -- prompts and secrets ----------------------------------------------------------------
+
+  answerPrompt(promptId: string, answer: PromptAnswer): void {
+    this.prompter.answer(promptId, answer);
+  }
+
+  cancelPrompt(promptId: string): void {
+    this.prompter.cancel(promptId);
+  }
+
+  /** Removes the host's remembered password and key passphrases from the keychain. */
+  async forgetSecrets(hostId: string): Promise<{ removed: number }> {
+    const host = await this.resolved(hostId);
+    const accounts = [passwordAccount(host), ...host.identityFiles.map((f) => passphraseAccount(expandHome(f)))];
+    let removed = 0;
+    for (const account of accounts) if (await this.options.secrets.delete(account)) removed++;
+    this.options.log.info('secrets forgotten', { host: hostId, removed });
+    return { removed };
+  }
+
   /** Closes every master; used when the app quits. */
   shutdown(): void {
-    for (const master of this.masters.values()) master.close();
+    for (const master of this.masters.values()) master.disconnect();
   }
 }

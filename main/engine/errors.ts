@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'host-key-changed'
   | 'host-key-revoked'
   | 'channel' // the server refused a session channel
+  | 'max-sessions' // the server refused a session past its MaxSessions
+  | 'cancelled' // the person cancelled a login prompt
   | 'internal';
 
 export class HitchError extends Error {

@@ -1,42 +1,60 @@
-// One authenticated SSH connection to a host, shared by every session opened on it: what
-// OpenSSH calls a ControlMaster. It owns the ssh2 Client, verifies the host key, picks the
-// authentication methods from the resolved host settings and reports its state.
+// One authenticated SSH connection: the ssh2 Client, its host key check and authentication,
+// and the channels opened on it. A HostMaster holds one or more of these per destination.
 import { EventEmitter } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { userInfo } from 'node:os';
-import { join } from 'node:path';
-import { Client, utils, type AnyAuthMethod, type ClientChannel, type NextAuthHandler } from 'ssh2';
-import type { MasterState, MasterView } from '../../preload/api';
+import { Client, type ClientChannel } from 'ssh2';
+import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
 import { HitchError, type ErrorCode } from './errors';
-import { fingerprint, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
-import type { Logger } from './log';
+import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
+import { expandHome } from './paths';
 import type { ResolvedHost } from './ssh-config';
 
-export interface MasterOptions {
+export interface Timing {
+  /** TCP connect, handshake and the non-interactive part of authentication. */
+  connectTimeoutMs: number;
+  keepaliveIntervalMs: number;
+  keepaliveCountMax: number;
+}
+
+export const DEFAULT_TIMING: Timing = { connectTimeoutMs: 20_000, keepaliveIntervalMs: 15_000, keepaliveCountMax: 3 };
+
+export interface ConnectionOptions extends AuthDeps {
+  masterId: string;
   host: ResolvedHost;
-  /** Hitch's own known_hosts, consulted after the host's UserKnownHostsFile and GlobalKnownHostsFile. */
+  /** A transport to the server: a TCP socket, or a channel through a jump host. */
+  openTransport(): Promise<Duplex>;
+  /** Hitch's own known_hosts, consulted after the host's and written when a key is accepted. */
   hitchKnownHosts: string;
-  log: Logger;
-  /** The environment's SSH_AUTH_SOCK, used unless IdentityAgent says otherwise. */
-  authSock: string | undefined;
+  /** Host keys accepted "once" in this run, as `name port fingerprint`. */
+  acceptedOnce: Set<string>;
+  timing: Timing;
+  /** False for automatic reconnects: nothing may wait for a person. */
+  interactive: boolean;
 }
 
-export interface ShellSize {
-  cols: number;
-  rows: number;
-}
+export type SessionRequest = { kind: 'shell'; cols: number; rows: number } | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null };
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 20_000;
-const KEEPALIVE_INTERVAL_MS = 15_000;
-const KEEPALIVE_COUNT_MAX = 3;
+/** The error a server's refusal to open another channel carries (ssh2 sets `reason`). */
+const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
+const OPEN_CONNECT_FAILED = 2;
 
-function expandHome(p: string): string {
-  return p.startsWith('~/') ? join(userInfo().homedir, p.slice(2)) : p;
+/** A direct TCP socket with TCP_NODELAY: without it each exchange waits ~40 ms on a delayed ACK. */
+export function tcpTransport(host: ResolvedHost): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = tcpConnect({ host: host.hostname, port: host.port });
+    sock.setNoDelay(true);
+    sock.once('connect', () => {
+      sock.removeListener('error', reject);
+      resolve(sock);
+    });
+    sock.once('error', (err) => reject(socketError(err, host)));
+  });
 }
 
 /** Turns a socket-level failure into a sentence about the host, not about Node. */
-function socketError(err: NodeJS.ErrnoException, host: ResolvedHost): HitchError {
+export function socketError(err: NodeJS.ErrnoException, host: ResolvedHost): HitchError {
+  if (err instanceof HitchError) return err;
   const where = `${host.hostname} port ${host.port}`;
   const byCode: Record<string, [ErrorCode, string]> = {
     ENOTFOUND: ['dns', `Cannot resolve host name "${host.hostname}" (host ${host.alias}).`],
@@ -46,131 +64,109 @@ function socketError(err: NodeJS.ErrnoException, host: ResolvedHost): HitchError
     EHOSTUNREACH: ['network', `No route to ${where}.`],
     ENETUNREACH: ['network', `Network unreachable for ${where}.`],
     ECONNRESET: ['network', `Connection to ${where} was reset.`],
+    EPIPE: ['network', `Connection to ${where} was closed while sending.`],
   };
   const known = err.code ? byCode[err.code] : undefined;
   if (known) return new HitchError(known[0], known[1], { cause: err });
   return new HitchError('network', `Connection to ${where} failed: ${err.message}`, { cause: err });
 }
 
-export class MasterConnection extends EventEmitter<{ changed: []; closed: [] }> {
-  state: MasterState = 'closed';
-  error: HitchError | null = null;
+export class MasterConnection extends EventEmitter<{ closed: [error: HitchError | null]; state: [] }> {
+  state: 'connecting' | 'authenticating' | 'ready' | 'closed' = 'connecting';
   authMethod: string | null = null;
   hostKeyFingerprint: string | null = null;
   connectedAt: number | null = null;
-  sessions = 0;
+  needsPerson = false;
+  rememberedSecret = false;
+  /** Session channels open now (MaxSessions counts these; forwarded channels do not). */
+  sessionChannels = 0;
+  /** The server refused a session channel on this connection at this many open sessions. */
+  refusedAt: number | null = null;
 
   private client: Client | null = null;
-  private connecting: Promise<void> | null = null;
+  private closing = false;
 
-  constructor(private readonly opts: MasterOptions) {
+  constructor(private readonly opts: ConnectionOptions) {
     super();
   }
 
-  get hostId(): string {
-    return this.opts.host.alias;
-  }
+  /** Connects and authenticates; rejects with a HitchError that says what went wrong. */
+  async connect(): Promise<void> {
+    const { host, log, timing } = this.opts;
+    const started = Date.now();
+    const transport = await withTimeout(
+      this.opts.openTransport(),
+      timing.connectTimeoutMs,
+      () => new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${timing.connectTimeoutMs / 1000} s.`),
+      (late) => late.destroy(),
+    );
+    const outcome = new AuthOutcome();
+    let verdict: HostKeyVerdict | null = null;
+    let hostKeyOk = false;
+    let hostKeyDeclined = false;
+    const client = new Client();
 
-  view(): MasterView {
-    return {
-      hostId: this.hostId,
-      state: this.state,
-      error: this.error ? this.error.toInfo() : null,
-      authMethod: this.authMethod,
-      hostKeyFingerprint: this.hostKeyFingerprint,
-      connectedAt: this.connectedAt,
-      sessions: this.sessions,
-    };
-  }
-
-  /** Connects and authenticates; concurrent callers share one attempt. */
-  connect(): Promise<void> {
-    if (this.state === 'ready') return Promise.resolve();
-    this.connecting ??= this.attempt().finally(() => (this.connecting = null));
-    return this.connecting;
-  }
-
-  private setState(state: MasterState, error: HitchError | null = null): void {
-    this.state = state;
-    this.error = error;
-    this.emit('changed');
-  }
-
-  private attempt(): Promise<void> {
-    const { host, log } = this.opts;
-    this.authMethod = null;
-    this.hostKeyFingerprint = null;
-    this.setState('connecting');
-    log.info('master connecting', { host: host.alias, hostname: host.hostname, port: host.port });
-
-    return new Promise<void>((resolve, reject) => {
-      const client = new Client();
-      let hostKeyVerdict: HostKeyVerdict | null = null;
+    await new Promise<void>((resolve, reject) => {
       let settled = false;
-      let triedAuth: string[] = [];
-      const timeoutMs = host.connectTimeoutSeconds ? host.connectTimeoutSeconds * 1000 : DEFAULT_CONNECT_TIMEOUT_MS;
-
+      // Our own deadline instead of ssh2's readyTimeout, so that it stops while a person types.
+      let remaining = Math.max(1000, timing.connectTimeoutMs - (Date.now() - started));
+      let timer: NodeJS.Timeout | null = null;
+      let timerStart = 0;
+      const runTimer = (): void => {
+        timerStart = Date.now();
+        timer = setTimeout(() => fail(new HitchError('timeout', `${host.hostname} port ${host.port} did not complete the SSH handshake in time.`)), remaining);
+      };
+      const pauseTimeout = (paused: boolean): void => {
+        if (paused && timer) {
+          clearTimeout(timer);
+          timer = null;
+          remaining = Math.max(1000, remaining - (Date.now() - timerStart));
+        } else if (!paused && !timer && !settled) {
+          runTimer();
+        }
+      };
       const fail = (err: HitchError): void => {
         if (settled) return;
         settled = true;
-        log.warn('master failed', { host: host.alias, code: err.code, error: err.message });
+        if (timer) clearTimeout(timer);
+        this.opts.prompter.cancelFor(this.opts.masterId);
         client.end();
-        sock.destroy();
-        this.client = null;
-        this.setState('failed', err);
+        transport.destroy();
+        this.setState('closed');
         reject(err);
       };
-
-      // Our own socket so TCP_NODELAY is set before the first byte: without it every
-      // exchange waits ~40 ms for a delayed ACK (see DESIGN.md).
-      const sock: Socket = tcpConnect({ host: host.hostname, port: host.port });
-      sock.setNoDelay(true);
-      const tcpTimer = setTimeout(
-        () => fail(new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${timeoutMs / 1000} s.`)),
-        timeoutMs,
-      );
-      sock.once('error', (err) => fail(socketError(err, host)));
-      sock.once('connect', () => {
-        clearTimeout(tcpTimer);
-        client.connect({
-          sock,
-          username: host.user,
-          readyTimeout: timeoutMs,
-          keepaliveInterval: KEEPALIVE_INTERVAL_MS,
-          keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-          hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-            this.checkHostKey(key).then(
-              (verdict) => {
-                hostKeyVerdict = verdict;
-                if (verdict.status === 'known') this.hostKeyFingerprint = fingerprint(key);
-                verify(verdict.status === 'known');
-              },
-              () => verify(false),
-            );
-          },
-          authHandler: this.authHandler((tried) => (triedAuth = tried)),
-        });
-      });
+      runTimer();
 
       client.on('handshake', () => this.setState('authenticating'));
       client.on('ready', () => {
         settled = true;
+        if (timer) clearTimeout(timer);
         this.client = client;
         this.connectedAt = Date.now();
-        log.info('master ready', { host: host.alias, auth: this.authMethod });
+        // A key accepted "once" stays accepted for this run, so it never needs the person again.
+        this.needsPerson = outcome.needsPerson;
+        this.rememberedSecret = outcome.rememberedSecret;
+        const final = outcome.current ?? 'none';
+        this.authMethod = [...outcome.succeeded, final].join('+');
         this.setState('ready');
+        void this.storeSecrets(outcome);
         resolve();
       });
       client.on('error', (err: Error & { level?: string }) => {
         if (!settled) {
-          fail(this.describeFailure(err, hostKeyVerdict, triedAuth));
+          if (err.level === 'client-authentication' && outcome.cancelled) {
+            fail(new HitchError('cancelled', `Login to ${host.alias} cancelled.`));
+          } else if (hostKeyDeclined) {
+            fail(new HitchError('host-key-unknown', `You did not accept the host key of ${host.hostKeyAlias ?? host.hostname}; Hitch did not connect.`));
+          } else {
+            fail(this.describeFailure(err, hostKeyOk ? null : verdict, outcome));
+          }
           return;
         }
-        log.warn('master error', { host: host.alias, level: err.level, error: err.message });
-        this.error = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : new HitchError('network', err.message);
+        log.warn('connection error', { master: this.opts.masterId, level: err.level, error: err.message });
+        this.lastError = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : describeDrop(err, host);
       });
       client.on('close', () => {
-        clearTimeout(tcpTimer);
         if (!settled) {
           fail(new HitchError('network', `${host.hostname} port ${host.port} closed the connection during setup.`));
           return;
@@ -178,24 +174,109 @@ export class MasterConnection extends EventEmitter<{ changed: []; closed: [] }> 
         if (this.client !== client) return;
         this.client = null;
         this.connectedAt = null;
-        log.info('master closed', { host: host.alias });
-        this.setState(this.error ? 'failed' : 'closed', this.error);
-        this.emit('closed');
+        this.setState('closed');
+        this.emit('closed', this.closing ? null : (this.lastError ?? new HitchError('network', `The connection to ${host.alias} was lost.`)));
+      });
+
+      client.connect({
+        sock: transport as unknown as Socket,
+        username: host.user,
+        readyTimeout: 0,
+        keepaliveInterval: timing.keepaliveIntervalMs,
+        keepaliveCountMax: timing.keepaliveCountMax,
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          pauseTimeout(true);
+          this.checkHostKey(key)
+            .then(
+              async (v) => {
+                verdict = v;
+                hostKeyOk = v.status === 'known' || (v.status === 'unknown' && (await this.confirmUnknownKey(key, v)));
+                hostKeyDeclined = !hostKeyOk && v.status === 'unknown' && this.opts.interactive && this.opts.host.strictHostKeyChecking !== 'yes';
+                if (hostKeyOk) this.hostKeyFingerprint = fingerprint(key);
+                verify(hostKeyOk);
+              },
+              (err: unknown) => {
+                log.error('host key check failed', { master: this.opts.masterId, error: String(err) });
+                verify(false);
+              },
+            )
+            .finally(() => pauseTimeout(false));
+        },
+        authHandler: createAuthHandler(
+          { ...this.opts, pauseTimeout, interactive: this.opts.interactive },
+          outcome,
+        ) as never,
       });
     });
+  }
+
+  private lastError: HitchError | null = null;
+
+  private setState(state: MasterConnection['state']): void {
+    this.state = state;
+    this.emit('state');
+  }
+
+  private async storeSecrets(outcome: AuthOutcome): Promise<void> {
+    for (const { account, secret } of outcome.toRemember) {
+      try {
+        await this.opts.secrets.set(account, secret);
+        this.rememberedSecret = true;
+        this.needsPerson = false;
+      } catch (err) {
+        this.opts.log.warn('could not remember a secret', { master: this.opts.masterId, account, error: (err as Error).message });
+      }
+    }
+    if (outcome.toRemember.length) this.emit('state');
+  }
+
+  private knownHostsName(): string {
+    return this.opts.host.hostKeyAlias ?? this.opts.host.hostname;
   }
 
   private async checkHostKey(key: Buffer): Promise<HostKeyVerdict> {
     const { host } = this.opts;
     const files = [...host.userKnownHostsFiles, ...host.globalKnownHostsFiles, this.opts.hitchKnownHosts].map(expandHome);
-    const lines = await readKnownHosts(files);
-    return verifyHostKey(lines, host.hostKeyAlias ?? host.hostname, host.port, key);
+    const verdict = verifyHostKey(await readKnownHosts(files), this.knownHostsName(), host.port, key);
+    if (verdict.status === 'unknown' && this.opts.acceptedOnce.has(`${this.knownHostsName()} ${host.port} ${verdict.fingerprint}`)) {
+      return { status: 'known', file: '(accepted for this run)', line: 0 };
+    }
+    return verdict;
   }
 
-  private describeFailure(err: Error & { level?: string }, verdict: HostKeyVerdict | null, tried: string[]): HitchError {
+  /** Unknown key: StrictHostKeyChecking decides, or the person does. */
+  private async confirmUnknownKey(key: Buffer, verdict: Extract<HostKeyVerdict, { status: 'unknown' }>): Promise<boolean> {
     const { host } = this.opts;
-    const name = host.hostKeyAlias ?? host.hostname;
-    if (verdict && verdict.status === 'changed') {
+    const name = this.knownHostsName();
+    const record = (): Promise<void> => addKnownHost(this.opts.hitchKnownHosts, name, host.port, key);
+    if (host.strictHostKeyChecking === 'yes') return false;
+    if (host.strictHostKeyChecking === 'accept-new' || host.strictHostKeyChecking === 'no') {
+      await record();
+      return true;
+    }
+    if (!this.opts.interactive) return false;
+    const others = verdict.otherTypesKnown.length ? `\nknown_hosts has only ${verdict.otherTypesKnown.join(', ')} keys for this host.` : '';
+    const answer = await this.opts.prompter.ask({
+      masterId: this.opts.masterId,
+      kind: 'host-key',
+      title: `Unknown host key for ${name}`,
+      message:
+        `The authenticity of host '${name}' (port ${host.port}) can't be established.\n` +
+        `${keyTypeOf(key)} key fingerprint is ${verdict.fingerprint}.${others}\n` +
+        'Accept it only if you can check this fingerprint with the server’s administrator.',
+      fields: [],
+      canRemember: false,
+    });
+    if (!answer || answer.choice === null) return false;
+    if (answer.choice === 'always') await record();
+    else this.opts.acceptedOnce.add(`${name} ${host.port} ${verdict.fingerprint}`);
+    return true;
+  }
+
+  private describeFailure(err: Error & { level?: string }, verdict: HostKeyVerdict | null, outcome: AuthOutcome): HitchError {
+    const { host } = this.opts;
+    const name = this.knownHostsName();
+    if (verdict?.status === 'changed') {
       const expected = verdict.expected.map((e) => `${e.fingerprint} (${e.file}:${e.line})`).join(', ');
       return new HitchError(
         'host-key-changed',
@@ -203,103 +284,67 @@ export class MasterConnection extends EventEmitter<{ changed: []; closed: [] }> 
           `but known_hosts has ${expected}. Someone may be intercepting the connection; Hitch refused to connect.`,
       );
     }
-    if (verdict && verdict.status === 'revoked') {
+    if (verdict?.status === 'revoked') {
       return new HitchError(
         'host-key-revoked',
         `The host key of ${name} (${verdict.fingerprint}) is marked @revoked in ${verdict.file}:${verdict.line}; Hitch refused to connect.`,
       );
     }
-    if (verdict && verdict.status === 'unknown') {
+    if (verdict?.status === 'unknown') {
       const others = verdict.otherTypesKnown.length ? ` (known_hosts has only ${verdict.otherTypesKnown.join(', ')} keys for it)` : '';
       return new HitchError(
         'host-key-unknown',
         `The host key of ${name} port ${host.port} is not known${others}: ${verdict.keyType} ${verdict.fingerprint}. ` +
-          `Verify it with the server's administrator, then add it to known_hosts (for example by connecting once with ssh).`,
+          `Verify it with the server's administrator, then accept it when Hitch asks.`,
       );
     }
     if (err.level === 'client-authentication') {
-      const methods = tried.length ? tried.join(', ') : 'none available';
+      const methods = outcome.tried.length ? [...new Set(outcome.tried)].join(', ') : 'none available';
+      const notes = outcome.notes.length ? `; ${outcome.notes.join('; ')}` : '';
+      const person = this.opts.interactive ? '' : ' Logging in needs a person: use Connect.';
       return new HitchError(
         'auth',
-        `Authentication failed for ${host.user}@${host.hostname}: the server refused every method tried (${methods}).`,
+        `Authentication failed for ${host.user}@${host.hostname}: the server refused every method tried (${methods})${notes}.${person}`,
       );
-    }
-    if (err.level === 'client-timeout') {
-      return new HitchError('timeout', `${host.hostname} port ${host.port} did not complete the SSH handshake in time.`);
     }
     if (err.level === 'client-socket') return socketError(err as NodeJS.ErrnoException, host);
     return new HitchError('network', `SSH connection to ${host.hostname} port ${host.port} failed: ${err.message}`);
   }
 
-  /**
-   * Offers the agent first, then each IdentityFile that exists and needs no passphrase, in
-   * the order `ssh -G` lists them. `onTried` learns what was offered for the error message.
-   */
-  private authHandler(onTried: (tried: string[]) => void) {
-    const { host, log } = this.opts;
-    const tried: string[] = [];
-    let queue: (() => Promise<AnyAuthMethod | null>)[] | null = null;
-
-    const agentPath = (): string | undefined => {
-      const agent = host.identityAgent;
-      if (agent === 'none') return undefined;
-      if (agent === null || agent === 'SSH_AUTH_SOCK') return this.opts.authSock || undefined;
-      return expandHome(agent);
-    };
-
-    const build = (): (() => Promise<AnyAuthMethod | null>)[] => {
-      const steps: (() => Promise<AnyAuthMethod | null>)[] = [];
-      const agent = agentPath();
-      if (agent) steps.push(async () => ({ type: 'agent', username: host.user, agent }));
-      for (const file of host.identityFiles.map(expandHome)) {
-        steps.push(async () => {
-          const data = await readFile(file).catch(() => null);
-          if (!data) return null;
-          const parsed = utils.parseKey(data);
-          if (parsed instanceof Error) {
-            log.info('identity file skipped', { host: host.alias, file, reason: parsed.message });
-            return null;
-          }
-          return { type: 'publickey', username: host.user, key: data };
-        });
-      }
-      return steps;
-    };
-
-    return (_methodsLeft: unknown, _partial: unknown, next: NextAuthHandler): void => {
-      queue ??= build();
-      const advance = async (): Promise<void> => {
-        while (queue!.length > 0) {
-          const method = await queue!.shift()!();
-          if (!method) continue;
-          const label = method.type === 'publickey' ? `publickey` : method.type;
-          tried.push(label);
-          onTried([...new Set(tried)]);
-          this.authMethod = label;
-          next(method);
+  /** Opens a session channel (shell or exec) on this connection: no new authentication. */
+  openSession(request: SessionRequest): Promise<ClientChannel> {
+    const client = this.requireClient();
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | undefined, channel: ClientChannel): void => {
+        if (err) {
+          reject(this.channelError(err));
           return;
         }
-        this.authMethod = null;
-        (next as unknown as (m: false) => void)(false); // ssh2: false ends authentication
+        this.sessionChannels++;
+        channel.once('close', () => this.sessionChannels--);
+        resolve(channel);
       };
-      void advance();
-    };
+      if (request.kind === 'shell') {
+        client.shell({ term: 'xterm-256color', cols: request.cols, rows: request.rows }, done);
+      } else {
+        const pty = request.pty ? { pty: { term: 'xterm-256color', cols: request.pty.cols, rows: request.pty.rows } } : {};
+        client.exec(request.command, pty, done);
+      }
+    });
   }
 
-  /** Opens an interactive shell with a pty on this connection: no new authentication. */
-  openShell(size: ShellSize): Promise<ClientChannel> {
-    const client = this.client;
-    if (!client || this.state !== 'ready') {
-      return Promise.reject(new HitchError('not-connected', `${this.hostId} is not connected.`));
-    }
+  /** A direct-tcpip channel to host:port as seen from the server: how ProxyJump reaches the next hop. */
+  forwardOut(hostname: string, port: number): Promise<ClientChannel> {
+    const client = this.requireClient();
     return new Promise((resolve, reject) => {
-      client.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows }, (err, channel) => {
+      client.forwardOut('127.0.0.1', 0, hostname, port, (err, channel) => {
         if (err) {
           const reason = (err as Error & { reason?: number }).reason;
           reject(
-            reason === 2
-              ? new HitchError('channel', `${this.hostId} refused another session: the server's MaxSessions limit is reached.`)
-              : new HitchError('channel', `${this.hostId} refused a session: ${err.message}`),
+            new HitchError(
+              reason === OPEN_CONNECT_FAILED ? 'refused' : 'channel',
+              `${this.opts.host.alias} could not connect onward to ${hostname} port ${port}: ${err.message}`,
+            ),
           );
           return;
         }
@@ -308,8 +353,51 @@ export class MasterConnection extends EventEmitter<{ changed: []; closed: [] }> 
     });
   }
 
-  /** Closes the connection and every session on it. */
+  private requireClient(): Client {
+    if (!this.client || this.state !== 'ready') throw new HitchError('not-connected', `${this.opts.masterId} is not connected.`);
+    return this.client;
+  }
+
+  private channelError(err: Error & { reason?: number }): HitchError {
+    // sshd answers a session past MaxSessions with "open failed" and reason 2 or 1.
+    if (err.reason === OPEN_CONNECT_FAILED || err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
+      return new HitchError('max-sessions', `${this.opts.host.alias} refused another session on this connection (MaxSessions).`);
+    }
+    return new HitchError('channel', `${this.opts.host.alias} refused a session: ${err.message}`);
+  }
+
+  /** Closes the connection and every channel on it; no 'closed' error is reported. */
   close(): void {
+    this.closing = true;
     this.client?.end();
   }
+}
+
+function describeDrop(err: Error & { level?: string }, host: ResolvedHost): HitchError {
+  if (/keepalive/i.test(err.message)) {
+    return new HitchError('timeout', `${host.alias} stopped answering keepalives: the network or the server is gone.`);
+  }
+  return new HitchError('network', `The connection to ${host.alias} failed: ${err.message}`);
+}
+
+/** Rejects after `ms`; a value that arrives too late is handed to `discard`. */
+function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error, discard: (late: T) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      reject(error());
+    }, ms);
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        if (timedOut) discard(v);
+        else resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }

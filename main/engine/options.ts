@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import type { EngineOptions } from './engine';
+import { osKeychain } from './keychain';
 import type { Logger } from './log';
 import { defaultConfigPath } from './ssh-config';
 
@@ -39,6 +40,7 @@ export function engineOptions(
     dataDir,
     knownHostsPath: flags['known-hosts'] ?? env.HITCH_KNOWN_HOSTS ?? join(dataDir, 'known_hosts'),
     authSock: env.SSH_AUTH_SOCK,
+    secrets: osKeychain(),
     log,
   };
 }

@@ -1,4 +1,4 @@
-// A shell session: one pty channel on a master connection. Output is decoded as UTF-8
+// A session: one channel on a master connection, a shell with a pty or one command. Output is decoded as UTF-8
 // (never splitting a character across chunks), batched so a fast stream becomes a few
 // messages per frame rather than one per packet, and kept as a bounded scrollback so a
 // reloading UI can reattach to a live session.
@@ -6,13 +6,22 @@ import { EventEmitter } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../preload/api';
+import type { MasterConnection } from './master';
 
 /** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
 const BATCH_MS = 5;
 /** Scrollback kept for reattaching, in characters. */
 const SCROLLBACK_CHARS = 1_000_000;
 
-export class ShellSession extends EventEmitter<{ data: [offset: number, data: string]; changed: [] }> {
+export interface SessionInfo {
+  id: string;
+  hostId: string;
+  masterId: string;
+  kind: SessionView['kind'];
+  command: string | null;
+}
+
+export class Session extends EventEmitter<{ data: [offset: number, data: string]; changed: [] }> {
   state: SessionView['state'] = 'open';
   exitCode: number | null = null;
   exitSignal: string | null = null;
@@ -25,11 +34,14 @@ export class ShellSession extends EventEmitter<{ data: [offset: number, data: st
   private sent = 0;
   private scrollback: string[] = [];
   private scrollbackChars = 0;
+  /** The connection under this session dropped: its end is a disconnection, not an exit. */
+  private dropped = false;
 
   constructor(
-    readonly id: string,
-    readonly hostId: string,
+    readonly info: SessionInfo,
     private readonly channel: ClientChannel,
+    /** The SSH connection carrying this session. */
+    readonly connection: MasterConnection,
   ) {
     super();
     channel.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -41,18 +53,30 @@ export class ShellSession extends EventEmitter<{ data: [offset: number, data: st
     channel.on('close', () => {
       this.receiveText(this.decoder.end());
       this.flush();
-      this.state = 'closed';
+      this.state = this.dropped ? 'disconnected' : 'closed';
       this.emit('changed');
     });
   }
 
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** Called when the connection is lost, before its channels are closed. */
+  markDropped(): void {
+    if (this.state === 'open') this.dropped = true;
+  }
+
   view(): SessionView {
+    const { id, hostId, masterId, kind, command } = this.info;
     return {
-      id: this.id,
-      hostId: this.hostId,
-      kind: 'shell',
+      id,
+      hostId,
+      masterId,
+      kind,
+      command,
       state: this.state,
-      title: this.hostId,
+      title: command ? `${hostId}: ${command.length > 40 ? command.slice(0, 39) + '…' : command}` : hostId,
       openedAt: this.openedAt,
       exitCode: this.exitCode,
       exitSignal: this.exitSignal,
@@ -103,8 +127,19 @@ export class ShellSession extends EventEmitter<{ data: [offset: number, data: st
     if (this.state === 'open') this.channel.setWindow(rows, cols, 0, 0);
   }
 
-  /** Closes the channel; sshd then hangs up the pty, so the remote process group gets SIGHUP. */
+  /**
+   * Closes the channel. For a pty session sshd then hangs up the pty, so the remote process
+   * group gets SIGHUP; without a pty sshd would leave the command running, so it is sent
+   * HUP explicitly first (sshd 7.9+ delivers it to the session's process group).
+   */
   close(): void {
-    if (this.state === 'open') this.channel.close();
+    if (this.state !== 'open') return;
+    if (this.info.kind === 'exec') this.channel.signal('HUP');
+    this.channel.close();
+  }
+
+  /** Ends the input of an exec session (like closing stdin). */
+  endInput(): void {
+    if (this.state === 'open') this.channel.end();
   }
 }

@@ -30,10 +30,29 @@ export interface ResolvedHost {
   globalKnownHostsFiles: string[];
   hostKeyAlias: string | null;
   connectTimeoutSeconds: number | null;
+  /** What to do with an unknown host key: ask (default), refuse (yes) or accept and record. */
+  strictHostKeyChecking: 'ask' | 'yes' | 'accept-new' | 'no';
+}
+
+function strictness(value: string | undefined): ResolvedHost['strictHostKeyChecking'] {
+  switch (value?.toLowerCase()) {
+    case 'yes':
+    case 'true':
+      return 'yes';
+    case 'accept-new':
+      return 'accept-new';
+    case 'no':
+    case 'off':
+    case 'false':
+      return 'no';
+    default:
+      return 'ask';
+  }
 }
 
 export interface CatalogEntry {
   alias: string;
+  source: 'ssh-config' | 'app';
   resolved: ResolvedHost | null;
   error: string | null;
 }
@@ -42,6 +61,15 @@ export interface Catalog {
   configPath: string;
   entries: CatalogEntry[];
   warnings: string[];
+  /** The parsed config, for resolving jump hosts when `ssh` is missing. */
+  lines: ConfigLine[];
+  sshMissing: boolean;
+}
+
+/** A host added in the app: its alias and the `-o Key=Value` settings that define it. */
+export interface ExtraHost {
+  alias: string;
+  sshArgs: string[];
 }
 
 export interface CatalogOptions {
@@ -252,15 +280,16 @@ export function parseSshG(alias: string, output: string): ResolvedHost {
     globalKnownHostsFiles: list('globalknownhostsfile'),
     hostKeyAlias: optional('hostkeyalias'),
     connectTimeoutSeconds: timeout && timeout !== 'none' && /^\d+$/.test(timeout) ? Number(timeout) : null,
+    strictHostKeyChecking: strictness(single.get('stricthostkeychecking')),
   };
 }
 
 class SshMissing extends Error {}
 
-function runSshG(sshBinary: string, configPath: string, alias: string): Promise<string> {
+function runSshG(sshBinary: string, configPath: string, alias: string, extraArgs: string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
     // No shell: the alias is one argv element, after `--` so it can never be an option.
-    const child = spawn(sshBinary, ['-G', '-F', configPath, '--', alias], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(sshBinary, ['-G', '-F', configPath, ...extraArgs, '--', alias], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -349,6 +378,7 @@ export function resolveFromConfig(alias: string, lines: ConfigLine[]): ResolvedH
     globalKnownHostsFiles: single.get('globalknownhostsfile') ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
     hostKeyAlias: none(first('hostkeyalias')),
     connectTimeoutSeconds: timeout && /^\d+$/.test(timeout) ? Number(timeout) : null,
+    strictHostKeyChecking: strictness(first('stricthostkeychecking')),
   };
 }
 
@@ -366,34 +396,118 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out;
 }
 
-/** Loads the catalog: aliases from the files, settings from `ssh -G` (or the fallback). */
-export async function loadCatalog({ configPath, sshBinary }: CatalogOptions): Promise<Catalog> {
+/** Applies `-o Key=Value` / `-l` / `-p` overrides on top of a fallback resolution, as ssh would. */
+function applyArgs(host: ResolvedHost, args: string[]): ResolvedHost {
+  const out = { ...host };
+  for (let i = 0; i + 1 < args.length; i += 2) {
+    const [flag, value] = [args[i]!, args[i + 1]!];
+    const [key, v] = flag === '-l' ? ['user', value] : flag === '-p' ? ['port', value] : [value.slice(0, value.indexOf('=')).toLowerCase(), value.slice(value.indexOf('=') + 1)];
+    if (key === 'hostname') out.hostname = v;
+    else if (key === 'user') out.user = v;
+    else if (key === 'port' && /^\d+$/.test(v)) out.port = Number(v);
+    else if (key === 'identityfile') out.identityFiles = [expandTilde(v), ...out.identityFiles];
+    else if (key === 'proxyjump') out.proxyJump = v === 'none' ? null : v;
+  }
+  return out;
+}
+
+/** Resolves a host with `ssh -G` (or the fallback), applying extra ssh arguments. */
+async function resolveOne(
+  opts: CatalogOptions,
+  lines: ConfigLine[],
+  alias: string,
+  extraArgs: string[],
+  sshMissing: () => boolean,
+  markMissing: () => void,
+): Promise<ResolvedHost> {
+  if (!sshMissing()) {
+    try {
+      return parseSshG(alias, await runSshG(opts.sshBinary, opts.configPath, alias, extraArgs));
+    } catch (err) {
+      if (!(err instanceof SshMissing)) throw err;
+      markMissing();
+    }
+  }
+  return applyArgs(resolveFromConfig(alias, lines), extraArgs);
+}
+
+/** Splits a ProxyJump hop, `[user@]host[:port]` or `ssh://[user@]host[:port]`. */
+export function parseHop(spec: string): { host: string; user: string | null; port: number | null } {
+  const bare = spec.startsWith('ssh://') ? spec.slice(6) : spec;
+  const at = bare.lastIndexOf('@');
+  const user = at > 0 ? bare.slice(0, at) : null;
+  let rest = at > 0 ? bare.slice(at + 1) : bare;
+  let port: number | null = null;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+  if (bracketed) {
+    rest = bracketed[1]!;
+    port = bracketed[2] ? Number(bracketed[2]) : null;
+  } else {
+    const m = /^([^:]+):(\d+)$/.exec(rest);
+    if (m) {
+      rest = m[1]!;
+      port = Number(m[2]);
+    }
+  }
+  if (!rest || rest.startsWith('-') || /[\s\0]/.test(rest) || (user !== null && (user.startsWith('-') || /[\s\0]/.test(user)))) {
+    throw new HitchError('config', `ProxyJump hop "${spec}" is not [user@]host[:port].`);
+  }
+  if (port !== null && (port < 1 || port > 65535)) throw new HitchError('config', `ProxyJump hop "${spec}" has an invalid port.`);
+  return { host: rest, user, port };
+}
+
+/** Resolves a ProxyJump hop with the user's config applied, as `ssh -J` does. */
+export async function resolveHop(catalog: Catalog, opts: CatalogOptions, spec: string): Promise<ResolvedHost> {
+  const hop = parseHop(spec);
+  const args = [...(hop.user ? ['-l', hop.user] : []), ...(hop.port ? ['-p', String(hop.port)] : [])];
+  return resolveOne(
+    opts,
+    catalog.lines,
+    hop.host,
+    args,
+    () => catalog.sshMissing,
+    () => (catalog.sshMissing = true),
+  );
+}
+
+/** Loads the catalog: aliases from the files plus hosts added in the app, settings from `ssh -G`. */
+export async function loadCatalog(opts: CatalogOptions, extra: ExtraHost[] = []): Promise<Catalog> {
+  const { configPath, sshBinary } = opts;
   const warnings: string[] = [];
   let parsed: Awaited<ReturnType<typeof readConfig>>;
   try {
     parsed = await readConfig(configPath);
   } catch (err) {
     const message = err instanceof HitchError ? err.message : `Cannot read ssh config ${configPath}: ${String(err)}`;
-    return { configPath, entries: [], warnings: [message] };
+    warnings.push(message);
+    parsed = { lines: [], files: [], missing: false };
   }
-  if (parsed.missing) warnings.push(`No ssh config at ${configPath}: add hosts there to see them here.`);
-  const aliases = listAliases(parsed.lines);
+  if (parsed.missing && extra.length === 0) warnings.push(`No ssh config at ${configPath}: add hosts there or in Hitch to see them here.`);
+  const fromConfig = listAliases(parsed.lines);
+  const taken = new Set(fromConfig);
+  const wanted: { alias: string; source: CatalogEntry['source']; args: string[] }[] = fromConfig.map((alias) => ({
+    alias,
+    source: 'ssh-config',
+    args: [],
+  }));
+  for (const host of extra) {
+    if (taken.has(host.alias)) {
+      warnings.push(`The host "${host.alias}" added in Hitch is hidden by a Host of the same name in ${basename(configPath)}.`);
+      continue;
+    }
+    wanted.push({ alias: host.alias, source: 'app', args: host.sshArgs });
+  }
   let sshMissing = false;
   const configErrors = new Set<string>();
-  const entries = await mapLimit(aliases, 8, async (alias): Promise<CatalogEntry> => {
-    if (!sshMissing) {
-      try {
-        return { alias, resolved: parseSshG(alias, await runSshG(sshBinary, configPath, alias)), error: null };
-      } catch (err) {
-        if (err instanceof HitchError) {
-          configErrors.add(err.message);
-          return { alias, resolved: null, error: err.message };
-        }
-        if (!(err instanceof SshMissing)) return { alias, resolved: null, error: String(err) };
-        sshMissing = true;
-      }
+  const entries = await mapLimit(wanted, 8, async ({ alias, source, args }): Promise<CatalogEntry> => {
+    try {
+      const resolved = await resolveOne(opts, parsed.lines, alias, args, () => sshMissing, () => (sshMissing = true));
+      return { alias, source, resolved, error: null };
+    } catch (err) {
+      const message = err instanceof HitchError ? err.message : String(err);
+      if (err instanceof HitchError) configErrors.add(message);
+      return { alias, source, resolved: null, error: message };
     }
-    return { alias, resolved: resolveFromConfig(alias, parsed.lines), error: null };
   });
   if (sshMissing) {
     warnings.push(
@@ -402,7 +516,7 @@ export async function loadCatalog({ configPath, sshBinary }: CatalogOptions): Pr
     );
   }
   warnings.push(...configErrors);
-  return { configPath, entries, warnings };
+  return { configPath, entries, warnings, lines: parsed.lines, sshMissing };
 }
 
 export function defaultConfigPath(): string {

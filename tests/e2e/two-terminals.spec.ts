@@ -38,7 +38,7 @@ test('two terminals on one host share one authenticated connection', async ({ pa
   const second = /PPID=(\d+)/.exec(await activeTerminalText(page))![1];
 
   expect(second).toBe(first);
-  await expect(host).toContainText('2 sessions');
+  await expect(host.getByTestId('master-detail')).toContainText('2 sessions on one connection');
   expect(await sshd.acceptedLogins()).toBe(1);
   // `HITCH_SCREENSHOTS=1 npx playwright test` refreshes the README's picture.
   if (process.env.HITCH_SCREENSHOTS) await page.screenshot({ path: 'docs/screenshots/two-terminals.png' });

@@ -63,10 +63,14 @@ describe('connection faults', () => {
     expect(await sshd.acceptedLogins()).toBe(0); // never authenticated
   });
 
-  it('refuses an unknown host key and shows its fingerprint', async () => {
-    const err = await failure(t.engine.connect('unknownkey'));
+  it('asks about an unknown host key, showing its fingerprint, and refuses when declined', async () => {
+    const attempt = failure(t.engine.connect('unknownkey'));
+    const prompt = await t.nextPrompt('host-key');
+    expect(prompt.message).toMatch(/ssh-ed25519 key fingerprint is SHA256:[A-Za-z0-9+/]{43}/);
+    t.engine.cancelPrompt(prompt.id);
+    const err = await attempt;
     expect(err.code).toBe('host-key-unknown');
-    expect(err.message).toMatch(/ssh-ed25519 SHA256:[A-Za-z0-9+/]{43}/);
+    expect(err.message).toMatch(/did not accept/);
   });
 
   it('reports a refused connection', async () => {
@@ -87,30 +91,52 @@ describe('connection faults', () => {
   });
 
   it('shows a failed master as failed with its reason, and keeps others working', async () => {
-    await failure(t.engine.connect('wrongkey'));
-    const s = await t.engine.openSession('good', 80, 24);
+    await failure(t.engine.connect('refused'));
+    const s = await t.engine.openSession('good', { kind: 'shell', cols: 80, rows: 24 });
     t.engine.writeSession(s.id, 'echo ok-$((1+1))\n');
     await t.waitForOutput(s.id, /ok-2/);
-    const snap = await t.engine.snapshot();
-    expect(snap.masters.find((m) => m.hostId === 'wrongkey')).toMatchObject({ state: 'failed', error: { code: 'auth' } });
-    expect(snap.masters.find((m) => m.hostId === 'good')).toMatchObject({ state: 'ready' });
-    expect(t.logLines.some((l) => l.includes('"master failed"') && l.includes('"code":"auth"'))).toBe(true);
+    const { catalog, masters } = await t.engine.snapshot();
+    const masterOf = (alias: string) => masters.find((m) => m.id === catalog.hosts.find((h) => h.id === alias)?.masterId);
+    expect(masterOf('refused')).toMatchObject({ state: 'failed', error: { code: 'refused' } });
+    expect(masterOf('good')).toMatchObject({ state: 'ready' });
+    expect(t.logLines.some((l) => l.includes('"master failed"') && l.includes('"code":"refused"'))).toBe(true);
   });
 
-  it('marks the master closed and its sessions ended when sshd goes away', async () => {
+  it('lets another alias of the same destination connect after a failed attempt', async () => {
+    // wrongkey and good name the same user@host:port: one master, as with OpenSSH's %C.
+    const { catalog } = await t.engine.snapshot();
+    const id = (alias: string) => catalog.hosts.find((h) => h.id === alias)?.masterId;
+    expect(id('wrongkey')).toBe(id('good'));
+    await t.engine.disconnect('good');
+    await expect.poll(async () => (await t.engine.snapshot()).masters.find((m) => m.id === id('good'))?.state).toBe('closed');
+    await failure(t.engine.connect('wrongkey'));
+    expect((await t.engine.connect('good')).state).toBe('ready');
+  });
+
+  it('marks sessions disconnected when the server dies, and reconnects when it is back', async () => {
     const other = await startSshd();
     const t2 = await testEngine(other.clientConfig('victim'));
     try {
-      const s = await t2.engine.openSession('victim', 80, 24);
-      await other.stop();
-      // Killing the listener does not end the per-connection sshd: end our session's shell.
-      t2.engine.writeSession(s.id, 'kill -9 $PPID\n');
-      await expect
-        .poll(async () => (await t2.engine.snapshot()).masters[0]?.state, { timeout: 10_000 })
-        .toMatch(/closed|failed/);
-      await expect.poll(async () => (await t2.engine.snapshot()).sessions[0]?.state).toBe('closed');
+      const s = await t2.engine.openSession('victim', { kind: 'shell', cols: 80, rows: 24 });
+      t2.engine.writeSession(s.id, 'echo before-$((1+1))\n');
+      await t2.waitForOutput(s.id, /before-2/);
+      await other.kill(); // the listener and every connection process
+      const master = async () => (await t2.engine.snapshot()).masters[0];
+      await expect.poll(async () => (await master())?.state, { timeout: 10_000 }).toBe('reconnecting');
+      expect((await master())?.error?.message).toMatch(/victim|127\.0\.0\.1/);
+      const session = (await t2.engine.snapshot()).sessions.find((x) => x.id === s.id);
+      expect(session?.state).toBe('disconnected');
+      expect(t2.engine.replaySession(s.id).data).toContain('before-2'); // scrollback kept
+
+      await other.start();
+      await expect.poll(async () => (await master())?.state, { timeout: 15_000 }).toBe('ready');
+      const again = await t2.engine.openSession('victim', { kind: 'shell', cols: 80, rows: 24 });
+      t2.engine.writeSession(again.id, 'echo after-$((2+2))\n');
+      await t2.waitForOutput(again.id, /after-4/);
+      expect(await other.acceptedLogins()).toBe(2);
     } finally {
       await t2.close();
+      await other.stop();
     }
   });
 });

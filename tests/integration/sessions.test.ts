@@ -18,8 +18,8 @@ describe('shell sessions on one master', () => {
   });
 
   it('opens two shells with one authentication, both children of one sshd process', async () => {
-    const a = await t.engine.openSession('testhost', 80, 24);
-    const b = await t.engine.openSession('testhost', 80, 24);
+    const a = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
+    const b = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
     expect(a.id).not.toBe(b.id);
 
     t.engine.writeSession(a.id, 'echo "PPID=$PPID USER=$(id -un)"\n');
@@ -31,14 +31,14 @@ describe('shell sessions on one master', () => {
     expect(ppidA).toBe(ppidB);
     expect(await sshd.acceptedLogins()).toBe(1);
 
-    const master = (await t.engine.snapshot()).masters.find((m) => m.hostId === 'testhost');
+    const master = (await t.engine.snapshot()).masters.find((m) => m.id.endsWith(`:${sshd.port}`));
     expect(master).toMatchObject({ state: 'ready', sessions: 2, authMethod: 'publickey' });
     expect(master?.hostKeyFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
   });
 
   it('closing one shell leaves the other working', async () => {
-    const a = await t.engine.openSession('testhost', 80, 24);
-    const b = await t.engine.openSession('testhost', 80, 24);
+    const a = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
+    const b = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
     t.engine.closeSession(a.id);
     await expect.poll(() => t.events.some((e) => e.event === 'session.removed' && e.payload.sessionId === a.id)).toBe(true);
 
@@ -48,7 +48,7 @@ describe('shell sessions on one master', () => {
   });
 
   it('forwards terminal resizes to the pty', async () => {
-    const s = await t.engine.openSession('testhost', 80, 24);
+    const s = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
     t.engine.resizeSession(s.id, 132, 43);
     // Give the window-change request a moment to reach sshd before asking the pty.
     await new Promise((r) => setTimeout(r, 100));
@@ -57,7 +57,7 @@ describe('shell sessions on one master', () => {
   });
 
   it('replays the scrollback so a reloaded window can reattach', async () => {
-    const s = await t.engine.openSession('testhost', 80, 24);
+    const s = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
     t.engine.writeSession(s.id, 'echo marker-$((6*7))\n');
     await t.waitForOutput(s.id, /marker-42/);
     const replay = t.engine.replaySession(s.id);

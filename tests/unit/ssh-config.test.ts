@@ -423,6 +423,7 @@ describe("reading a host's settings from real `ssh -G` output", () => {
       globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
       hostKeyAlias: null,
       connectTimeoutSeconds: null,
+      strictHostKeyChecking: 'ask',
     });
     expect(host.identityFiles.map(onDisk)).toEqual(
       ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk', 'id_xmss', 'id_dsa'].map((f) => join(HOME, '.ssh', f)),
@@ -529,6 +530,7 @@ describe('resolving a host without ssh (the fallback)', () => {
       globalKnownHostsFiles: ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'],
       hostKeyAlias: null,
       connectTimeoutSeconds: null,
+      strictHostKeyChecking: 'ask',
     });
   });
 
@@ -627,10 +629,10 @@ describe('loading the host catalog', () => {
   it('tells the person where to add hosts when there is no config yet', async () => {
     const configPath = join(tmp, 'missing-dir', 'config');
     const catalog = await loadCatalog({ configPath, sshBinary: 'ssh' });
-    expect(catalog).toEqual({
+    expect(catalog).toMatchObject({
       configPath,
       entries: [],
-      warnings: [`No ssh config at ${configPath}: add hosts there to see them here.`],
+      warnings: [`No ssh config at ${configPath}: add hosts there or in Hitch to see them here.`],
     });
   });
 
@@ -640,8 +642,8 @@ describe('loading the host catalog', () => {
     const catalog = await loadCatalog({ configPath, sshBinary: 'ssh' });
     const expected = `ssh config: ${configPath}: line 2: Bad configuration option: nosuchoption`;
     expect(catalog.entries).toEqual([
-      { alias: 'web', resolved: null, error: expected },
-      { alias: 'db', resolved: null, error: expected },
+      { alias: 'web', source: 'ssh-config', resolved: null, error: expected },
+      { alias: 'db', source: 'ssh-config', resolved: null, error: expected },
     ]);
     expect(catalog.warnings).toEqual([expected]);
   });

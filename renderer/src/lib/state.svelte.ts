@@ -1,21 +1,29 @@
 // What the UI shows, derived from the engine: a snapshot at start, then events. The engine
 // stays the owner; this is a read model the components render.
-import type { CatalogView, MasterView, SessionView } from '../../../preload/api';
+import type { CatalogView, MasterView, PromptView, SessionView } from '../../../preload/api';
 import { ApiError, type HitchClient } from './client';
 
 export class HitchState {
   catalog = $state<CatalogView | null>(null);
   masters = $state<Record<string, MasterView>>({});
   sessions = $state<SessionView[]>([]);
+  /** Questions waiting for the person: the dialog shows the first. */
+  prompts = $state<PromptView[]>([]);
   /** The session shown in the terminal area. */
   activeSessionId = $state<string | null>(null);
   /** The latest failed action, shown until dismissed. */
   notice = $state<string | null>(null);
+  /** The latest completed action worth confirming. */
+  info = $state<string | null>(null);
   engineLost = $state(false);
 
   constructor(private readonly client: HitchClient) {
     client.on('catalog.changed', (catalog) => (this.catalog = catalog));
-    client.on('master.changed', (master) => (this.masters[master.hostId] = master));
+    client.on('master.changed', (master) => (this.masters[master.id] = master));
+    client.on('prompt.opened', (prompt) => {
+      if (!this.prompts.some((p) => p.id === prompt.id)) this.prompts.push(prompt);
+    });
+    client.on('prompt.closed', ({ promptId }) => (this.prompts = this.prompts.filter((p) => p.id !== promptId)));
     client.on('session.changed', (session) => this.upsertSession(session));
     client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
     client.on('transport.closed', () => (this.engineLost = true));
@@ -25,8 +33,9 @@ export class HitchState {
     await this.attempt(async () => {
       const snap = await this.client.call('state.get', {});
       this.catalog = snap.catalog;
-      this.masters = Object.fromEntries(snap.masters.map((m) => [m.hostId, m]));
+      this.masters = Object.fromEntries(snap.masters.map((m) => [m.id, m]));
       for (const s of snap.sessions) this.upsertSession(s);
+      this.prompts = snap.prompts;
     });
   }
 
@@ -72,6 +81,40 @@ export class HitchState {
       this.upsertSession(session);
       this.activeSessionId = session.id;
     }
+  }
+
+  async runCommand(hostId: string, command: string): Promise<void> {
+    const session = await this.attempt(() => this.client.call('session.exec', { hostId, command, cols: 80, rows: 24, pty: true }));
+    if (session) {
+      this.upsertSession(session);
+      this.activeSessionId = session.id;
+    }
+  }
+
+  masterOf(hostId: string): MasterView | undefined {
+    const masterId = this.catalog?.hosts.find((h) => h.id === hostId)?.masterId;
+    return masterId ? this.masters[masterId] : undefined;
+  }
+
+  answerPrompt(promptId: string, answers: string[], remember: boolean, choice: 'once' | 'always' | null): Promise<unknown> {
+    return this.attempt(() => this.client.call('prompt.answer', { promptId, answers, remember, choice }));
+  }
+
+  cancelPrompt(promptId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('prompt.cancel', { promptId }));
+  }
+
+  async forgetSecrets(hostId: string): Promise<void> {
+    const result = await this.attempt(() => this.client.call('secrets.forget', { hostId }));
+    if (result) this.info = result.removed > 0 ? `Forgot ${result.removed} saved secret(s) for ${hostId}.` : `Nothing was saved for ${hostId}.`;
+  }
+
+  addHost(host: Record<string, unknown>): Promise<unknown> {
+    return this.attempt(() => this.client.call('hosts.add', { host }));
+  }
+
+  removeHost(hostId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('hosts.remove', { hostId }));
   }
 
   closeSession(sessionId: string): Promise<unknown> {

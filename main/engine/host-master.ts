@@ -1,0 +1,292 @@
+// The master for one destination (user@host:port, possibly via jump hosts): what OpenSSH's
+// ControlMaster is, without its flaws. It holds one SSH connection, plus more when the
+// server's MaxSessions is reached; reconnects with backoff when the connection drops and no
+// person is needed to log in again; and stays up while idle until the idle timeout.
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { ClientChannel } from 'ssh2';
+import type { MasterState, MasterView } from '../../preload/api';
+import type { AuthDeps } from './auth';
+import { HitchError } from './errors';
+import { MasterConnection, tcpTransport, type SessionRequest, type Timing } from './master';
+import type { ResolvedHost } from './ssh-config';
+
+export interface HostMasterOptions extends AuthDeps {
+  id: string;
+  host: ResolvedHost;
+  /** The master of the previous hop when this host is reached through ProxyJump. */
+  via: HostMaster | null;
+  hitchKnownHosts: string;
+  acceptedOnce: Set<string>;
+  timing: Timing;
+  /** Close after this long without sessions; null keeps the master up until disconnected. */
+  idleTimeoutMs: () => number | null;
+}
+
+/** Reconnect delays: 1 s doubling to 30 s, like a patient person pressing Connect. */
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
+
+export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection: MasterConnection] }> {
+  state: MasterState = 'closed';
+  error: HitchError | null = null;
+  sessionLimit: number | null = null;
+  reconnectAt: number | null = null;
+
+  /** The first is the primary; the others exist because of MaxSessions. */
+  private connections: MasterConnection[] = [];
+  private connecting: Promise<MasterConnection> | null = null;
+  /** Sessions and dependent masters (hosts behind this one) in use. */
+  private users = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private reconnectAttempt = 0;
+  /** Set by disconnect(): a dropped connection is then not re-established. */
+  private stopped = false;
+
+  constructor(private opts: HostMasterOptions) {
+    super();
+  }
+
+  get id(): string {
+    return this.opts.id;
+  }
+
+  /**
+   * Aliases naming the same destination share this master. While it has no connection, the
+   * alias being connected brings its own settings (its IdentityFile, say).
+   */
+  adopt(host: ResolvedHost): void {
+    if (this.connections.length === 0 && !this.connecting) this.opts.host = host;
+  }
+
+  private get primary(): MasterConnection | undefined {
+    return this.connections[0];
+  }
+
+  view(): MasterView {
+    const p = this.primary;
+    return {
+      id: this.id,
+      state: this.state,
+      error: this.error?.toInfo() ?? null,
+      authMethod: p?.authMethod ?? null,
+      hostKeyFingerprint: p?.hostKeyFingerprint ?? null,
+      connectedAt: p?.connectedAt ?? null,
+      sessions: this.connections.reduce((n, c) => n + c.sessionChannels, 0),
+      sessionLimit: this.sessionLimit,
+      connections: this.connections.filter((c) => c.state === 'ready').length,
+      needsPerson: p?.needsPerson ?? false,
+      rememberedSecret: p?.rememberedSecret ?? false,
+      reconnectAt: this.reconnectAt,
+    };
+  }
+
+  private setState(state: MasterState, error: HitchError | null = null): void {
+    this.state = state;
+    this.error = error;
+    this.emit('changed');
+  }
+
+  /** Makes sure the primary connection is up, logging in (and asking a person) if needed. */
+  async connect(interactive = true): Promise<void> {
+    this.stopped = false;
+    if (this.primary?.state === 'ready') return;
+    await this.newConnection(interactive, true);
+  }
+
+  private newConnection(interactive: boolean, asPrimary: boolean): Promise<MasterConnection> {
+    if (!asPrimary) return this.establish(interactive, false);
+    // Concurrent callers share one attempt at the primary connection.
+    this.connecting ??= this.establish(interactive, true).finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async establish(interactive: boolean, asPrimary: boolean): Promise<MasterConnection> {
+    const { host, via } = this.opts;
+    const connection = new MasterConnection({
+      ...this.opts,
+      masterId: this.id,
+      interactive,
+      openTransport: via ? () => this.throughJump(via, interactive) : () => tcpTransport(host),
+    });
+    if (asPrimary) {
+      this.setState('connecting');
+      connection.on('state', () => {
+        if (connection.state === 'authenticating' && this.state === 'connecting') this.setState('authenticating');
+        else this.emit('changed');
+      });
+    }
+    try {
+      await connection.connect();
+    } catch (err) {
+      const error = err instanceof HitchError ? err : new HitchError('network', String(err));
+      this.opts.log.warn('master failed', { master: this.id, code: error.code, error: error.message });
+      if (asPrimary && this.state !== 'reconnecting') this.setState('failed', error);
+      throw error;
+    }
+    connection.on('closed', (error) => this.onConnectionClosed(connection, error));
+    if (asPrimary) this.connections.unshift(connection);
+    else this.connections.push(connection);
+    if (via) via.retain();
+    this.opts.log.info('master ready', { master: this.id, auth: connection.authMethod, connections: this.connections.length });
+    this.reconnectAttempt = 0;
+    this.reconnectAt = null;
+    if (asPrimary) this.setState('ready');
+    else this.emit('changed');
+    this.armIdleTimer();
+    return connection;
+  }
+
+  /** The next hop's transport: a direct-tcpip channel on the jump host's master. */
+  private async throughJump(via: HostMaster, interactive: boolean): Promise<Duplex> {
+    await via.connect(interactive);
+    return via.forwardOut(this.opts.host.hostname, this.opts.host.port);
+  }
+
+  async forwardOut(hostname: string, port: number): Promise<ClientChannel> {
+    const primary = this.primary;
+    if (!primary || primary.state !== 'ready') throw new HitchError('not-connected', `${this.id} is not connected.`);
+    return primary.forwardOut(hostname, port);
+  }
+
+  private onConnectionClosed(connection: MasterConnection, error: HitchError | null): void {
+    this.connections = this.connections.filter((c) => c !== connection);
+    this.opts.via?.release();
+    this.emit('dropped', connection);
+    if (this.connections.length > 0) {
+      this.emit('changed'); // another connection carries on (and becomes the primary)
+      return;
+    }
+    if (error === null || this.stopped) {
+      this.clearTimers();
+      this.setState('closed');
+      return;
+    }
+    this.opts.log.warn('master dropped', { master: this.id, error: error.message });
+    if (connection.needsPerson) {
+      this.setState('failed', new HitchError(error.code, `${error.message} Logging in again needs you: use Connect.`));
+      return;
+    }
+    this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error: HitchError): void {
+    const delay = BACKOFF_MS[Math.min(this.reconnectAttempt, BACKOFF_MS.length - 1)]!;
+    this.reconnectAttempt++;
+    this.reconnectAt = Date.now() + delay;
+    this.setState('reconnecting', error);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.stopped) return;
+      this.newConnection(false, true).catch((err: HitchError) => {
+        if (this.stopped) return;
+        if (err.code === 'host-key-changed' || err.code === 'host-key-revoked' || err.code === 'auth') {
+          this.reconnectAt = null;
+          this.setState('failed', err); // retrying cannot help; a person must look
+        } else {
+          this.scheduleReconnect(err);
+        }
+      });
+    }, delay);
+  }
+
+  /**
+   * Opens a session channel on a connection with room. Past the server's MaxSessions it
+   * learns the limit and opens a further connection: silently when logging in needs no
+   * person, after asking when it does.
+   */
+  async openSession(request: SessionRequest): Promise<{ channel: ClientChannel; connection: MasterConnection }> {
+    await this.connect();
+    for (const connection of this.connections) {
+      if (connection.state !== 'ready' || !this.hasRoom(connection)) continue;
+      try {
+        return { channel: await connection.openSession(request), connection };
+      } catch (err) {
+        if (!(err instanceof HitchError) || err.code !== 'max-sessions') throw err;
+        this.learnLimit(connection);
+      }
+    }
+    const needsPerson = this.primary?.needsPerson ?? false;
+    if (needsPerson && !(await this.askForExtraConnection())) {
+      throw new HitchError(
+        'max-sessions',
+        `${this.opts.host.alias} allows ${this.sessionLimit ?? 'no more'} sessions per connection (MaxSessions), and another connection was declined.`,
+      );
+    }
+    const connection = await this.newConnection(needsPerson, false);
+    return { channel: await connection.openSession(request), connection };
+  }
+
+  private hasRoom(connection: MasterConnection): boolean {
+    if (this.sessionLimit !== null) return connection.sessionChannels < this.sessionLimit;
+    return connection.refusedAt === null;
+  }
+
+  private learnLimit(connection: MasterConnection): void {
+    connection.refusedAt = connection.sessionChannels;
+    this.sessionLimit = this.sessionLimit === null ? connection.sessionChannels : Math.min(this.sessionLimit, connection.sessionChannels);
+    this.opts.log.info('MaxSessions learned', { master: this.id, limit: this.sessionLimit });
+    this.emit('changed');
+  }
+
+  private async askForExtraConnection(): Promise<boolean> {
+    const answer = await this.opts.prompter.ask({
+      masterId: this.id,
+      kind: 'extra-connection',
+      title: `Open another connection to ${this.opts.host.alias}?`,
+      message:
+        `${this.opts.host.alias} allows ${this.sessionLimit ?? 'no more'} sessions per connection (its MaxSessions setting). ` +
+        'Another connection can carry more sessions, but logging it in needs you again.',
+      fields: [],
+      canRemember: false,
+    });
+    return answer !== null && answer.choice !== null;
+  }
+
+  /** Counts a session (or a host behind this one) as using the master. */
+  retain(): void {
+    this.users++;
+    this.clearIdleTimer();
+  }
+
+  release(): void {
+    this.users = Math.max(0, this.users - 1);
+    // Extra connections close once they carry nothing, so only the primary idles.
+    for (const extra of this.connections.slice(1)) if (extra.sessionChannels === 0) extra.close();
+    this.armIdleTimer();
+  }
+
+  private armIdleTimer(): void {
+    this.clearIdleTimer();
+    const timeout = this.opts.idleTimeoutMs();
+    if (this.users > 0 || timeout === null || this.state !== 'ready') return;
+    this.idleTimer = setTimeout(() => {
+      this.opts.log.info('master idle, closing', { master: this.id, idleMs: timeout });
+      this.disconnect();
+    }, timeout);
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.clearIdleTimer();
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.reconnectAt = null;
+  }
+
+  /** Closes every connection (and so every session); no reconnect follows. */
+  disconnect(): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.opts.prompter.cancelFor(this.id);
+    if (this.connections.length === 0) {
+      if (this.state !== 'closed') this.setState('closed');
+      return;
+    }
+    for (const c of this.connections) c.close();
+  }
+}
