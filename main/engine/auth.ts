@@ -262,8 +262,8 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
 
   return (methodsLeft: string[] | null, partialSuccess: boolean | null, next: NextAuthHandler): void => {
     if (partialSuccess && outcome.current) outcome.succeeded.push(outcome.current);
-    // Before the server has said what it accepts, offer what OpenSSH would offer first.
-    const allowed = new Set(methodsLeft ?? ['publickey', 'password', 'keyboard-interactive']);
+    // What the server still accepts (before it has said: everything), as far as the config allows.
+    const allowed = new Set((methodsLeft ?? host.authMethods).filter((m) => (host.authMethods as string[]).includes(m)));
     void (async () => {
       while (!outcome.cancelled) {
         let candidate: Candidate | undefined;

@@ -32,6 +32,24 @@ export interface ResolvedHost {
   connectTimeoutSeconds: number | null;
   /** What to do with an unknown host key: ask (default), refuse (yes) or accept and record. */
   strictHostKeyChecking: 'ask' | 'yes' | 'accept-new' | 'no';
+  /** The methods the config allows, in its PreferredAuthentications order. */
+  authMethods: AuthMethodName[];
+}
+
+export type AuthMethodName = 'publickey' | 'keyboard-interactive' | 'password';
+const DEFAULT_PREFERRED = 'publickey,keyboard-interactive,password';
+
+/** PreferredAuthentications minus the methods switched off with `…Authentication no`. */
+function authMethodsFrom(get: (key: string) => string | undefined): AuthMethodName[] {
+  const off = (key: string): boolean => /^(no|false)$/i.test(get(key) ?? '');
+  const disabled = new Set<string>();
+  if (off('pubkeyauthentication')) disabled.add('publickey');
+  if (off('passwordauthentication')) disabled.add('password');
+  if (off('kbdinteractiveauthentication') || off('challengeresponseauthentication')) disabled.add('keyboard-interactive');
+  return (get('preferredauthentications') ?? DEFAULT_PREFERRED)
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m): m is AuthMethodName => ['publickey', 'keyboard-interactive', 'password'].includes(m) && !disabled.has(m));
 }
 
 function strictness(value: string | undefined): ResolvedHost['strictHostKeyChecking'] {
@@ -281,6 +299,7 @@ export function parseSshG(alias: string, output: string): ResolvedHost {
     hostKeyAlias: optional('hostkeyalias'),
     connectTimeoutSeconds: timeout && timeout !== 'none' && /^\d+$/.test(timeout) ? Number(timeout) : null,
     strictHostKeyChecking: strictness(single.get('stricthostkeychecking')),
+    authMethods: authMethodsFrom((k) => single.get(k)),
   };
 }
 
@@ -379,6 +398,7 @@ export function resolveFromConfig(alias: string, lines: ConfigLine[]): ResolvedH
     hostKeyAlias: none(first('hostkeyalias')),
     connectTimeoutSeconds: timeout && /^\d+$/.test(timeout) ? Number(timeout) : null,
     strictHostKeyChecking: strictness(first('stricthostkeychecking')),
+    authMethods: authMethodsFrom(first),
   };
 }
 

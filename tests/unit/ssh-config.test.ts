@@ -424,6 +424,7 @@ describe("reading a host's settings from real `ssh -G` output", () => {
       hostKeyAlias: null,
       connectTimeoutSeconds: null,
       strictHostKeyChecking: 'ask',
+      authMethods: ['publickey', 'keyboard-interactive', 'password'],
     });
     expect(host.identityFiles.map(onDisk)).toEqual(
       ['id_rsa', 'id_ecdsa', 'id_ecdsa_sk', 'id_ed25519', 'id_ed25519_sk', 'id_xmss', 'id_dsa'].map((f) => join(HOME, '.ssh', f)),
@@ -531,6 +532,7 @@ describe('resolving a host without ssh (the fallback)', () => {
       hostKeyAlias: null,
       connectTimeoutSeconds: null,
       strictHostKeyChecking: 'ask',
+      authMethods: ['publickey', 'keyboard-interactive', 'password'],
     });
   });
 
@@ -654,5 +656,22 @@ describe('loading the host catalog', () => {
     const catalog = await loadCatalog({ configPath, sshBinary: 'ssh' });
     expect(catalog.entries).toEqual([]);
     expect(catalog.warnings).toEqual([`ssh config ${configPath} line 2: unterminated quote`]);
+  });
+});
+
+describe('which login methods a host may use', () => {
+  it('follows PreferredAuthentications and the per-method switches, as ssh -G reports them', () => {
+    const dir = fixtureDir();
+    const config = write(
+      join(dir, 'config'),
+      'Host pw\n  PubkeyAuthentication no\nHost order\n  PreferredAuthentications password,publickey\nHost nokbd\n  KbdInteractiveAuthentication no\n',
+    );
+    expect(parseSshG('pw', sshG(config, 'pw')).authMethods).toEqual(['keyboard-interactive', 'password']);
+    expect(parseSshG('order', sshG(config, 'order')).authMethods).toEqual(['password', 'publickey']);
+    expect(parseSshG('nokbd', sshG(config, 'nokbd')).authMethods).toEqual(['publickey', 'password']);
+  });
+
+  it('reads the same switches without ssh', () => {
+    expect(resolveFromConfig('pw', lines('Host pw\n  PasswordAuthentication no\n')).authMethods).toEqual(['publickey', 'keyboard-interactive']);
   });
 });
