@@ -8,7 +8,7 @@ import { CALL_CHANNEL, EVENT_CHANNEL, type Reply } from '../../preload/channels'
 import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, pathFlagSpec } from '../engine/options';
+import { engineOptions, engineFlagSpec } from '../engine/options';
 
 const log = createLogger();
 const rendererIndex = join(__dirname, '../renderer/index.html');
@@ -48,7 +48,7 @@ function createWindow(): BrowserWindow {
 }
 
 function main(): void {
-  const { values } = parseArgs({ options: pathFlagSpec, strict: false, allowPositionals: true });
+  const { values } = parseArgs({ options: engineFlagSpec, strict: false, allowPositionals: true });
   const engine = new Engine(engineOptions(values as Record<string, string | undefined>, process.env, log, app.getPath('userData')));
   const router = createRouter(engine, log);
 

@@ -1,5 +1,6 @@
-// Where the engine reads and writes: every path can be set by flag or environment, so tests
-// and headless users never touch the real ~/.ssh or app data unless they mean to.
+// Where the engine reads and writes, and how long idle masters live: every setting can be
+// given by flag or environment, so tests and headless users never touch the real ~/.ssh or
+// app data unless they mean to.
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import type { EngineOptions } from './engine';
@@ -7,20 +8,33 @@ import { osKeychain } from './keychain';
 import type { Logger } from './log';
 import { defaultConfigPath } from './ssh-config';
 
-export interface PathFlags {
+export interface EngineFlags {
   'ssh-config'?: string | undefined;
   'data-dir'?: string | undefined;
   'known-hosts'?: string | undefined;
   ssh?: string | undefined;
+  'idle-timeout'?: string | undefined;
 }
 
 /** The flags every entry point accepts, for node:util parseArgs. */
-export const pathFlagSpec = {
+export const engineFlagSpec = {
   'ssh-config': { type: 'string' },
   'data-dir': { type: 'string' },
   'known-hosts': { type: 'string' },
   ssh: { type: 'string' },
+  'idle-timeout': { type: 'string' },
 } as const;
+
+/** `--idle-timeout`: minutes a master without sessions stays up, or `never`. */
+export function parseIdleTimeout(value: string | undefined): number | null | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value === 'never') return null;
+  const minutes = Number(value);
+  if (!Number.isFinite(minutes) || minutes < 0) {
+    throw new Error(`--idle-timeout: "${value}" is neither a number of minutes nor "never"`);
+  }
+  return minutes * 60_000;
+}
 
 export function defaultDataDir(env: NodeJS.ProcessEnv): string {
   return join(env.XDG_CONFIG_HOME || join(userInfo().homedir, '.config'), 'hitch');
@@ -28,7 +42,7 @@ export function defaultDataDir(env: NodeJS.ProcessEnv): string {
 
 /** Flags win over HITCH_* environment variables, which win over the defaults. */
 export function engineOptions(
-  flags: PathFlags,
+  flags: EngineFlags,
   env: NodeJS.ProcessEnv,
   log: Logger,
   dataDirDefault: string = defaultDataDir(env),
@@ -41,6 +55,7 @@ export function engineOptions(
     knownHostsPath: flags['known-hosts'] ?? env.HITCH_KNOWN_HOSTS ?? join(dataDir, 'known_hosts'),
     authSock: env.SSH_AUTH_SOCK,
     secrets: osKeychain(),
+    idleTimeoutMs: parseIdleTimeout(flags['idle-timeout'] ?? env.HITCH_IDLE_TIMEOUT),
     log,
   };
 }

@@ -4,17 +4,17 @@ import { parseArgs } from 'node:util';
 import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, pathFlagSpec } from '../engine/options';
+import { engineOptions, engineFlagSpec } from '../engine/options';
 import { startWebHost } from './server';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { ...pathFlagSpec, port: { type: 'string' }, help: { type: 'boolean' } },
+    options: { ...engineFlagSpec, port: { type: 'string' }, help: { type: 'boolean' } },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run web -- [--port N] [--ssh-config FILE] [--data-dir DIR] [--known-hosts FILE] [--ssh PATH]\n' +
+      'Usage: npm run web -- [--port N] [--ssh-config FILE] [--data-dir DIR] [--known-hosts FILE] [--ssh PATH] [--idle-timeout MINUTES|never]\n' +
         'Serves Hitch on http://127.0.0.1 (never on other interfaces) and prints the URL with its access token.\n',
     );
     return;
