@@ -63,7 +63,49 @@ export interface SessionView {
   title: string;
   openedAt: number;
   exitCode: number | null;
+  /** The signal that ended the command, as SSH names it: `TERM`, `KILL`, `HUP`… */
   exitSignal: string | null;
+  /** The session's first remote process (its shell or command), once known. */
+  rootPid: number | null;
+}
+
+/** One remote process under a master's connections. */
+export interface ProcessView {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  user: string;
+  /** `ps` state letters, e.g. `S`, `R+`, `T`. */
+  state: string;
+  cpu: number;
+  rssKb: number;
+  /** When it started (ms since the epoch, by this machine's clock, to the second). */
+  startedAt: number;
+  /** The full command line. */
+  command: string;
+  /** The session it belongs to, if any. */
+  sessionId: string | null;
+  /** It outlived its session (reparented, still running): shown under the master. */
+  detached: boolean;
+}
+
+export type SignalName = 'TERM' | 'INT' | 'HUP' | 'QUIT' | 'KILL' | 'USR1' | 'USR2' | 'STOP' | 'CONT';
+/** One process, it and everything below it, or every process of its session. */
+export type SignalScope = 'process' | 'tree' | 'session';
+
+export interface SignalOutcome {
+  pid: number;
+  /**
+   * gone: exited after the signal · alive: delivered, still running (as expected for STOP,
+   * CONT, USR1…) · killed: gone after the escalation to KILL · still-alive: survived even KILL
+   * (or the grace period ended first) · no-such-process · permission-denied · failed.
+   */
+  outcome: 'gone' | 'alive' | 'killed' | 'still-alive' | 'no-such-process' | 'permission-denied' | 'failed';
+}
+
+export interface ProcessTreeView {
+  masterId: string;
+  processes: ProcessView[];
 }
 
 export type PromptKind = 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'extra-connection';
@@ -103,6 +145,9 @@ export interface Snapshot {
 
 const hostId = z.string().min(1).max(255).regex(/^[^\s\0]+$/, 'a host alias has no spaces');
 const promptId = z.string().regex(/^p[1-9][0-9]{0,9}$/, 'not a prompt id');
+const pid = z.number().int().min(2).max(0x3fffffff);
+const signalName = z.enum(['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT']);
+const signalScope = z.enum(['process', 'tree', 'session']);
 const sessionId = z.string().regex(/^s[1-9][0-9]{0,9}$/, 'not a session id');
 const cols = z.number().int().min(2).max(1000);
 const rows = z.number().int().min(1).max(1000);
@@ -121,7 +166,8 @@ export const requestSchemas = {
   'session.exec': z.object({ hostId, command: z.string().min(1).max(8192), cols, rows, pty: z.boolean() }).strict(),
   'session.write': z.object({ sessionId, data: z.string().max(65536) }).strict(),
   'session.resize': z.object({ sessionId, cols, rows }).strict(),
-  'session.close': z.object({ sessionId }).strict(),
+  /** `keep`: leave a command without a terminal running (it then shows as detached). */
+  'session.close': z.object({ sessionId, keep: z.boolean().optional() }).strict(),
   'session.replay': z.object({ sessionId }).strict(),
   'prompt.answer': z
     .object({
@@ -134,6 +180,13 @@ export const requestSchemas = {
   'prompt.cancel': z.object({ promptId }).strict(),
   /** Removes the host's remembered password and key passphrases from the OS keychain. */
   'secrets.forget': z.object({ hostId }).strict(),
+  'processes.get': z.object({ hostId }).strict(),
+  /** Refreshes the host's process tree every `intervalMs`; lapses unless asked again within 3 intervals. */
+  'processes.watch': z.object({ hostId, intervalMs: z.number().int().min(250).max(60_000) }).strict(),
+  /** Targets must be in the host's current tree; nothing is sent otherwise. */
+  'processes.signal': z.object({ hostId, pid, signal: signalName, scope: signalScope }).strict(),
+  /** "Stop job": TERM, then KILL after `graceMs` for what is still alive. */
+  'processes.stop': z.object({ hostId, pid, scope: signalScope, graceMs: z.number().int().min(0).max(600_000) }).strict(),
 } as const;
 
 export type Method = keyof typeof requestSchemas;
@@ -158,6 +211,10 @@ export interface Results {
   'prompt.cancel': null;
   /** How many secrets were removed. */
   'secrets.forget': { removed: number };
+  'processes.get': ProcessTreeView;
+  'processes.watch': null;
+  'processes.signal': { outcomes: SignalOutcome[] };
+  'processes.stop': { outcomes: SignalOutcome[] };
 }
 
 export type Result<M extends Method> = Results[M];
@@ -180,6 +237,8 @@ export interface Events {
   /** The session was closed by the user and is gone from the engine. */
   'session.removed': { sessionId: string };
   'prompt.opened': PromptView;
+  /** What changed in a master's process tree since the last event: only the difference. */
+  'processes.changed': { masterId: string; upserted: ProcessView[]; removed: number[] };
   'prompt.closed': { promptId: string };
 }
 

@@ -15,7 +15,7 @@ need() { for p in "$@"; do have_pkg "$p" || missing+=("$p"); done; }
 if command -v dpkg-query >/dev/null; then
   need openssh-client
   if [ "$want_tests" = yes ]; then
-    need openssh-server chromium fonts-dejavu-core dbus gnome-keyring procps psmisc
+    need openssh-server chromium fonts-dejavu-core dbus gnome-keyring procps psmisc iproute2
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

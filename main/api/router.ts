@@ -21,11 +21,15 @@ const handlers: Handlers = {
     engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }),
   'session.write': (engine, { sessionId, data }) => (engine.writeSession(sessionId, data), null),
   'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
-  'session.close': (engine, { sessionId }) => (engine.closeSession(sessionId), null),
+  'session.close': (engine, { sessionId, keep }) => (engine.closeSession(sessionId, keep ?? false), null),
   'session.replay': (engine, { sessionId }) => engine.replaySession(sessionId),
   'prompt.answer': (engine, { promptId, answers, remember, choice }) => (engine.answerPrompt(promptId, { answers, remember, choice }), null),
   'prompt.cancel': (engine, { promptId }) => (engine.cancelPrompt(promptId), null),
   'secrets.forget': (engine, { hostId }) => engine.forgetSecrets(hostId),
+  'processes.get': (engine, { hostId }) => engine.processTree(hostId),
+  'processes.watch': async (engine, { hostId, intervalMs }) => (await engine.watchProcesses(hostId, intervalMs), null),
+  'processes.signal': async (engine, { hostId, pid, signal, scope }) => ({ outcomes: await engine.signalProcess(hostId, pid, signal, scope) }),
+  'processes.stop': async (engine, { hostId, pid, scope, graceMs }) => ({ outcomes: await engine.stopProcess(hostId, pid, scope, graceMs) }),
 };
 
 export interface Router {

@@ -6,7 +6,7 @@
 // ssh2 and never logged or kept.
 import { stat, readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { utils, type AnyAuthMethod, type NextAuthHandler } from 'ssh2';
+import { OpenSSHAgent, utils, type AnyAuthMethod, type IdentityCallback, type NextAuthHandler, type ParsedKey } from 'ssh2';
 import type { SecretStore } from './keychain';
 import type { Logger } from './log';
 import type { Prompter } from './prompts';
@@ -37,17 +37,35 @@ export class AuthOutcome {
   readonly succeeded: string[] = [];
   /** Why some method could not even be tried, e.g. an unreachable agent. */
   readonly notes: string[] = [];
-  /** A person typed something that is not remembered: reconnecting would need them again. */
-  needsPerson = false;
   /** A secret from the keychain was used. */
   rememberedSecret = false;
   /** The person cancelled a prompt: stop, do not report it as a refusal. */
   cancelled = false;
-  /** Secrets to store once authentication succeeded, as the person asked. */
-  readonly toRemember: { account: string; secret: string }[] = [];
   /** The method now being tried. */
   current: string | null = null;
+  /**
+   * What a person typed, by keychain account (or ONE_TIME for answers such as OTP codes). A
+   * retry replaces the answer the server refused, so only what worked counts.
+   */
+  private readonly typed = new Map<string, { secret: string; remember: boolean }>();
+
+  personTyped(account: string, secret: string, remember: boolean): void {
+    this.typed.set(account, { secret: remember ? secret : '', remember }); // kept only to be stored
+  }
+
+  /** A person typed something that is not remembered: reconnecting would need them again. */
+  get needsPerson(): boolean {
+    return [...this.typed.values()].some((t) => !t.remember);
+  }
+
+  /** Secrets to store once authentication succeeded, as the person asked. */
+  get toRemember(): { account: string; secret: string }[] {
+    return [...this.typed].filter(([, t]) => t.remember).map(([account, t]) => ({ account, secret: t.secret }));
+  }
 }
+
+/** The `typed` key of answers that are never remembered, such as one-time codes. */
+const ONE_TIME = 'one-time answer';
 
 export function passwordAccount(host: ResolvedHost): string {
   return `password:${host.user}@${host.hostname}:${host.port}`;
@@ -65,6 +83,35 @@ interface Candidate {
   method: Method;
   /** Produces what to offer, or null to skip this candidate. */
   prepare(): Promise<AnyAuthMethod | null>;
+}
+
+/** An agent offering only some of its keys: those of the IdentityFiles, with IdentitiesOnly. */
+class IdentitiesOnlyAgent extends OpenSSHAgent {
+  constructor(
+    socketPath: string,
+    private readonly allowed: Buffer[],
+  ) {
+    super(socketPath);
+  }
+
+  override getIdentities(cb: IdentityCallback<ParsedKey>): void {
+    super.getIdentities((err, keys) => cb(err, (keys as ParsedKey[] | undefined)?.filter((k) => this.allowed.some((a) => a.equals(k.getPublicSSH())))));
+  }
+}
+
+/** The public keys of identity files, as ssh finds them: `file.pub`, else an unencrypted `file`. */
+async function publicKeysOf(files: string[]): Promise<Buffer[]> {
+  const keys: Buffer[] = [];
+  for (const file of files) {
+    for (const source of [`${file}.pub`, file]) {
+      const parsed = utils.parseKey((await readFile(source).catch(() => null)) ?? '');
+      if (!(parsed instanceof Error)) {
+        keys.push(parsed.getPublicSSH());
+        break;
+      }
+    }
+  }
+  return keys;
 }
 
 export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
@@ -93,9 +140,10 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
     rememberable: boolean;
   }): Promise<{ answers: string[]; remember: boolean } | null> => {
     if (!ctx.interactive) return null;
-    const status = spec.rememberable ? await keychain() : null;
+    // Paused first: a locked keyring may itself ask the person to unlock it.
     ctx.pauseTimeout(true);
     try {
+      const status = spec.rememberable ? await keychain() : null;
       const answer = await ctx.prompter.ask({
         masterId: ctx.masterId,
         kind: spec.kind,
@@ -106,7 +154,8 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
         keychainProblem: status && !status.ok ? status.reason : null,
       });
       if (!answer) outcome.cancelled = true;
-      return answer;
+      // "Remember" counts only where it was offered: without a keychain nothing is kept.
+      return answer && { answers: answer.answers, remember: answer.remember && status?.ok === true };
     } finally {
       ctx.pauseTimeout(false);
     }
@@ -125,7 +174,9 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
         return null;
       }
       outcome.tried.push('agent');
-      return { type: 'agent', username: host.user, agent: path };
+      // IdentitiesOnly: as ssh, offer only the agent's keys that belong to an IdentityFile.
+      const agent = host.identitiesOnly ? new IdentitiesOnlyAgent(path, await publicKeysOf(host.identityFiles.map(expandHome))) : path;
+      return { type: 'agent', username: host.user, agent };
     },
   };
 
@@ -157,8 +208,7 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
             const candidate = answer.answers[0] ?? '';
             if (!(utils.parseKey(data, candidate) instanceof Error)) {
               passphrase = candidate;
-              outcome.needsPerson ||= !answer.remember;
-              if (answer.remember) outcome.toRemember.push({ account, secret: candidate });
+              outcome.personTyped(account, candidate, answer.remember);
             }
           }
           if (passphrase === undefined) {
@@ -203,13 +253,9 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
       });
       if (!answer) return null;
       const password = answer.answers[0] ?? '';
-      outcome.needsPerson ||= !answer.remember;
       outcome.rememberedSecret = false;
-      if (answer.remember) {
-        // Stored only after the server accepted it (see MasterConnection).
-        outcome.toRemember.splice(0, outcome.toRemember.length, ...outcome.toRemember.filter((r) => r.account !== account));
-        outcome.toRemember.push({ account, secret: password });
-      }
+      // Stored only after the server accepted it (see MasterConnection).
+      outcome.personTyped(account, password, answer.remember);
       if (!outcome.tried.includes('password')) outcome.tried.push('password');
       return { type: 'password', username: host.user, password };
     },
@@ -248,8 +294,8 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
               rememberable: lone,
             });
             if (!answer) return finish([]);
-            outcome.needsPerson ||= !(lone && answer.remember);
-            if (lone && answer.remember) outcome.toRemember.push({ account: passwordAccount(host), secret: answer.answers[0] ?? '' });
+            if (lone) outcome.personTyped(passwordAccount(host), answer.answers[0] ?? '', answer.remember);
+            else outcome.personTyped(ONE_TIME, '', false);
             finish(answer.answers);
           })();
         },

@@ -1,7 +1,18 @@
 // The engine is the single owner of connection state: the host catalog, one master per
 // destination and the sessions on them, and the prompts waiting for a person. Transports
 // call its methods and forward its events; nothing here knows about Electron, HTTP or the UI.
-import type { CatalogView, HitchEvent, HostView, MasterView, SessionView, Snapshot } from '../../preload/api';
+import type {
+  CatalogView,
+  HitchEvent,
+  HostView,
+  MasterView,
+  ProcessTreeView,
+  SessionView,
+  SignalName,
+  SignalOutcome,
+  SignalScope,
+  Snapshot,
+} from '../../preload/api';
 import { passphraseAccount, passwordAccount } from './auth';
 import { HitchError } from './errors';
 import { HostMaster } from './host-master';
@@ -10,6 +21,7 @@ import type { SecretStore } from './keychain';
 import type { Logger } from './log';
 import { DEFAULT_TIMING, type SessionRequest, type Timing } from './master';
 import { expandHome } from './paths';
+import { ProcessTrees } from './processes';
 import { Prompter, type PromptAnswer } from './prompts';
 import { Session } from './session';
 import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './ssh-config';
@@ -32,6 +44,11 @@ export interface EngineOptions {
   timing?: Partial<Timing>;
   /** How long a master without sessions stays up (ControlPersist); null: until disconnected. */
   idleTimeoutMs?: number | null;
+  /**
+   * Watch each connection's processes (one monitor channel per connection, which takes a
+   * MaxSessions slot). On by default.
+   */
+  processTrees?: boolean;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
@@ -74,6 +91,7 @@ export class Engine {
   private readonly dismissed = new Set<string>();
   private nextSessionNumber = 1;
   private readonly timing: Timing;
+  private readonly trees: ProcessTrees;
 
   constructor(readonly options: EngineOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -82,6 +100,12 @@ export class Engine {
       (view) => this.emit({ event: 'prompt.opened', payload: view }),
       (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
     );
+    this.trees = new ProcessTrees({
+      log: options.log,
+      emitChanged: (masterId, upserted, removed) => this.emit({ event: 'processes.changed', payload: { masterId, upserted, removed } }),
+      emitSession: (session) => this.emit({ event: 'session.changed', payload: session.view() }),
+      sessionsOf: (master) => [...this.sessions.values()].filter((s) => s.info.masterId === master.id),
+    });
   }
 
   /** Subscribes to engine events; returns the unsubscribe function. */
@@ -245,6 +269,7 @@ export class Engine {
     session.on('changed', () => {
       if (session.state !== 'open') {
         master.release();
+        this.trees.release(master);
         master.emit('changed');
         this.options.log.info('session ended', { session: session.id, state: session.state, exitCode: session.exitCode });
       }
@@ -252,6 +277,7 @@ export class Engine {
       if (session.state !== 'open' && this.dismissed.has(session.id)) this.removeSession(session.id);
     });
     this.emit({ event: 'session.changed', payload: session.view() });
+    if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);
     this.options.log.info('session opened', { host: hostId, master: master.id, session: session.id, kind: request.kind });
     return session.view();
   }
@@ -270,15 +296,18 @@ export class Engine {
     this.session(sessionId).resize(cols, rows);
   }
 
-  /** Closes a session (hanging up its remote processes) and removes it once closed. */
-  closeSession(sessionId: string): void {
+  /**
+   * Closes a session and removes it once closed. Its remote processes are hung up, unless
+   * `keep` asks to leave a command without a terminal running.
+   */
+  closeSession(sessionId: string, keep = false): void {
     const session = this.session(sessionId);
     if (session.state !== 'open') {
       this.removeSession(sessionId);
       return;
     }
     this.dismissed.add(sessionId);
-    session.close();
+    session.close(keep);
   }
 
   private removeSession(sessionId: string): void {
@@ -308,6 +337,36 @@ export class Engine {
     for (const account of accounts) if (await this.options.secrets.delete(account)) removed++;
     this.options.log.info('secrets forgotten', { host: hostId, removed });
     return { removed };
+  }
+
+  // -- processes ---------------------------------------------------------------------------
+
+  private async connectedMaster(hostId: string): Promise<HostMaster> {
+    const host = await this.resolved(hostId);
+    const master = this.masters.get(masterIdOf(host));
+    if (!master || master.state !== 'ready') throw new HitchError('not-connected', `${hostId} is not connected.`);
+    return master;
+  }
+
+  async processTree(hostId: string): Promise<ProcessTreeView> {
+    const master = await this.connectedMaster(hostId);
+    return { masterId: master.id, processes: await this.trees.refresh(master) };
+  }
+
+  async watchProcesses(hostId: string, intervalMs: number): Promise<void> {
+    this.trees.watch(await this.connectedMaster(hostId), intervalMs);
+  }
+
+  async signalProcess(hostId: string, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
+    const outcomes = await this.trees.signal(await this.connectedMaster(hostId), pid, signal, scope);
+    this.options.log.info('signal sent', { host: hostId, pid, signal, scope, outcomes: outcomes.map((o) => `${o.pid}:${o.outcome}`).join(' ') });
+    return outcomes;
+  }
+
+  async stopProcess(hostId: string, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
+    const outcomes = await this.trees.stop(await this.connectedMaster(hostId), pid, scope, graceMs);
+    this.options.log.info('job stopped', { host: hostId, pid, scope, outcomes: outcomes.map((o) => `${o.pid}:${o.outcome}`).join(' ') });
+    return outcomes;
   }
 
   /** Closes every master; used when the app quits. */

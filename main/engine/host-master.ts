@@ -23,6 +23,9 @@ export interface HostMasterOptions extends AuthDeps {
   idleTimeoutMs: () => number | null;
 }
 
+/** Errors of a jump host, already named as such for the hosts behind it. */
+const jumpFailures = new WeakSet<HitchError>();
+
 /** Reconnect delays: 1 s doubling to 30 s, like a patient person pressing Connect. */
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 
@@ -35,6 +38,8 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   /** The first is the primary; the others exist because of MaxSessions. */
   private connections: MasterConnection[] = [];
   private connecting: Promise<MasterConnection> | null = null;
+  /** A further connection being opened past MaxSessions, shared by every session waiting for room. */
+  private extraConnecting: Promise<MasterConnection> | null = null;
   /** Sessions and dependent masters (hosts behind this one) in use. */
   private users = 0;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -63,6 +68,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     return this.connections[0];
   }
 
+  /** The connections that carry sessions now, primary first. */
+  readyConnections(): MasterConnection[] {
+    return this.connections.filter((c) => c.state === 'ready');
+  }
+
   view(): MasterView {
     const p = this.primary;
     return {
@@ -72,7 +82,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       authMethod: p?.authMethod ?? null,
       hostKeyFingerprint: p?.hostKeyFingerprint ?? null,
       connectedAt: p?.connectedAt ?? null,
-      sessions: this.connections.reduce((n, c) => n + c.sessionChannels, 0),
+      sessions: this.connections.reduce((n, c) => n + c.sessionChannels - c.monitorChannels, 0),
       sessionLimit: this.sessionLimit,
       connections: this.connections.filter((c) => c.state === 'ready').length,
       needsPerson: p?.needsPerson ?? false,
@@ -116,9 +126,13 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
         else this.emit('changed');
       });
     }
+    via?.retain(); // held from now on: a jump must not idle out while this host logs in through it
     try {
+      // The jump logs in first, outside this host's connect timeout: a person may be typing for it.
+      if (via) await this.loginToJump(via, interactive);
       await connection.connect();
     } catch (err) {
+      via?.release();
       const error = err instanceof HitchError ? err : new HitchError('network', String(err));
       this.opts.log.warn('master failed', { master: this.id, code: error.code, error: error.message });
       if (asPrimary && this.state !== 'reconnecting') this.setState('failed', error);
@@ -127,7 +141,6 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     connection.on('closed', (error) => this.onConnectionClosed(connection, error));
     if (asPrimary) this.connections.unshift(connection);
     else this.connections.push(connection);
-    if (via) via.retain();
     this.opts.log.info('master ready', { master: this.id, auth: connection.authMethod, connections: this.connections.length });
     this.reconnectAttempt = 0;
     this.reconnectAt = null;
@@ -135,6 +148,19 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     else this.emit('changed');
     this.armIdleTimer();
     return connection;
+  }
+
+  /** Connects the jump host's master; its failure becomes this host's, naming the jump. */
+  private async loginToJump(via: HostMaster, interactive: boolean): Promise<void> {
+    try {
+      await via.connect(interactive);
+    } catch (err) {
+      const error = err instanceof HitchError ? err : new HitchError('network', String(err));
+      if (jumpFailures.has(error)) throw error; // a hop further up the chain, already named
+      const named = new HitchError(error.code, `Jump host ${via.opts.host.alias}: ${error.message}`, { cause: error });
+      jumpFailures.add(named);
+      throw named;
+    }
   }
 
   /** The next hop's transport: a direct-tcpip channel on the jump host's master. */
@@ -193,40 +219,61 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   /**
    * Opens a session channel on a connection with room. Past the server's MaxSessions it
    * learns the limit and opens a further connection: silently when logging in needs no
-   * person, after asking when it does.
+   * person, after asking when it does. Sessions opened at once share that connection.
    */
   async openSession(request: SessionRequest): Promise<{ channel: ClientChannel; connection: MasterConnection }> {
     await this.connect();
-    for (const connection of this.connections) {
-      if (connection.state !== 'ready' || !this.hasRoom(connection)) continue;
+    // Each round opens the session, learns a connection is full, or adds a connection.
+    for (;;) {
+      this.learnLimit();
+      const connection = this.connections.find((c) => c.state === 'ready' && this.hasRoom(c));
+      if (!connection) {
+        await this.extraConnection();
+        continue;
+      }
       try {
         return { channel: await connection.openSession(request), connection };
       } catch (err) {
         if (!(err instanceof HitchError) || err.code !== 'max-sessions') throw err;
-        this.learnLimit(connection);
+        if (!connection.refusedAt) throw err; // refused with nothing open: another connection would be too
       }
     }
-    const needsPerson = this.primary?.needsPerson ?? false;
-    if (needsPerson && !(await this.askForExtraConnection())) {
-      throw new HitchError(
-        'max-sessions',
-        `${this.opts.host.alias} allows ${this.sessionLimit ?? 'no more'} sessions per connection (MaxSessions), and another connection was declined.`,
-      );
-    }
-    const connection = await this.newConnection(needsPerson, false);
-    return { channel: await connection.openSession(request), connection };
+  }
+
+  /** One further connection at a time, asked for once, however many sessions wait for it. */
+  private extraConnection(): Promise<MasterConnection> {
+    this.extraConnecting ??= (async () => {
+      const needsPerson = this.primary?.needsPerson ?? false;
+      if (needsPerson && !(await this.askForExtraConnection())) {
+        throw new HitchError(
+          'max-sessions',
+          `${this.opts.host.alias} allows ${this.sessionsAllowed()} per connection (MaxSessions), and another connection was declined.`,
+        );
+      }
+      return this.newConnection(needsPerson, false);
+    })().finally(() => (this.extraConnecting = null));
+    return this.extraConnecting;
+  }
+
+  private sessionsAllowed(): string {
+    const n = this.sessionLimit;
+    return n === null ? 'no more sessions' : `${n} session${n === 1 ? '' : 's'}`;
   }
 
   private hasRoom(connection: MasterConnection): boolean {
-    if (this.sessionLimit !== null) return connection.sessionChannels < this.sessionLimit;
+    // Sessions still being opened count: a burst of opens must not overfill a connection.
+    if (this.sessionLimit !== null) return connection.sessionsInUse < this.sessionLimit;
     return connection.refusedAt === null;
   }
 
-  private learnLimit(connection: MasterConnection): void {
-    connection.refusedAt = connection.sessionChannels;
-    this.sessionLimit = this.sessionLimit === null ? connection.sessionChannels : Math.min(this.sessionLimit, connection.sessionChannels);
-    this.opts.log.info('MaxSessions learned', { master: this.id, limit: this.sessionLimit });
-    this.emit('changed');
+  /** MaxSessions, from the channel counts at which connections were refused (a process monitor's refusal too). */
+  private learnLimit(): void {
+    for (const c of this.connections) {
+      if (!c.refusedAt || (this.sessionLimit !== null && this.sessionLimit <= c.refusedAt)) continue;
+      this.sessionLimit = c.refusedAt;
+      this.opts.log.info('MaxSessions learned', { master: this.id, limit: this.sessionLimit });
+      this.emit('changed');
+    }
   }
 
   private async askForExtraConnection(): Promise<boolean> {
@@ -235,7 +282,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       kind: 'extra-connection',
       title: `Open another connection to ${this.opts.host.alias}?`,
       message:
-        `${this.opts.host.alias} allows ${this.sessionLimit ?? 'no more'} sessions per connection (its MaxSessions setting). ` +
+        `${this.opts.host.alias} allows ${this.sessionsAllowed()} per connection (its MaxSessions setting). ` +
         'Another connection can carry more sessions, but logging it in needs you again.',
       fields: [],
       canRemember: false,
@@ -251,8 +298,9 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
 
   release(): void {
     this.users = Math.max(0, this.users - 1);
-    // Extra connections close once they carry nothing, so only the primary idles.
-    for (const extra of this.connections.slice(1)) if (extra.sessionChannels === 0) extra.close();
+    // Extra connections close once they carry no session (a process monitor alone does not
+    // count), so only the primary idles.
+    for (const extra of this.connections.slice(1)) if (extra.sessionsInUse - extra.monitorChannels === 0) extra.close();
     this.armIdleTimer();
   }
 

@@ -29,7 +29,7 @@ export function secretAccount(kind: 'password' | 'passphrase', subject: string):
 
 // On Linux, pin the Secret Service. Left to choose, the library falls back to the kernel
 // keyutils store when the Secret Service is missing, and that fails on the first call of a
-// process (AccessDenied) and forgets everything at logout anyway. The option is ignored on
+// process (AccessDenied) and does not survive a reboot anyway. The option is ignored on
 // other platforms.
 const ENTRY_OPTIONS: EntryOptions = { linux: { store: 'secret-service' } };
 
@@ -40,9 +40,10 @@ const PROBE_VALUE = 'Hitch checks that it can store secrets here';
 const ASKS_EACH_TIME = 'Hitch will ask for passwords each time instead of remembering them.';
 
 export function osKeychain(service = 'Hitch'): SecretStore {
-  // The entry's constructor connects to the session bus synchronously (a few ms, measured
-  // ~7 ms); only the operations run off the main thread. A fresh entry per call keeps a
-  // restarted keyring daemon from leaving us with a dead connection.
+  // The entry's constructor opens a Secret Service session synchronously (~7 ms measured, and
+  // it waits for a bus that accepts but never answers); only the operations run off the main
+  // thread. A fresh entry per call keeps a restarted keyring daemon from leaving us with a
+  // dead connection.
   const entry = (account: string): AsyncEntry => new AsyncEntry(service, account, ENTRY_OPTIONS);
 
   return {

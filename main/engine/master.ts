@@ -82,6 +82,14 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   sessionChannels = 0;
   /** The server refused a session channel on this connection at this many open sessions. */
   refusedAt: number | null = null;
+  /** Session channels asked for and not yet answered, by ticket: they take room too. */
+  private readonly opening = new Set<number>();
+  private nextTicket = 0;
+
+  /** Sessions open or being opened: what MaxSessions must leave room for. */
+  get sessionsInUse(): number {
+    return this.sessionChannels + this.opening.size;
+  }
 
   private client: Client | null = null;
   private closing = false;
@@ -93,11 +101,13 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   /** Connects and authenticates; rejects with a HitchError that says what went wrong. */
   async connect(): Promise<void> {
     const { host, log, timing } = this.opts;
+    // The host's ConnectTimeout, as ssh honours it; Hitch's default when the config sets none.
+    const connectTimeoutMs = host.connectTimeoutSeconds ? host.connectTimeoutSeconds * 1000 : timing.connectTimeoutMs;
     const started = Date.now();
     const transport = await withTimeout(
       this.opts.openTransport(),
-      timing.connectTimeoutMs,
-      () => new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${timing.connectTimeoutMs / 1000} s.`),
+      connectTimeoutMs,
+      () => new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${connectTimeoutMs / 1000} s.`),
       (late) => late.destroy(),
     );
     const outcome = new AuthOutcome();
@@ -109,7 +119,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       // Our own deadline instead of ssh2's readyTimeout, so that it stops while a person types.
-      let remaining = Math.max(1000, timing.connectTimeoutMs - (Date.now() - started));
+      let remaining = Math.max(1000, connectTimeoutMs - (Date.now() - started));
       let timer: NodeJS.Timeout | null = null;
       let timerStart = 0;
       const runTimer = (): void => {
@@ -222,8 +232,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
       try {
         await this.opts.secrets.set(account, secret);
         this.rememberedSecret = true;
-        this.needsPerson = false;
       } catch (err) {
+        this.needsPerson = true; // not remembered after all: logging in again needs the person
         this.opts.log.warn('could not remember a secret', { master: this.opts.masterId, account, error: (err as Error).message });
       }
     }
@@ -314,23 +324,63 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   /** Opens a session channel (shell or exec) on this connection: no new authentication. */
   openSession(request: SessionRequest): Promise<ClientChannel> {
     const client = this.requireClient();
+    const ticket = this.nextTicket++;
+    this.opening.add(ticket);
     return new Promise((resolve, reject) => {
       const done = (err: Error | undefined, channel: ClientChannel): void => {
+        // sshd answers channel opens in order: earlier ones still unanswered here were accepted.
+        const acceptedBefore = [...this.opening].filter((t) => t < ticket).length;
+        this.opening.delete(ticket);
         if (err) {
-          reject(this.channelError(err));
+          const error = this.channelError(err);
+          if (error.code === 'max-sessions') this.refusedAt = this.sessionChannels + acceptedBefore;
+          reject(error);
           return;
         }
         this.sessionChannels++;
         channel.once('close', () => this.sessionChannels--);
         resolve(channel);
       };
-      if (request.kind === 'shell') {
-        client.shell({ term: 'xterm-256color', cols: request.cols, rows: request.rows }, done);
-      } else {
-        const pty = request.pty ? { pty: { term: 'xterm-256color', cols: request.pty.cols, rows: request.pty.rows } } : {};
-        client.exec(request.command, pty, done);
+      try {
+        if (request.kind === 'shell') {
+          client.shell({ term: 'xterm-256color', cols: request.cols, rows: request.rows }, done);
+        } else {
+          const pty = request.pty ? { pty: { term: 'xterm-256color', cols: request.pty.cols, rows: request.pty.rows } } : {};
+          client.exec(request.command, pty, done);
+        }
+      } catch (err) {
+        this.opening.delete(ticket); // ssh2 throws at once when the socket is already gone
+        reject(new HitchError('not-connected', `${this.opts.masterId} is not connected: ${(err as Error).message}`));
       }
     });
+  }
+
+  /** Channels of this connection that watch processes (see monitor.ts), not a person's sessions. */
+  monitorChannels = 0;
+
+  /** A shell without a pty for the process monitor; it takes a MaxSessions slot like any session. */
+  async openMonitor(): Promise<ClientChannel> {
+    const channel = await this.openSession({ kind: 'exec', command: 'sh', pty: null });
+    this.monitorChannels++;
+    channel.once('close', () => this.monitorChannels--);
+    return channel;
+  }
+
+  /** The server's software version, e.g. `OpenSSH_9.2p1`, from its identification string. */
+  get serverSoftware(): string {
+    // ssh2 keeps it on the client without a public accessor.
+    return String((this.client as unknown as { _remoteVer?: string } | null)?._remoteVer ?? '');
+  }
+
+  /**
+   * Whether sshd delivers the SSH "signal" channel request here: OpenSSH 7.9 and later, and
+   * before 10.0 not for root logins ("session signalling requires privilege separation").
+   */
+  honoursSessionSignals(remoteUid: number): boolean {
+    const m = /^OpenSSH_(\d+)\.(\d+)/.exec(this.serverSoftware);
+    if (!m) return false;
+    const version = Number(m[1]) + Number(m[2]) / 100;
+    return version >= 7.09 && (remoteUid !== 0 || version >= 10);
   }
 
   /** A direct-tcpip channel to host:port as seen from the server: how ProxyJump reaches the next hop. */

@@ -34,6 +34,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
   private sent = 0;
   private scrollback: string[] = [];
   private scrollbackChars = 0;
+  /** The session's first remote process, once a process snapshot has found it. */
+  rootPid: number | null = null;
   /** The connection under this session dropped: its end is a disconnection, not an exit. */
   private dropped = false;
 
@@ -48,9 +50,11 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
     channel.stderr.on('data', (chunk: Buffer) => this.receive(chunk));
     channel.on('exit', (code: number | null, signal?: string) => {
       this.exitCode = typeof code === 'number' ? code : null;
-      this.exitSignal = signal ?? null;
+      // ssh2 adds a SIG prefix; SSH (RFC 4254) and our API name signals without it: `TERM`.
+      this.exitSignal = signal ? signal.replace(/^SIG/, '') : null;
     });
     channel.on('close', () => {
+      if (this.state !== 'open') return; // ended already: closed with `keep`
       this.receiveText(this.decoder.end());
       this.flush();
       this.state = this.dropped ? 'disconnected' : 'closed';
@@ -80,6 +84,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
       openedAt: this.openedAt,
       exitCode: this.exitCode,
       exitSignal: this.exitSignal,
+      rootPid: this.rootPid,
     };
   }
 
@@ -130,12 +135,25 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
   /**
    * Closes the channel. For a pty session sshd then hangs up the pty, so the remote process
    * group gets SIGHUP; without a pty sshd would leave the command running, so it is sent
-   * HUP explicitly first (sshd 7.9+ delivers it to the session's process group).
+   * HUP explicitly first (sshd 7.9+ delivers it to the session's process group), unless
+   * `keep` asks to leave it running.
    */
-  close(): void {
+  close(keep = false): void {
     if (this.state !== 'open') return;
-    if (this.info.kind === 'exec') this.channel.signal('HUP');
+    // `keep`: the person chose to leave the job running; it then shows as detached.
+    if (this.info.kind === 'exec' && !keep) this.channel.signal('HUP');
     this.channel.close();
+    if (keep) {
+      // sshd holds the channel open until the command exits; for the person it has ended now.
+      this.flush();
+      this.state = 'closed';
+      this.emit('changed');
+    }
+  }
+
+  /** The SSH "signal" channel request: sshd delivers it to the session's processes. */
+  signal(name: string): void {
+    if (this.state === 'open') this.channel.signal(name);
   }
 
   /** Ends the input of an exec session (like closing stdin). */

@@ -1,6 +1,6 @@
 // What the UI shows, derived from the engine: a snapshot at start, then events. The engine
 // stays the owner; this is a read model the components render.
-import type { CatalogView, MasterView, PromptView, SessionView } from '../../../preload/api';
+import type { CatalogView, MasterView, ProcessView, PromptView, SessionView, SignalName, SignalOutcome, SignalScope } from '../../../preload/api';
 import { ApiError, type HitchClient } from './client';
 
 export class HitchState {
@@ -9,6 +9,10 @@ export class HitchState {
   sessions = $state<SessionView[]>([]);
   /** Questions waiting for the person: the dialog shows the first. */
   prompts = $state<PromptView[]>([]);
+  /** Remote processes per master, by pid, as the engine last reported them. */
+  processes = $state<Record<string, Record<number, ProcessView>>>({});
+  /** What the last signal did, per pid, shown beside the process tree. */
+  outcomes = $state<SignalOutcome[]>([]);
   /** The session shown in the terminal area. */
   activeSessionId = $state<string | null>(null);
   /** The latest failed action, shown until dismissed. */
@@ -27,6 +31,11 @@ export class HitchState {
     client.on('session.changed', (session) => this.upsertSession(session));
     client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
     client.on('transport.closed', () => (this.engineLost = true));
+    client.on('processes.changed', ({ masterId, upserted, removed }) => {
+      const tree = (this.processes[masterId] ??= {});
+      for (const p of upserted) tree[p.pid] = p;
+      for (const pid of removed) delete tree[pid];
+    });
   }
 
   async load(): Promise<void> {
@@ -115,6 +124,27 @@ export class HitchState {
 
   removeHost(hostId: string): Promise<unknown> {
     return this.attempt(() => this.client.call('hosts.remove', { hostId }));
+  }
+
+  /** Loads the host's tree now and keeps it live: call again within three intervals to go on. */
+  async watchProcesses(hostId: string, intervalMs: number): Promise<void> {
+    try {
+      const view = await this.client.call('processes.get', { hostId });
+      this.processes[view.masterId] = Object.fromEntries(view.processes.map((p) => [p.pid, p]));
+      await this.client.call('processes.watch', { hostId, intervalMs });
+    } catch {
+      // Not connected (yet): the panel says so; nothing to report as a failure.
+    }
+  }
+
+  async signal(hostId: string, pid: number, signal: SignalName, scope: SignalScope): Promise<void> {
+    const result = await this.attempt(() => this.client.call('processes.signal', { hostId, pid, signal, scope }));
+    if (result) this.outcomes = result.outcomes;
+  }
+
+  async stopJob(hostId: string, pid: number, scope: SignalScope, graceMs: number): Promise<void> {
+    const result = await this.attempt(() => this.client.call('processes.stop', { hostId, pid, scope, graceMs }));
+    if (result) this.outcomes = result.outcomes;
   }
 
   closeSession(sessionId: string): Promise<unknown> {

@@ -1,0 +1,219 @@
+// The remote process trees of each master and the signals sent into them. Per connection,
+// a monitor channel takes `ps` snapshots; each snapshot names every session's first process
+// (the new children of the connection's sshd process, in the order the sessions opened),
+// labels every process with its session, keeps processes that outlived their session as
+// detached, and sends the UI only what changed.
+import type { ProcessView, SignalName, SignalOutcome, SignalScope } from '../../preload/api';
+import { HitchError } from './errors';
+import type { HostMaster } from './host-master';
+import type { Logger } from './log';
+import type { MasterConnection } from './master';
+import { ProcessMonitor, type KillResult } from './monitor';
+import { buildTree, descendants, diffTrees, remember } from './process-tree';
+import type { Session } from './session';
+
+interface Tracker {
+  monitor: Promise<ProcessMonitor> | null;
+  /** Sessions on this connection, in the order they opened, still without a known root pid. */
+  pending: Session[];
+  roots: Map<string, number>;
+  /** Start times (s) of processes seen in this connection's tree. */
+  known: Map<number, number>;
+}
+
+interface Watch {
+  timer: NodeJS.Timeout | null;
+  intervalMs: number;
+  /** The watch lapses unless renewed: a closed or hidden window stops asking. */
+  until: number;
+}
+
+export interface ProcessTreesDeps {
+  log: Logger;
+  emitChanged(masterId: string, upserted: ProcessView[], removed: number[]): void;
+  emitSession(session: Session): void;
+  sessionsOf(master: HostMaster): Session[];
+}
+
+export const WATCH_LEASE_FACTOR = 3;
+
+export class ProcessTrees {
+  private readonly trackers = new WeakMap<MasterConnection, Tracker>();
+  /** What the UI was last sent, per master. */
+  private readonly sent = new Map<string, Map<number, ProcessView>>();
+  private readonly watches = new Map<string, Watch>();
+
+  constructor(private readonly deps: ProcessTreesDeps) {}
+
+  private tracker(connection: MasterConnection): Tracker {
+    let t = this.trackers.get(connection);
+    if (!t) {
+      t = { monitor: null, pending: [], roots: new Map(), known: new Map() };
+      this.trackers.set(connection, t);
+    }
+    return t;
+  }
+
+  private monitor(connection: MasterConnection): Promise<ProcessMonitor> {
+    const t = this.tracker(connection);
+    if (!t.monitor) {
+      const started = ProcessMonitor.start(connection);
+      t.monitor = started;
+      started.catch(() => (t.monitor = null));
+    }
+    return t.monitor.then(async (m) => {
+      if (!m.closed) return m;
+      t.monitor = null;
+      return this.monitor(connection);
+    });
+  }
+
+  /** A new session: its root pid is learned with the next snapshot, taken right away. */
+  sessionOpened(master: HostMaster, session: Session): void {
+    this.tracker(session.connection).pending.push(session);
+    this.refresh(master).catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }));
+  }
+
+  /** Takes a snapshot of every connection of the master; emits the difference. */
+  async refresh(master: HostMaster): Promise<ProcessView[]> {
+    const all: ProcessView[] = [];
+    for (const connection of master.readyConnections()) {
+      const t = this.tracker(connection);
+      const monitor = await this.monitor(connection);
+      const { rows, at } = await monitor.snapshot();
+      // New children of sshd belong to the sessions waiting for a root, in opening order:
+      // sshd forks each session's process when it accepts the request, in request order.
+      t.pending = t.pending.filter((s) => s.state === 'open');
+      const taken = new Set(t.roots.values());
+      const fresh = rows
+        .filter((r) => r.ppid === monitor.sshdPid && r.pid !== monitor.monitorPid && !taken.has(r.pid))
+        .sort((a, b) => b.elapsedSeconds - a.elapsedSeconds || a.pid - b.pid);
+      while (t.pending.length > 0 && fresh.length > 0) {
+        const session = t.pending.shift()!;
+        session.rootPid = fresh.shift()!.pid;
+        t.roots.set(session.id, session.rootPid);
+        this.deps.emitSession(session);
+      }
+      const tree = buildTree({ rows, sshdPid: monitor.sshdPid, monitorPid: monitor.monitorPid, roots: t.roots, known: t.known, now: at });
+      remember(t.known, tree);
+      // A process whose session has ended was left behind by it, whoever its parent is now
+      // (sshd keeps the children of a closed channel until they exit).
+      const open = new Set(this.deps.sessionsOf(master).filter((s) => s.state === 'open').map((s) => s.id));
+      for (const p of tree) if (p.sessionId !== null && !open.has(p.sessionId)) p.detached = true;
+      for (const [sessionId, pid] of t.roots) if (!t.known.has(pid)) t.roots.delete(sessionId);
+      all.push(...tree);
+    }
+    const before = this.sent.get(master.id) ?? new Map<number, ProcessView>();
+    const { upserted, removed } = diffTrees(before, all);
+    this.sent.set(master.id, new Map(all.map((p) => [p.pid, p])));
+    if (upserted.length > 0 || removed.length > 0) this.deps.emitChanged(master.id, upserted, removed);
+    return all;
+  }
+
+  /** Keeps refreshing every `intervalMs` until the lease runs out (renewed by calling again). */
+  watch(master: HostMaster, intervalMs: number): void {
+    const until = Date.now() + intervalMs * WATCH_LEASE_FACTOR + 5000;
+    const existing = this.watches.get(master.id);
+    if (existing) {
+      existing.until = until;
+      existing.intervalMs = intervalMs;
+      return;
+    }
+    const watch: Watch = { timer: null, intervalMs, until };
+    this.watches.set(master.id, watch);
+    const tick = (): void => {
+      if (Date.now() > watch.until || master.state !== 'ready') {
+        this.watches.delete(master.id);
+        return;
+      }
+      this.refresh(master)
+        .catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }))
+        .finally(() => {
+          if (this.watches.get(master.id) === watch) watch.timer = setTimeout(tick, watch.intervalMs);
+        });
+    };
+    tick();
+  }
+
+  /** Which pids a signal reaches: one process, it and its descendants, or a whole session. */
+  private targets(tree: ProcessView[], pid: number, scope: SignalScope): ProcessView[] {
+    const target = tree.find((p) => p.pid === pid);
+    if (!target) throw new HitchError('bad-request', `Process ${pid} is not in this master's process tree; nothing was sent.`);
+    if (scope === 'process') return [target];
+    if (scope === 'session') {
+      if (!target.sessionId) throw new HitchError('bad-request', `Process ${pid} belongs to no session of this master.`);
+      return tree.filter((p) => p.sessionId === target.sessionId && !p.detached);
+    }
+    const below = new Set(descendants(tree, pid));
+    // Children first, so a parent cannot respawn them on the way out.
+    return [...tree.filter((p) => below.has(p.pid)).reverse(), target];
+  }
+
+  async signal(master: HostMaster, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
+    const tree = await this.refresh(master);
+    const targets = this.targets(tree, pid, scope);
+    const sent = await this.send(master, targets, signal, scope);
+    const after = new Set((await this.refresh(master)).map((p) => p.pid));
+    return targets.map((p) => {
+      const result = sent.get(p.pid) ?? 'failed';
+      // In a tree or session, a parent often exits on its own once its children are gone.
+      if (result === 'no-such-process' && scope !== 'process') return { pid: p.pid, outcome: 'gone' };
+      if (result !== 'sent') return { pid: p.pid, outcome: result };
+      return { pid: p.pid, outcome: after.has(p.pid) ? 'alive' : 'gone' };
+    });
+  }
+
+  /** "Stop job": TERM, then KILL after `graceMs` for whatever is still alive. */
+  async stop(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
+    const first = await this.signal(master, pid, 'TERM', scope);
+    const deadline = Date.now() + graceMs;
+    let alive = first.filter((o) => o.outcome === 'alive').map((o) => o.pid);
+    while (alive.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+      const now = new Set((await this.refresh(master)).map((p) => p.pid));
+      alive = alive.filter((p) => now.has(p));
+    }
+    if (alive.length === 0) return first.map((o) => (o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o));
+    const tree = await this.refresh(master);
+    const survivors = tree.filter((p) => alive.includes(p.pid));
+    const sent = await this.send(master, survivors, 'KILL', 'process');
+    const after = new Set((await this.refresh(master)).map((p) => p.pid));
+    return first.map((o) => {
+      if (!alive.includes(o.pid)) return o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o;
+      const r = sent.get(o.pid);
+      if (r && r !== 'sent') return { pid: o.pid, outcome: r };
+      return { pid: o.pid, outcome: after.has(o.pid) ? 'still-alive' : 'killed' };
+    });
+  }
+
+  /**
+   * Delivers a signal: `kill` over each connection's monitor; for a whole session also the
+   * SSH "signal" channel request, where sshd honours it (not for root before OpenSSH 10).
+   */
+  private async send(master: HostMaster, targets: ProcessView[], signal: SignalName, scope: SignalScope): Promise<Map<number, KillResult>> {
+    const results = new Map<number, KillResult>();
+    for (const connection of master.readyConnections()) {
+      const t = this.tracker(connection);
+      const mine = targets.filter((p) => t.known.has(p.pid)).map((p) => p.pid);
+      if (mine.length === 0) continue;
+      const monitor = await this.monitor(connection);
+      if (scope === 'session' && connection.honoursSessionSignals(monitor.uid)) {
+        for (const session of this.deps.sessionsOf(master)) {
+          if (session.connection === connection && session.rootPid !== null && mine.includes(session.rootPid)) session.signal(signal);
+        }
+      }
+      for (const [pid, r] of await monitor.kill(mine, signal)) results.set(pid, r);
+    }
+    return results;
+  }
+
+  /** Frees the monitor channels of a master nobody looks at and that has no sessions. */
+  release(master: HostMaster): void {
+    if (this.watches.has(master.id) || this.deps.sessionsOf(master).some((s) => s.state === 'open')) return;
+    for (const connection of master.readyConnections()) {
+      const t = this.trackers.get(connection);
+      void t?.monitor?.then((m) => m.close(), () => undefined);
+      if (t) t.monitor = null;
+    }
+  }
+}
