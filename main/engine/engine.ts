@@ -44,6 +44,8 @@ export interface EngineOptions {
   timing?: Partial<Timing>;
   /** How long a master without sessions stays up (ControlPersist); null: until disconnected. */
   idleTimeoutMs?: number | null;
+  /** Keep one session channel open ahead of need per connection (one round trip less). On by default. */
+  spareChannel?: boolean;
   /**
    * Watch each connection's processes (one monitor channel per connection, which takes a
    * MaxSessions slot). On by default.
@@ -219,6 +221,7 @@ export class Engine {
       acceptedOnce: this.acceptedOnce,
       timing: this.timing,
       idleTimeoutMs: () => (this.options.idleTimeoutMs === undefined ? DEFAULT_IDLE_TIMEOUT_MS : this.options.idleTimeoutMs),
+      spareChannel: this.options.spareChannel !== false,
       authSock: this.options.authSock,
       secrets: this.options.secrets,
       prompter: this.prompter,

@@ -21,6 +21,8 @@ export interface HostMasterOptions extends AuthDeps {
   timing: Timing;
   /** Close after this long without sessions; null keeps the master up until disconnected. */
   idleTimeoutMs: () => number | null;
+  /** Keep a session channel open ahead of need on each connection. */
+  spareChannel: boolean;
 }
 
 /** Errors of a jump host, already named as such for the hosts behind it. */
@@ -82,7 +84,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       authMethod: p?.authMethod ?? null,
       hostKeyFingerprint: p?.hostKeyFingerprint ?? null,
       connectedAt: p?.connectedAt ?? null,
-      sessions: this.connections.reduce((n, c) => n + c.sessionChannels - c.monitorChannels, 0),
+      sessions: this.connections.reduce((n, c) => n + c.sessionChannels - c.monitorChannels - c.spareChannels, 0),
       sessionLimit: this.sessionLimit,
       connections: this.connections.filter((c) => c.state === 'ready').length,
       needsPerson: p?.needsPerson ?? false,

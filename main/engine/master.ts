@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
+import { openBareSession, requestExec, requestPty, requestShell } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
 import { HitchError, type ErrorCode } from './errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
@@ -31,6 +32,8 @@ export interface ConnectionOptions extends AuthDeps {
   timing: Timing;
   /** False for automatic reconnects: nothing may wait for a person. */
   interactive: boolean;
+  /** Keep one session channel open ahead of need (one round trip less per session). */
+  spareChannel: boolean;
 }
 
 export type SessionRequest = { kind: 'shell'; cols: number; rows: number } | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null };
@@ -88,7 +91,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
 
   /** Sessions open or being opened: what MaxSessions must leave room for. */
   get sessionsInUse(): number {
-    return this.sessionChannels + this.opening.size;
+    // The channel opened ahead of need (open or on its way) is room, not use: the next session takes it.
+    return this.sessionChannels + this.opening.size - this.spareChannels - (this.spareOpening ? 1 : 0);
   }
 
   private client: Client | null = null;
@@ -160,6 +164,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         this.authMethod = [...outcome.succeeded, final].join('+');
         this.setState('ready');
         void this.storeSecrets(outcome);
+        this.refillSpare();
         resolve();
       });
       client.on('error', (err: Error & { level?: string }) => {
@@ -322,37 +327,82 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** Opens a session channel (shell or exec) on this connection: no new authentication. */
-  openSession(request: SessionRequest): Promise<ClientChannel> {
+  async openSession(request: SessionRequest): Promise<ClientChannel> {
+    const channel = this.takeSpare() ?? (await this.openChannel());
+    try {
+      // Pipelined like OpenSSH does: pty and command go out together, answered in order.
+      const requests: Promise<void>[] = [];
+      const pty = request.kind === 'shell' ? { cols: request.cols, rows: request.rows } : request.pty;
+      if (pty) requests.push(requestPty(channel, { term: 'xterm-256color', ...pty }));
+      requests.push(request.kind === 'shell' ? requestShell(channel) : requestExec(channel, request.command));
+      await Promise.all(requests);
+    } catch (err) {
+      channel.close();
+      throw new HitchError('channel', `${this.opts.host.alias} refused the session: ${(err as Error).message}`);
+    } finally {
+      this.refillSpare();
+    }
+    return channel;
+  }
+
+  /** A session channel with no purpose yet, counted against MaxSessions from the moment it opens. */
+  private openChannel(): Promise<ClientChannel> {
     const client = this.requireClient();
     const ticket = this.nextTicket++;
     this.opening.add(ticket);
-    return new Promise((resolve, reject) => {
-      const done = (err: Error | undefined, channel: ClientChannel): void => {
-        // sshd answers channel opens in order: earlier ones still unanswered here were accepted.
-        const acceptedBefore = [...this.opening].filter((t) => t < ticket).length;
-        this.opening.delete(ticket);
-        if (err) {
-          const error = this.channelError(err);
-          if (error.code === 'max-sessions') this.refusedAt = this.sessionChannels + acceptedBefore;
-          reject(error);
-          return;
-        }
+    const settle = (): number => {
+      // sshd answers channel opens in order: earlier ones still unanswered here were accepted.
+      const acceptedBefore = [...this.opening].filter((t) => t < ticket).length;
+      this.opening.delete(ticket);
+      return acceptedBefore;
+    };
+    return openBareSession(client).then(
+      (channel) => {
+        settle();
         this.sessionChannels++;
         channel.once('close', () => this.sessionChannels--);
-        resolve(channel);
-      };
-      try {
-        if (request.kind === 'shell') {
-          client.shell({ term: 'xterm-256color', cols: request.cols, rows: request.rows }, done);
-        } else {
-          const pty = request.pty ? { pty: { term: 'xterm-256color', cols: request.pty.cols, rows: request.pty.rows } } : {};
-          client.exec(request.command, pty, done);
-        }
-      } catch (err) {
-        this.opening.delete(ticket); // ssh2 throws at once when the socket is already gone
-        reject(new HitchError('not-connected', `${this.opts.masterId} is not connected: ${(err as Error).message}`));
-      }
-    });
+        return channel;
+      },
+      (err: Error & { reason?: number }) => {
+        const acceptedBefore = settle();
+        const error = this.channelError(err);
+        if (error.code === 'max-sessions') this.refusedAt = this.sessionChannels + acceptedBefore;
+        throw error;
+      },
+    );
+  }
+
+  /** The channel opened ahead of need, if one is ready. */
+  private spare: ClientChannel | null = null;
+  private spareOpening = false;
+
+  /** Channels held open ahead of need (0 or 1): they take a MaxSessions slot, and are the next session. */
+  get spareChannels(): number {
+    return this.spare ? 1 : 0;
+  }
+
+  private takeSpare(): ClientChannel | null {
+    const spare = this.spare;
+    this.spare = null;
+    return spare;
+  }
+
+  /** Opens the next session's channel now, so that it costs one round trip less. */
+  private refillSpare(): void {
+    if (!this.opts.spareChannel || this.spare || this.spareOpening || this.state !== 'ready' || this.closing) return;
+    if (this.refusedAt !== null && this.sessionsInUse >= this.refusedAt) return; // no room to spare
+    this.spareOpening = true;
+    this.openChannel().then(
+      (channel) => {
+        this.spareOpening = false;
+        if (this.closing || this.state !== 'ready') return channel.close();
+        this.spare = channel;
+        channel.once('close', () => {
+          if (this.spare === channel) this.spare = null;
+        });
+      },
+      () => (this.spareOpening = false), // refused (MaxSessions) or closing: sessions open on demand
+    );
   }
 
   /** Channels of this connection that watch processes (see monitor.ts), not a person's sessions. */

@@ -79,8 +79,17 @@ export class ProcessTrees {
     const all: ProcessView[] = [];
     for (const connection of master.readyConnections()) {
       const t = this.tracker(connection);
-      const monitor = await this.monitor(connection);
-      const { rows, at } = await monitor.snapshot();
+      let snapshot: Awaited<ReturnType<ProcessMonitor['snapshot']>>;
+      let monitor: ProcessMonitor;
+      try {
+        monitor = await this.monitor(connection);
+        snapshot = await monitor.snapshot();
+      } catch (err) {
+        // E.g. MaxSessions leaves no room for a monitor here: the other connections still show.
+        this.deps.log.warn('no process snapshot for a connection', { master: master.id, error: (err as Error).message });
+        continue;
+      }
+      const { rows, at } = snapshot;
       // New children of sshd belong to the sessions waiting for a root, in opening order:
       // sshd forks each session's process when it accepts the request, in request order.
       t.pending = t.pending.filter((s) => s.state === 'open');

@@ -1,0 +1,93 @@
+// Session channels in two steps: open the channel first, give it its purpose (pty, shell,
+// exec, subsystem) later. ssh2 only offers both at once, so a channel opened ahead of need
+// (one round trip saved) and the requests a stock OpenSSH client relays through a control
+// socket (pty modes, env, subsystem) need these. They mirror ssh2's own client code
+// (lib/client.js: openChannel, reqPty, reqExec, reqShell, reqSubsystem) and use its
+// internals, so they live here, in one place, for the ssh2 version package.json pins.
+import type { Client, ClientChannel } from 'ssh2';
+// The window and packet size ssh2 itself opens channels with; its Channel class assumes them.
+import { MAX_WINDOW, PACKET_SIZE } from 'ssh2/lib/Channel.js';
+
+interface Internals {
+  _chanMgr: { add(cb: unknown): number };
+  _protocol: {
+    session(local: number, window: number, packetSize: number): void;
+    pty(id: number, rows: number, cols: number, height: number, width: number, term: string, modes: Buffer | null, wantReply: boolean): void;
+    shell(id: number, wantReply: boolean): void;
+    exec(id: number, command: string, wantReply: boolean): void;
+    subsystem(id: number, name: string, wantReply: boolean): void;
+    env(id: number, key: string, value: string, wantReply: boolean): void;
+  };
+}
+
+interface ChannelInternals {
+  outgoing: { id: number; state: string };
+  _callbacks: ((failed: boolean | Error) => void)[];
+  subtype?: string;
+}
+
+/** Opens a session channel with no request on it yet. Rejects with ssh2's error (and `reason`). */
+export function openBareSession(client: Client): Promise<ClientChannel> {
+  const c = client as unknown as Internals;
+  return new Promise((resolve, reject) => {
+    const onOpen = Object.assign(
+      (err: Error | undefined, channel: ClientChannel) => (err ? reject(err) : resolve(channel)),
+      { type: 'session' },
+    );
+    const local = c._chanMgr.add(onOpen);
+    if (local === -1) {
+      reject(new Error('No free channels available'));
+      return;
+    }
+    c._protocol.session(local, MAX_WINDOW, PACKET_SIZE);
+  });
+}
+
+function request(channel: ClientChannel, what: string, send: (id: number, protocol: Internals['_protocol']) => void, subtype?: string): Promise<void> {
+  const ch = channel as unknown as ChannelInternals;
+  const protocol = (channel as unknown as { _client: Internals })._client._protocol;
+  return new Promise((resolve, reject) => {
+    if (ch.outgoing.state !== 'open') {
+      reject(new Error('Channel is not open'));
+      return;
+    }
+    ch._callbacks.push((failed) => {
+      if (failed) reject(failed instanceof Error ? failed : new Error(`The server refused the ${what} request`));
+      else {
+        if (subtype) ch.subtype = subtype;
+        resolve();
+      }
+    });
+    send(ch.outgoing.id, protocol);
+  });
+}
+
+export interface PtyRequest {
+  term: string;
+  cols: number;
+  rows: number;
+  /** Encoded terminal modes (RFC 4254 8), as a stock client sends them; none by default. */
+  modes?: Buffer | null;
+}
+
+export function requestPty(channel: ClientChannel, pty: PtyRequest): Promise<void> {
+  return request(channel, 'pty', (id, p) => p.pty(id, pty.rows, pty.cols, 0, 0, pty.term, pty.modes ?? null, true));
+}
+
+export function requestShell(channel: ClientChannel): Promise<void> {
+  return request(channel, 'shell', (id, p) => p.shell(id, true), 'shell');
+}
+
+export function requestExec(channel: ClientChannel, command: string): Promise<void> {
+  return request(channel, 'exec', (id, p) => p.exec(id, command, true), 'exec');
+}
+
+export function requestSubsystem(channel: ClientChannel, name: string): Promise<void> {
+  return request(channel, 'subsystem', (id, p) => p.subsystem(id, name, true), 'subsystem');
+}
+
+/** Sets an environment variable; servers accept only names their AcceptEnv allows, silently. */
+export function requestEnv(channel: ClientChannel, name: string, value: string): void {
+  const ch = channel as unknown as ChannelInternals;
+  if (ch.outgoing.state === 'open') (channel as unknown as { _client: Internals })._client._protocol.env(ch.outgoing.id, name, value, false);
+}
