@@ -49,6 +49,8 @@ export interface MasterView {
   rememberedSecret: boolean;
   /** When the next reconnect attempt is due, while reconnecting. */
   reconnectAt: number | null;
+  /** The OpenSSH-compatible control socket stock clients can use (`ssh -S`), once serving. */
+  controlPath: string | null;
 }
 
 export interface SessionView {
@@ -101,6 +103,29 @@ export interface SignalOutcome {
    * (or the grace period ended first) · no-such-process · permission-denied · failed.
    */
   outcome: 'gone' | 'alive' | 'killed' | 'still-alive' | 'no-such-process' | 'permission-denied' | 'failed';
+}
+
+export type BenchMethod = 'fresh-ssh2' | 'hitch-channel' | 'hitch-spare' | 'openssh-fresh' | 'openssh-mux' | 'openssh-via-hitch';
+
+export interface BenchResult {
+  method: BenchMethod;
+  n: number;
+  median_ms: number;
+  p95_ms: number;
+  min_ms: number;
+  max_ms: number;
+  /** Median over the fresh connection's median: 0.1 means ten times faster. */
+  ratio: number | null;
+}
+
+export interface BenchReport {
+  hostId: string;
+  /** When it ran (ms since the epoch). */
+  at: number;
+  rounds: number;
+  results: BenchResult[];
+  /** Methods that could not run here, and why. */
+  skipped: { method: BenchMethod; reason: string }[];
 }
 
 export interface ProcessTreeView {
@@ -187,6 +212,11 @@ export const requestSchemas = {
   'processes.signal': z.object({ hostId, pid, signal: signalName, scope: signalScope }).strict(),
   /** "Stop job": TERM, then KILL after `graceMs` for what is still alive. */
   'processes.stop': z.object({ hostId, pid, scope: signalScope, graceMs: z.number().int().min(0).max(600_000) }).strict(),
+  /** Measures what multiplexing saves on this host; progress arrives as `bench.progress`. */
+  'bench.run': z.object({ hostId, rounds: z.number().int().min(1).max(500) }).strict(),
+  'bench.cancel': z.object({ hostId }).strict(),
+  'bench.history': z.object({ hostId }).strict(),
+  'bench.export': z.object({ hostId, format: z.enum(['json', 'csv']) }).strict(),
 } as const;
 
 export type Method = keyof typeof requestSchemas;
@@ -215,6 +245,10 @@ export interface Results {
   'processes.watch': null;
   'processes.signal': { outcomes: SignalOutcome[] };
   'processes.stop': { outcomes: SignalOutcome[] };
+  'bench.run': BenchReport;
+  'bench.cancel': null;
+  'bench.history': { reports: BenchReport[] };
+  'bench.export': { filename: string; mime: string; text: string };
 }
 
 export type Result<M extends Method> = Results[M];
@@ -237,6 +271,7 @@ export interface Events {
   /** The session was closed by the user and is gone from the engine. */
   'session.removed': { sessionId: string };
   'prompt.opened': PromptView;
+  'bench.progress': { hostId: string; done: number; total: number; method: BenchMethod };
   /** What changed in a master's process tree since the last event: only the difference. */
   'processes.changed': { masterId: string; upserted: ProcessView[]; removed: number[] };
   'prompt.closed': { promptId: string };

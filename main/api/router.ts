@@ -30,6 +30,10 @@ const handlers: Handlers = {
   'processes.watch': async (engine, { hostId, intervalMs }) => (await engine.watchProcesses(hostId, intervalMs), null),
   'processes.signal': async (engine, { hostId, pid, signal, scope }) => ({ outcomes: await engine.signalProcess(hostId, pid, signal, scope) }),
   'processes.stop': async (engine, { hostId, pid, scope, graceMs }) => ({ outcomes: await engine.stopProcess(hostId, pid, scope, graceMs) }),
+  'bench.run': (engine, { hostId, rounds }) => engine.bench(hostId, rounds),
+  'bench.cancel': (engine, { hostId }) => (engine.cancelBench(hostId), null),
+  'bench.history': async (engine, { hostId }) => ({ reports: await engine.benchReports(hostId) }),
+  'bench.export': (engine, { hostId, format }) => engine.exportBench(hostId, format),
 };
 
 export interface Router {

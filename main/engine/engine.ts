@@ -2,6 +2,7 @@
 // destination and the sessions on them, and the prompts waiting for a person. Transports
 // call its methods and forward its events; nothing here knows about Electron, HTTP or the UI.
 import type {
+  BenchReport,
   CatalogView,
   HitchEvent,
   HostView,
@@ -13,7 +14,10 @@ import type {
   SignalScope,
   Snapshot,
 } from '../../preload/api';
+import type { ClientChannel } from 'ssh2';
 import { passphraseAccount, passwordAccount } from './auth';
+import { runBench } from './bench';
+import { BenchHistory } from './bench-history';
 import { HitchError } from './errors';
 import { HostMaster } from './host-master';
 import { HostStore, savedHostSshArgs } from './host-store';
@@ -94,10 +98,14 @@ export class Engine {
   private nextSessionNumber = 1;
   private readonly timing: Timing;
   private readonly trees: ProcessTrees;
+  private readonly benchHistory: BenchHistory;
+  /** Benchmarks under way, by host, so they can be cancelled. */
+  private readonly benches = new Map<string, AbortController>();
 
   constructor(readonly options: EngineOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.store = new HostStore(`${options.dataDir}/hosts.json`, options.log);
+    this.benchHistory = new BenchHistory(`${options.dataDir}/bench-history.json`, options.log);
     this.prompter = new Prompter(
       (view) => this.emit({ event: 'prompt.opened', payload: view }),
       (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
@@ -370,6 +378,67 @@ export class Engine {
     const outcomes = await this.trees.stop(await this.connectedMaster(hostId), pid, scope, graceMs);
     this.options.log.info('job stopped', { host: hostId, pid, scope, outcomes: outcomes.map((o) => `${o.pid}:${o.outcome}`).join(' ') });
     return outcomes;
+  }
+
+  /**
+   * Runs a command on the host's master and hands back its raw channel, for callers that
+   * stream the output themselves (the benchmark's throughput run). Not a session in the UI.
+   */
+  async execChannel(hostId: string, command: string): Promise<ClientChannel> {
+    const master = await this.masterFor(await this.resolved(hostId));
+    const { channel } = await master.openSession({ kind: 'exec', command, pty: null });
+    return channel;
+  }
+
+  // -- benchmark ---------------------------------------------------------------------------
+
+  /** Measures what multiplexing saves on this host, and keeps the report in the history. */
+  async bench(hostId: string, rounds: number): Promise<BenchReport> {
+    if (this.benches.has(hostId)) throw new HitchError('bad-request', `A benchmark of ${hostId} is already running.`);
+    const host = await this.resolved(hostId);
+    const master = await this.masterFor(host);
+    await master.connect();
+    const abort = new AbortController();
+    this.benches.set(hostId, abort);
+    master.retain(); // no idle close in the middle of a run
+    try {
+      const report = await runBench(
+        {
+          hostId,
+          host,
+          master,
+          configPath: this.options.sshConfigPath,
+          sshBinary: this.options.sshBinary,
+          hitchKnownHosts: this.options.knownHostsPath,
+          controlPath: master.controlPath,
+        },
+        {
+          rounds,
+          signal: abort.signal,
+          onProgress: (done, total, method) => this.emit({ event: 'bench.progress', payload: { hostId, done, total, method } }),
+        },
+      );
+      await this.benchHistory.add(report);
+      this.options.log.info('benchmark done', { host: hostId, results: report.results.map((r) => `${r.method}=${r.median_ms}ms`).join(' ') });
+      return report;
+    } finally {
+      this.benches.delete(hostId);
+      master.release();
+    }
+  }
+
+  cancelBench(hostId: string): void {
+    const run = this.benches.get(hostId);
+    if (!run) throw new HitchError('bad-request', `No benchmark of ${hostId} is running.`);
+    run.abort();
+  }
+
+  async benchReports(hostId: string): Promise<BenchReport[]> {
+    return this.benchHistory.of(hostId);
+  }
+
+  exportBench(hostId: string, format: 'json' | 'csv'): Promise<{ filename: string; mime: string; text: string }> {
+    return this.benchHistory.export(hostId, format);
   }
 
   /** Closes every master; used when the app quits. */

@@ -36,6 +36,8 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   error: HitchError | null = null;
   sessionLimit: number | null = null;
   reconnectAt: number | null = null;
+  /** Set while an OpenSSH-compatible control socket serves this master. */
+  controlPath: string | null = null;
 
   /** The first is the primary; the others exist because of MaxSessions. */
   private connections: MasterConnection[] = [];
@@ -90,6 +92,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       needsPerson: p?.needsPerson ?? false,
       rememberedSecret: p?.rememberedSecret ?? false,
       reconnectAt: this.reconnectAt,
+      controlPath: this.controlPath,
     };
   }
 
@@ -163,6 +166,28 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       jumpFailures.add(named);
       throw named;
     }
+  }
+
+  /** The primary connection, once ready (the benchmark measures on it directly). */
+  get primaryConnection(): MasterConnection | null {
+    return this.primary?.state === 'ready' ? this.primary : null;
+  }
+
+  /**
+   * A separate connection with this master's settings, logged in without asking anyone and
+   * not added to the master: what a fresh `ssh host` costs, for the benchmark.
+   */
+  async standaloneConnection(): Promise<MasterConnection> {
+    const { host, via } = this.opts;
+    const connection = new MasterConnection({
+      ...this.opts,
+      masterId: `${this.id} (benchmark)`,
+      interactive: false,
+      spareChannel: false,
+      openTransport: via ? () => this.throughJump(via, false) : () => tcpTransport(host),
+    });
+    await connection.connect();
+    return connection;
   }
 
   /** The next hop's transport: a direct-tcpip channel on the jump host's master. */

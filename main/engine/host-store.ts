@@ -1,11 +1,11 @@
 // Hosts a person adds in the app, kept in our own JSON file beside (never inside) their
 // ~/.ssh/config. Every change replaces the file atomically, so a crash leaves either the old
 // or the new version; a file we cannot understand is moved aside, never overwritten.
-import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { moveAside, writeAtomically } from './atomic-file';
 import { HitchError } from './errors';
 import type { Logger } from './log';
 
@@ -186,47 +186,6 @@ function parseDocument(bytes: Buffer): Parsed {
     seen.add(id.toLowerCase());
   }
   return { kind: 'ok', hosts: parsed.data.hosts };
-}
-
-/** Renames `file` to `<file>.corrupt-<timestamp>`, picking a name that does not exist yet. */
-async function moveAside(file: string): Promise<string> {
-  const stamp = new Date().toISOString().replace(/:/g, '-'); // ':' is not allowed in Windows names
-  for (let n = 0; ; n++) {
-    const backup = `${file}.corrupt-${stamp}${n === 0 ? '' : `-${n}`}`;
-    const taken = await lstat(backup).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
-    );
-    if (!taken) {
-      await rename(file, backup);
-      return backup;
-    }
-  }
-}
-
-/** Temp file + fsync + rename + directory fsync: readers see the old file or the new one. */
-async function writeAtomically(file: string, data: string): Promise<void> {
-  const dir = dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const temp = join(dir, `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-  try {
-    const fh = await open(temp, 'wx', 0o600);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-  // Makes the rename itself durable. Windows cannot open a directory, and there the rename
-  // is already as durable as it gets, so a failure here is not worth failing the save.
-  const dh = await open(dir, 'r').catch(() => null);
-  await dh?.sync().catch(() => {});
-  await dh?.close();
 }
 
 function errorText(err: unknown): string {

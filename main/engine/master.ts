@@ -327,8 +327,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** Opens a session channel (shell or exec) on this connection: no new authentication. */
-  async openSession(request: SessionRequest): Promise<ClientChannel> {
-    const channel = this.takeSpare() ?? (await this.openChannel());
+  async openSession(request: SessionRequest, options: { useSpare?: boolean } = {}): Promise<ClientChannel> {
+    const channel = (options.useSpare !== false ? this.takeSpare() : null) ?? (await this.openChannel());
     try {
       // Pipelined like OpenSSH does: pty and command go out together, answered in order.
       const requests: Promise<void>[] = [];
@@ -379,6 +379,17 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   /** Channels held open ahead of need (0 or 1): they take a MaxSessions slot, and are the next session. */
   get spareChannels(): number {
     return this.spare ? 1 : 0;
+  }
+
+  /** Resolves once a spare channel is open (false if none is coming: disabled, no room, closed). */
+  async waitForSpare(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.spare && Date.now() < deadline) {
+      if (!this.spareOpening) this.refillSpare();
+      if (!this.spareOpening) return false;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return this.spare !== null;
   }
 
   private takeSpare(): ClientChannel | null {

@@ -1,0 +1,213 @@
+// `npm run bench`: what multiplexing saves, on a real sshd started here, at 0 ms and at 50 ms
+// round-trip time (through a TCP proxy that delays each chunk: this machine has no netem).
+// Also one session's throughput against OpenSSH, and 200 sessions over 20 masters.
+// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick]
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BenchMethod } from '../preload/api';
+import { summarize } from '../main/engine/bench-stats';
+import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
+import { startProxy } from '../tests/fixtures/tcp-proxy';
+import { testEngine } from '../tests/fixtures/engine';
+
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '20' }, json: { type: 'string' }, quick: { type: 'boolean', default: false } },
+});
+const ROUNDS = values.quick ? 3 : Number(values.rounds);
+const RTTS = [0, 50];
+const THROUGHPUT_BYTES = (values.quick ? 32 : 256) * 1024 * 1024;
+const SCALE = values.quick ? { masters: 4, perMaster: 5 } : { masters: 20, perMaster: 10 };
+
+/** Targets from DESIGN.md, in round trips at 50 ms RTT unless noted. */
+const TARGET_RTT: Partial<Record<BenchMethod, number>> = { 'hitch-channel': 2.1, 'hitch-spare': 1.1 };
+
+interface Row {
+  rtt_ms: number;
+  method: BenchMethod;
+  n: number;
+  median_ms: number;
+  p95_ms: number;
+  min_ms: number;
+  max_ms: number;
+}
+
+function hostBlock(alias: string, sshd: Sshd, port: number, knownHosts: string): string {
+  return sshd.clientConfig(alias).replace(`Port ${sshd.port}`, `Port ${port}`).replace(sshd.knownHosts, knownHosts);
+}
+
+async function latency(sshd: Sshd, dir: string): Promise<{ rows: Row[]; skipped: string[] }> {
+  const rows: Row[] = [];
+  const skipped: string[] = [];
+  for (const rtt of RTTS) {
+    const proxy = rtt > 0 ? await startProxy({ targetPort: sshd.port, delayMs: rtt / 2 }) : null;
+    const port = proxy?.port ?? sshd.port;
+    const knownHosts = join(dir, `known_hosts_${port}`);
+    await writeFile(knownHosts, sshd.knownHostsLine.replace(`:${sshd.port} `, `:${port} `) + '\n');
+    const t = await testEngine(hostBlock('bench', sshd, port, knownHosts), { processTrees: false });
+    try {
+      process.stderr.write(`latency at ${rtt} ms RTT, ${ROUNDS} rounds of each method, interleaved…\n`);
+      const report = await t.engine.bench('bench', ROUNDS);
+      for (const r of report.results) {
+        const { method, n, median_ms, p95_ms, min_ms, max_ms } = r;
+        rows.push({ rtt_ms: rtt, method, n, median_ms, p95_ms, min_ms, max_ms });
+      }
+      for (const s of report.skipped) skipped.push(`${s.method} at ${rtt} ms: ${s.reason}`);
+    } finally {
+      await t.close();
+      await proxy?.close();
+    }
+  }
+  return { rows, skipped };
+}
+
+/** Seconds for a command's output to arrive in full, read as fast as it comes. */
+function drain(stream: NodeJS.ReadableStream, expected: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    stream.on('data', (d: Buffer) => (got += d.length));
+    stream.on('error', reject);
+    stream.on('end', () => (got === expected ? resolve(got) : reject(new Error(`got ${got} of ${expected} bytes`))));
+  });
+}
+
+async function throughput(sshd: Sshd): Promise<{ method: string; mib_s: number }[]> {
+  const command = `head -c ${THROUGHPUT_BYTES} /dev/zero`;
+  const t = await testEngine(sshd.clientConfig('bench'), { processTrees: false });
+  const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
+  try {
+    process.stderr.write(`throughput: ${THROUGHPUT_BYTES / 1048576} MiB through one session, Hitch and OpenSSH…\n`);
+    await t.engine.connect('bench');
+    const sshArgs = ['-F', t.configPath, '-o', 'BatchMode=yes'];
+    const sock = join(dir, 'mux');
+    const master = spawn('ssh', [...sshArgs, '-M', '-S', sock, '-N', 'bench'], { stdio: 'ignore' });
+    for (let i = 0; i < 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      if ((await new Promise<number | null>((r) => spawn('ssh', ['-S', sock, '-O', 'check', 'bench'], { stdio: 'ignore' }).on('close', r))) === 0) break;
+    }
+    const hitch: number[] = [];
+    const openssh: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Hitch: one exec channel on the master, output read in this process.
+      let started = performance.now();
+      const channel = await t.engine.execChannel('bench', command);
+      channel.stderr.resume();
+      await drain(channel, THROUGHPUT_BYTES);
+      hitch.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
+      // OpenSSH: `ssh -S` through its own master, output read by this process as well.
+      started = performance.now();
+      const child = spawn('ssh', [...sshArgs, '-S', sock, 'bench', command], { stdio: ['ignore', 'pipe', 'ignore'] });
+      await drain(child.stdout, THROUGHPUT_BYTES);
+      openssh.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
+    }
+    spawn('ssh', ['-S', sock, '-O', 'exit', 'bench'], { stdio: 'ignore' });
+    master.kill();
+    return [
+      { method: 'hitch', mib_s: summarize(hitch).median_ms },
+      { method: 'openssh', mib_s: summarize(openssh).median_ms },
+    ];
+  } finally {
+    await t.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function scale(): Promise<{ masters: number; sessions: number; open_p50_ms: number; open_p99_ms: number; main_rss_mb: number }> {
+  // One sshd listening on one port per master: each port is another destination, so another master.
+  const ports = await Promise.all(Array.from({ length: SCALE.masters - 1 }, () => freePort()));
+  const sshd = await startSshd({ maxSessions: SCALE.perMaster + 4, extraConfig: ports.map((p) => `Port ${p}`) });
+  const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
+  const all = [sshd.port, ...ports];
+  const knownHosts = join(dir, 'known_hosts');
+  await writeFile(knownHosts, all.map((p) => sshd.knownHostsLine.replace(`:${sshd.port} `, `:${p} `)).join('\n') + '\n');
+  const t = await testEngine(all.map((p, i) => hostBlock(`m${i}`, sshd, p, knownHosts)).join('\n'));
+  try {
+    process.stderr.write(`scale: ${SCALE.masters * SCALE.perMaster} sessions over ${SCALE.masters} masters…\n`);
+    await Promise.all(all.map((_, i) => t.engine.connect(`m${i}`)));
+    const opens: number[] = [];
+    for (let round = 0; round < SCALE.perMaster; round++) {
+      await Promise.all(
+        all.map(async (_, i) => {
+          const started = performance.now();
+          await t.engine.openSession(`m${i}`, { kind: 'shell', cols: 80, rows: 24 });
+          opens.push(performance.now() - started);
+        }),
+      );
+    }
+    const masters = new Set((await t.engine.snapshot()).masters.filter((m) => m.state === 'ready').map((m) => m.id));
+    const sorted = summarize(opens);
+    return {
+      masters: masters.size,
+      sessions: opens.length,
+      open_p50_ms: sorted.median_ms,
+      open_p99_ms: Math.round(quantile99(opens) * 10) / 10,
+      main_rss_mb: Math.round(process.memoryUsage().rss / 1048576),
+    };
+  } finally {
+    await t.close();
+    await sshd.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function quantile99(samples: number[]): number {
+  const s = [...samples].sort((a, b) => a - b);
+  const pos = (s.length - 1) * 0.99;
+  return s[Math.floor(pos)]! + (s[Math.ceil(pos)]! - s[Math.floor(pos)]!) * (pos - Math.floor(pos));
+}
+
+function table(rows: Row[]): string {
+  const lines = ['rtt  method              n   median     p95     min     max   ratio  round trips'];
+  for (const rtt of RTTS) {
+    const base = rows.find((r) => r.rtt_ms === rtt && r.method === 'fresh-ssh2')?.median_ms;
+    for (const r of rows.filter((x) => x.rtt_ms === rtt)) {
+      const trips = rtt > 0 ? (r.median_ms / rtt).toFixed(2) : '';
+      const target = rtt > 0 && TARGET_RTT[r.method] ? ` (target ≤ ${TARGET_RTT[r.method]})` : '';
+      lines.push(
+        `${String(rtt).padStart(3)}  ${r.method.padEnd(18)} ${String(r.n).padStart(3)} ${r.median_ms.toFixed(1).padStart(8)} ${r.p95_ms
+          .toFixed(1)
+          .padStart(7)} ${r.min_ms.toFixed(1).padStart(7)} ${r.max_ms.toFixed(1).padStart(7)} ${base ? (r.median_ms / base).toFixed(3).padStart(7) : '      -'}  ${trips}${target}`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const sshd = await startSshd({ maxSessions: 20 });
+  const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
+  let output;
+  try {
+    const { rows, skipped } = await latency(sshd, dir);
+    const tp = await throughput(sshd);
+    const sc = await scale();
+    output = { rtt_ms: RTTS, results: rows, throughput: tp, scale: sc };
+    process.stdout.write('\n' + table(rows) + '\n');
+    for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
+    const hitch = tp.find((x) => x.method === 'hitch')!.mib_s;
+    const openssh = tp.find((x) => x.method === 'openssh')!.mib_s;
+    process.stdout.write(
+      `\nthroughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB): hitch ${hitch.toFixed(0)} MiB/s, openssh ${openssh.toFixed(0)} MiB/s, ratio ${(hitch / openssh).toFixed(2)} (target ≥ 0.9)\n`,
+    );
+    process.stdout.write(
+      `scale: ${sc.sessions} sessions on ${sc.masters} masters: open p50 ${sc.open_p50_ms} ms, p99 ${sc.open_p99_ms} ms (target p99 ≤ 2 × p50), RSS ${sc.main_rss_mb} MB (target ≤ 300)\n`,
+    );
+  } finally {
+    await sshd.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+  if (values.json) {
+    await writeFile(values.json, JSON.stringify(output, null, 2) + '\n');
+    process.stdout.write(`wrote ${values.json}\n`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);
