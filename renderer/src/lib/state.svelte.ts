@@ -1,6 +1,25 @@
 // What the UI shows, derived from the engine: a snapshot at start, then events. The engine
 // stays the owner; this is a read model the components render.
-import type { CatalogView, MasterView, ProcessView, PromptView, SessionView, SignalName, SignalOutcome, SignalScope } from '../../../preload/api';
+import type {
+  BenchMethod,
+  BenchReport,
+  CatalogView,
+  MasterView,
+  ProcessView,
+  PromptView,
+  SessionView,
+  SignalName,
+  SignalOutcome,
+  SignalScope,
+} from '../../../preload/api';
+
+export interface BenchView {
+  hostId: string;
+  running: boolean;
+  progress: { done: number; total: number; method: BenchMethod } | null;
+  report: BenchReport | null;
+  history: BenchReport[];
+}
 import { ApiError, type HitchClient } from './client';
 
 export class HitchState {
@@ -13,6 +32,8 @@ export class HitchState {
   processes = $state<Record<string, Record<number, ProcessView>>>({});
   /** What the last signal did, per pid, shown beside the process tree. */
   outcomes = $state<SignalOutcome[]>([]);
+  /** The benchmark panel, when open. */
+  bench = $state<BenchView | null>(null);
   /** The session shown in the terminal area. */
   activeSessionId = $state<string | null>(null);
   /** The latest failed action, shown until dismissed. */
@@ -31,6 +52,9 @@ export class HitchState {
     client.on('session.changed', (session) => this.upsertSession(session));
     client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
     client.on('transport.closed', () => (this.engineLost = true));
+    client.on('bench.progress', (p) => {
+      if (this.bench?.hostId === p.hostId) this.bench.progress = { done: p.done, total: p.total, method: p.method };
+    });
     client.on('processes.changed', ({ masterId, upserted, removed }) => {
       const tree = (this.processes[masterId] ??= {});
       for (const p of upserted) tree[p.pid] = p;
@@ -145,6 +169,48 @@ export class HitchState {
   async stopJob(hostId: string, pid: number, scope: SignalScope, graceMs: number): Promise<void> {
     const result = await this.attempt(() => this.client.call('processes.stop', { hostId, pid, scope, graceMs }));
     if (result) this.outcomes = result.outcomes;
+  }
+
+  async openBench(hostId: string): Promise<void> {
+    this.bench = { hostId, running: false, progress: null, report: null, history: [] };
+    const history = await this.attempt(() => this.client.call('bench.history', { hostId }));
+    if (history && this.bench?.hostId === hostId) {
+      this.bench.history = history.reports;
+      this.bench.report = history.reports.at(-1) ?? null;
+    }
+  }
+
+  async runBench(rounds: number): Promise<void> {
+    const bench = this.bench;
+    if (!bench || bench.running) return;
+    bench.running = true;
+    bench.progress = null;
+    try {
+      const report = await this.attempt(() => this.client.call('bench.run', { hostId: bench.hostId, rounds }));
+      if (report) {
+        bench.report = report;
+        bench.history = [...bench.history, report];
+      }
+    } finally {
+      bench.running = false;
+    }
+  }
+
+  cancelBench(): Promise<unknown> {
+    const hostId = this.bench?.hostId;
+    return hostId ? this.attempt(() => this.client.call('bench.cancel', { hostId })) : Promise.resolve();
+  }
+
+  /** The history as a file the browser saves. */
+  async exportBench(format: 'json' | 'csv'): Promise<void> {
+    const hostId = this.bench?.hostId;
+    if (!hostId) return;
+    const file = await this.attempt(() => this.client.call('bench.export', { hostId, format }));
+    if (!file) return;
+    const url = URL.createObjectURL(new Blob([file.text], { type: file.mime }));
+    const a = Object.assign(document.createElement('a'), { href: url, download: file.filename });
+    a.click();
+    URL.revokeObjectURL(url);
   }
 
   closeSession(sessionId: string): Promise<unknown> {
