@@ -82,6 +82,11 @@ export function descendants(rows: readonly { pid: number; ppid: number }[], root
   return out;
 }
 
+/** Two start times (seconds) of one process, from `etime` read at different moments: etime is whole seconds. */
+function sameStart(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 2;
+}
+
 export interface TreeInput {
   rows: PsRow[];
   /** The sshd process serving the connection: parent of every session's first process. */
@@ -119,6 +124,11 @@ export function buildTree(input: TreeInput): ProcessView[] {
     }
     return null;
   };
+  // A pid seen before is the same process only if it started at the same time (pids recycle).
+  const sameProcess = (r: PsRow): boolean => {
+    const started = known.get(r.pid);
+    return started !== undefined && sameStart(started, now - r.elapsedSeconds);
+  };
   const view = (r: PsRow, detached: boolean): ProcessView => ({
     pid: r.pid,
     ppid: r.ppid,
@@ -128,7 +138,7 @@ export function buildTree(input: TreeInput): ProcessView[] {
     cpu: r.cpu,
     rssKb: r.rssKb,
     // From the first sighting, so the value is stable and only real changes reach the UI.
-    startedAt: (known.get(r.pid) ?? now - r.elapsedSeconds) * 1000,
+    startedAt: (sameProcess(r) ? known.get(r.pid)! : now - r.elapsedSeconds) * 1000,
     command: r.command,
     sessionId: sessionOf(r.pid),
     detached,
@@ -139,11 +149,6 @@ export function buildTree(input: TreeInput): ProcessView[] {
     inTree.add(pid);
     out.push(view(byPid.get(pid)!, false));
   }
-  // A pid seen before is the same process only if it started at the same time (pids recycle).
-  const sameProcess = (r: PsRow): boolean => {
-    const started = known.get(r.pid);
-    return started !== undefined && Math.abs(now - r.elapsedSeconds - started) <= 2;
-  };
   for (const r of rows) {
     if (inTree.has(r.pid) || monitorFamily.has(r.pid) || r.pid === sshdPid || !sameProcess(r)) continue;
     // Only the top of a reparented family is checked here; its children follow below.
@@ -160,7 +165,11 @@ export function buildTree(input: TreeInput): ProcessView[] {
 /** Remembers the start time of every process now in the tree, so that detached ones stay known. */
 export function remember(known: Map<number, number>, tree: ProcessView[]): void {
   const alive = new Set(tree.map((p) => p.pid));
-  for (const p of tree) if (!known.has(p.pid)) known.set(p.pid, p.startedAt / 1000);
+  for (const p of tree) {
+    const started = known.get(p.pid);
+    // A recycled pid (another start) is a new process: its own start replaces the old one's.
+    if (started === undefined || !sameStart(started, p.startedAt / 1000)) known.set(p.pid, p.startedAt / 1000);
+  }
   for (const pid of known.keys()) if (!alive.has(pid)) known.delete(pid);
 }
 
