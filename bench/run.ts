@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchMethod } from '../preload/api';
-import { summarize } from '../main/engine/bench-stats';
+import { quantile, summarize } from '../main/engine/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';
@@ -115,21 +115,28 @@ async function throughput(sshd: Sshd): Promise<{ method: string; mib_s: number }
 }
 
 async function scale(): Promise<{ masters: number; sessions: number; open_p50_ms: number; open_p99_ms: number; main_rss_mb: number }> {
-  // One sshd listening on one port per master: each port is another destination, so another master.
-  const ports = await Promise.all(Array.from({ length: SCALE.masters - 1 }, () => freePort()));
-  const sshd = await startSshd({ maxSessions: SCALE.perMaster + 4, extraConfig: ports.map((p) => `Port ${p}`) });
+  // Each port is another destination, so another master. sshd listens on 16 sockets at most:
+  // ten ports per sshd.
+  const PER_SSHD = 10;
+  const servers: { sshd: Sshd; ports: number[] }[] = [];
+  for (let left = SCALE.masters; left > 0; left -= PER_SSHD) {
+    const extra = await Promise.all(Array.from({ length: Math.min(PER_SSHD, left) - 1 }, () => freePort()));
+    const sshd = await startSshd({ maxSessions: SCALE.perMaster + 4, extraConfig: extra.map((p) => `Port ${p}`) });
+    servers.push({ sshd, ports: [sshd.port, ...extra] });
+  }
   const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
-  const all = [sshd.port, ...ports];
   const knownHosts = join(dir, 'known_hosts');
-  await writeFile(knownHosts, all.map((p) => sshd.knownHostsLine.replace(`:${sshd.port} `, `:${p} `)).join('\n') + '\n');
-  const t = await testEngine(all.map((p, i) => hostBlock(`m${i}`, sshd, p, knownHosts)).join('\n'));
+  const lines = servers.flatMap(({ sshd, ports }) => ports.map((p) => sshd.knownHostsLine.replace(`:${sshd.port} `, `:${p} `)));
+  await writeFile(knownHosts, lines.join('\n') + '\n');
+  const hosts = servers.flatMap(({ sshd, ports }) => ports.map((p) => ({ sshd, port: p })));
+  const t = await testEngine(hosts.map((h, i) => hostBlock(`m${i}`, h.sshd, h.port, knownHosts)).join('\n'));
   try {
     process.stderr.write(`scale: ${SCALE.masters * SCALE.perMaster} sessions over ${SCALE.masters} masters…\n`);
-    await Promise.all(all.map((_, i) => t.engine.connect(`m${i}`)));
+    await Promise.all(hosts.map((_, i) => t.engine.connect(`m${i}`)));
     const opens: number[] = [];
     for (let round = 0; round < SCALE.perMaster; round++) {
       await Promise.all(
-        all.map(async (_, i) => {
+        hosts.map(async (_, i) => {
           const started = performance.now();
           await t.engine.openSession(`m${i}`, { kind: 'shell', cols: 80, rows: 24 });
           opens.push(performance.now() - started);
@@ -137,25 +144,18 @@ async function scale(): Promise<{ masters: number; sessions: number; open_p50_ms
       );
     }
     const masters = new Set((await t.engine.snapshot()).masters.filter((m) => m.state === 'ready').map((m) => m.id));
-    const sorted = summarize(opens);
     return {
       masters: masters.size,
       sessions: opens.length,
-      open_p50_ms: sorted.median_ms,
-      open_p99_ms: Math.round(quantile99(opens) * 10) / 10,
+      open_p50_ms: summarize(opens).median_ms,
+      open_p99_ms: Math.round(quantile([...opens].sort((x, y) => x - y), 0.99) * 10) / 10,
       main_rss_mb: Math.round(process.memoryUsage().rss / 1048576),
     };
   } finally {
     await t.close();
-    await sshd.stop();
+    for (const { sshd } of servers) await sshd.stop();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function quantile99(samples: number[]): number {
-  const s = [...samples].sort((a, b) => a - b);
-  const pos = (s.length - 1) * 0.99;
-  return s[Math.floor(pos)]! + (s[Math.ceil(pos)]! - s[Math.floor(pos)]!) * (pos - Math.floor(pos));
 }
 
 function table(rows: Row[]): string {

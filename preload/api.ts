@@ -49,6 +49,11 @@ export interface MasterView {
   rememberedSecret: boolean;
   /** When the next reconnect attempt is due, while reconnecting. */
   reconnectAt: number | null;
+  /** Bytes received and sent over all of this master's connections (sent: null through a jump host). */
+  bytesIn: number;
+  bytesOut: number | null;
+  /** The round trip of the last keepalive, in ms. */
+  latencyMs: number | null;
   /** The OpenSSH-compatible control socket stock clients can use (`ssh -S`), once serving. */
   controlPath: string | null;
 }

@@ -92,6 +92,9 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       needsPerson: p?.needsPerson ?? false,
       rememberedSecret: p?.rememberedSecret ?? false,
       reconnectAt: this.reconnectAt,
+      bytesIn: this.connections.reduce((n, c) => n + c.bytesIn, 0),
+      bytesOut: this.connections.some((c) => c.bytesOut === null) ? null : this.connections.reduce((n, c) => n + (c.bytesOut ?? 0), 0),
+      latencyMs: p?.latencyMs ?? null,
       controlPath: this.controlPath,
     };
   }

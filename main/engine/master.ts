@@ -2,9 +2,9 @@
 // and the channels opened on it. A HostMaster holds one or more of these per destination.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tcpConnect, Socket } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
-import { openBareSession, requestExec, requestPty, requestShell } from './ssh2-channels';
+import { openBareSession, ping, requestExec, requestPty, requestShell } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
 import { HitchError, type ErrorCode } from './errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
@@ -162,6 +162,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         this.rememberedSecret = outcome.rememberedSecret;
         const final = outcome.current ?? 'none';
         this.authMethod = [...outcome.succeeded, final].join('+');
+        this.transport = transport;
+        this.startKeepalive(client, transport);
         this.setState('ready');
         void this.storeSecrets(outcome);
         this.refillSpare();
@@ -197,8 +199,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         sock: transport as unknown as Socket,
         username: host.user,
         readyTimeout: 0,
-        keepaliveInterval: timing.keepaliveIntervalMs,
-        keepaliveCountMax: timing.keepaliveCountMax,
+        keepaliveInterval: 0, // our own keepalive (below) also measures the round trip
         hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
           pauseTimeout(true);
           this.checkHostKey(key)
@@ -226,6 +227,49 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   private lastError: HitchError | null = null;
+  private transport: Duplex | null = null;
+  /** The last keepalive's round trip, in ms. */
+  latencyMs: number | null = null;
+
+  /** Bytes received from the server on this connection, encrypted, as on the wire. */
+  get bytesIn(): number {
+    return this.transport instanceof Socket ? this.transport.bytesRead : 0;
+  }
+
+  /** Bytes sent; null through a jump host, whose channel does not count them. */
+  get bytesOut(): number | null {
+    return this.transport instanceof Socket ? this.transport.bytesWritten : null;
+  }
+
+  /**
+   * Keepalives like OpenSSH's ServerAliveInterval/CountMax: one every interval; after that
+   * many intervals without an answer the connection is taken for dead. Each answer's round
+   * trip is the master's latency.
+   */
+  private startKeepalive(client: Client, transport: Duplex): void {
+    const { keepaliveIntervalMs: every, keepaliveCountMax: max } = this.opts.timing;
+    if (every <= 0) return;
+    let waiting = false;
+    let missed = 0;
+    const timer = setInterval(() => {
+      if (waiting) {
+        if (++missed < max) return;
+        clearInterval(timer);
+        this.lastError = new HitchError('timeout', `${this.opts.host.alias} stopped answering keepalives: the network or the server is gone.`);
+        transport.destroy();
+        return;
+      }
+      waiting = true;
+      const started = performance.now();
+      ping(client).then(() => {
+        waiting = false;
+        missed = 0;
+        this.latencyMs = Math.round((performance.now() - started) * 10) / 10;
+        this.emit('state');
+      });
+    }, every);
+    client.once('close', () => clearInterval(timer));
+  }
 
   private setState(state: MasterConnection['state']): void {
     this.state = state;

@@ -91,3 +91,16 @@ export function requestEnv(channel: ClientChannel, name: string, value: string):
   const ch = channel as unknown as ChannelInternals;
   if (ch.outgoing.state === 'open') (channel as unknown as { _client: Internals })._client._protocol.env(ch.outgoing.id, name, value, false);
 }
+
+/**
+ * Sends keepalive@openssh.com, as OpenSSH's ServerAliveInterval does, and resolves when the
+ * server answers (any answer means it is alive). ssh2 matches global-request replies to its
+ * callback queue in order, so ours goes on the same queue.
+ */
+export function ping(client: Client): Promise<void> {
+  const c = client as unknown as { _callbacks: (() => void)[]; _protocol: { ping(): void } };
+  return new Promise((resolve) => {
+    c._callbacks.push(() => resolve());
+    c._protocol.ping();
+  });
+}

@@ -65,3 +65,24 @@ describe('shell sessions on one master', () => {
     expect(replay.end).toBe(replay.data.length);
   });
 });
+
+describe("a master's details", () => {
+  it('reports bytes both ways and the latency of its keepalives', async () => {
+    const sshd = await startSshd();
+    const t = await testEngine(sshd.clientConfig('detail'), { timing: { keepaliveIntervalMs: 100 } });
+    try {
+      const s = await t.engine.openSession('detail', { kind: 'shell', cols: 80, rows: 24 });
+      t.engine.writeSession(s.id, 'head -c 50000 /dev/zero | base64 | wc -c\n');
+      await t.waitForOutput(s.id, /67546/);
+      await expect.poll(async () => (await t.engine.snapshot()).masters[0]?.latencyMs ?? null).not.toBeNull();
+      const m = (await t.engine.snapshot()).masters[0]!;
+      expect(m.latencyMs).toBeGreaterThan(0);
+      expect(m.latencyMs).toBeLessThan(1000);
+      expect(m.bytesIn).toBeGreaterThan(2000);
+      expect(m.bytesOut).toBeGreaterThan(1000);
+    } finally {
+      await t.close();
+      await sshd.stop();
+    }
+  });
+});
