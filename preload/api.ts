@@ -155,6 +155,21 @@ export interface PromptView {
   keychainProblem: string | null;
 }
 
+/** The person's settings (main/engine/settings.ts holds their schema and defaults). */
+export interface SettingsView {
+  idleTimeoutMinutes: number | null;
+  keepaliveSeconds: number;
+  keepaliveCountMax: number;
+  processRefreshSeconds: number;
+  spareChannel: boolean;
+  theme: 'system' | 'light' | 'dark';
+  terminalFontFamily: string;
+  terminalFontSize: number;
+  closeToTray: boolean;
+  notifications: boolean;
+  recentHosts: string[];
+}
+
 export interface CatalogView {
   hosts: HostView[];
   /** The ssh config file the catalog was read from. */
@@ -218,6 +233,9 @@ export const requestSchemas = {
   /** "Stop job": TERM, then KILL after `graceMs` for what is still alive. */
   'processes.stop': z.object({ hostId, pid, scope: signalScope, graceMs: z.number().int().min(0).max(600_000) }).strict(),
   /** Measures what multiplexing saves on this host; progress arrives as `bench.progress`. */
+  'settings.get': z.object({}).strict(),
+  /** Each field is checked against the settings schema by the engine. */
+  'settings.update': z.object({ patch: z.record(z.string(), z.unknown()) }).strict(),
   'bench.run': z.object({ hostId, rounds: z.number().int().min(1).max(500) }).strict(),
   'bench.cancel': z.object({ hostId }).strict(),
   'bench.history': z.object({ hostId }).strict(),
@@ -250,6 +268,8 @@ export interface Results {
   'processes.watch': null;
   'processes.signal': { outcomes: SignalOutcome[] };
   'processes.stop': { outcomes: SignalOutcome[] };
+  'settings.get': { settings: SettingsView; warning: string | null };
+  'settings.update': SettingsView;
   'bench.run': BenchReport;
   'bench.cancel': null;
   'bench.history': { reports: BenchReport[] };
@@ -277,6 +297,7 @@ export interface Events {
   'session.removed': { sessionId: string };
   'prompt.opened': PromptView;
   'bench.progress': { hostId: string; done: number; total: number; method: BenchMethod };
+  'settings.changed': SettingsView;
   /** What changed in a master's process tree since the last event: only the difference. */
   'processes.changed': { masterId: string; upserted: ProcessView[]; removed: number[] };
   'prompt.closed': { promptId: string };

@@ -11,6 +11,7 @@ import type {
   SessionView,
   SignalName,
   SignalOutcome,
+  SettingsView,
   SignalScope,
   Snapshot,
 } from '../../preload/api';
@@ -26,6 +27,7 @@ import type { Logger } from './log';
 import { DEFAULT_TIMING, type SessionRequest, type Timing } from './master';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes';
+import { SettingsStore } from './settings';
 import { Prompter, type PromptAnswer } from './prompts';
 import { Session } from './session';
 import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './ssh-config';
@@ -57,7 +59,6 @@ export interface EngineOptions {
   processTrees?: boolean;
 }
 
-export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** ProxyJump chains longer than this are taken for loops. */
 const MAX_JUMP_DEPTH = 8;
 
@@ -99,6 +100,9 @@ export class Engine {
   private readonly timing: Timing;
   private readonly trees: ProcessTrees;
   private readonly benchHistory: BenchHistory;
+  private readonly settings: SettingsStore;
+  /** Settings are read once at start; everything that depends on them waits for it. */
+  private readonly settingsLoaded: Promise<void>;
   /** Benchmarks under way, by host, so they can be cancelled. */
   private readonly benches = new Map<string, AbortController>();
 
@@ -106,6 +110,11 @@ export class Engine {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.store = new HostStore(`${options.dataDir}/hosts.json`, options.log);
     this.benchHistory = new BenchHistory(`${options.dataDir}/bench-history.json`, options.log);
+    this.settings = new SettingsStore(`${options.dataDir}/settings.json`, options.log);
+    this.settingsLoaded = this.settings.load().then(
+      () => this.applySettings(),
+      (err: Error) => options.log.error('settings could not be read', { error: err.message }),
+    );
     this.prompter = new Prompter(
       (view) => this.emit({ event: 'prompt.opened', payload: view }),
       (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
@@ -132,6 +141,45 @@ export class Engine {
         this.options.log.error('event listener failed', { event: event.event, error: String(err) });
       }
     }
+  }
+
+  // -- settings ----------------------------------------------------------------------------
+
+  /** Flags and HITCH_* variables given at start win over the saved settings. */
+  private applySettings(): void {
+    const s = this.settings.get();
+    if (this.options.timing?.keepaliveIntervalMs === undefined) this.timing.keepaliveIntervalMs = s.keepaliveSeconds * 1000;
+    if (this.options.timing?.keepaliveCountMax === undefined) this.timing.keepaliveCountMax = s.keepaliveCountMax;
+    for (const master of this.masters.values()) master.setSpareChannel(this.spareChannel());
+  }
+
+  private idleTimeoutMs(): number | null {
+    if (this.options.idleTimeoutMs !== undefined) return this.options.idleTimeoutMs;
+    const minutes = this.settings.get().idleTimeoutMinutes;
+    return minutes === null ? null : minutes * 60_000;
+  }
+
+  private spareChannel(): boolean {
+    return this.options.spareChannel ?? this.settings.get().spareChannel;
+  }
+
+  async getSettings(): Promise<{ settings: SettingsView; warning: string | null }> {
+    await this.settingsLoaded;
+    return { settings: this.settings.get(), warning: this.settings.warning };
+  }
+
+  async updateSettings(patch: unknown): Promise<SettingsView> {
+    await this.settingsLoaded;
+    const settings = await this.settings.update(patch);
+    this.applySettings();
+    this.emit({ event: 'settings.changed', payload: settings });
+    return settings;
+  }
+
+  /** The launcher's "recent" group: hosts with a session opened lately, newest first. */
+  private noteRecent(hostId: string): void {
+    const recent = [hostId, ...this.settings.get().recentHosts.filter((h) => h !== hostId)].slice(0, 8);
+    this.updateSettings({ recentHosts: recent }).catch((err: Error) => this.options.log.warn('recent hosts not saved', { error: err.message }));
   }
 
   // -- hosts -----------------------------------------------------------------------------
@@ -208,6 +256,7 @@ export class Engine {
    */
   private async masterFor(host: ResolvedHost, jump: string | null = host.proxyJump, depth = 0): Promise<HostMaster> {
     const id = masterIdOf(host, jump);
+    await this.settingsLoaded;
     const existing = this.masters.get(id);
     if (existing) {
       existing.adopt(host);
@@ -228,8 +277,8 @@ export class Engine {
       hitchKnownHosts: this.options.knownHostsPath,
       acceptedOnce: this.acceptedOnce,
       timing: this.timing,
-      idleTimeoutMs: () => (this.options.idleTimeoutMs === undefined ? DEFAULT_IDLE_TIMEOUT_MS : this.options.idleTimeoutMs),
-      spareChannel: this.options.spareChannel !== false,
+      idleTimeoutMs: () => this.idleTimeoutMs(),
+      spareChannel: this.spareChannel(),
       authSock: this.options.authSock,
       secrets: this.options.secrets,
       prompter: this.prompter,
@@ -290,6 +339,7 @@ export class Engine {
     this.emit({ event: 'session.changed', payload: session.view() });
     if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);
     this.options.log.info('session opened', { host: hostId, master: master.id, session: session.id, kind: request.kind });
+    this.noteRecent(hostId);
     return session.view();
   }
 

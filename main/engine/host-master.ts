@@ -72,6 +72,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     return this.connections[0];
   }
 
+  /** Applies to connections opened from now on. */
+  setSpareChannel(on: boolean): void {
+    this.opts.spareChannel = on;
+  }
+
   /** The connections that carry sessions now, primary first. */
   readyConnections(): MasterConnection[] {
     return this.connections.filter((c) => c.state === 'ready');
