@@ -133,7 +133,8 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       openTransport: via ? () => this.throughJump(via, interactive) : () => tcpTransport(host),
     });
     if (asPrimary) {
-      this.setState('connecting');
+      // A reconnect attempt stays "reconnecting" until it succeeds, as the person sees it.
+      if (this.state !== 'reconnecting') this.setState('connecting');
       connection.on('state', () => {
         if (connection.state === 'authenticating' && this.state === 'connecting') this.setState('authenticating');
         else this.emit('changed');

@@ -10,8 +10,10 @@ import type {
   SessionView,
   SignalName,
   SignalOutcome,
+  SettingsView,
   SignalScope,
 } from '../../../preload/api';
+import { noticeFor, type Notice } from '../../../preload/notifications';
 
 export interface BenchView {
   hostId: string;
@@ -34,8 +36,17 @@ export class HitchState {
   outcomes = $state<SignalOutcome[]>([]);
   /** The benchmark panel, when open. */
   bench = $state<BenchView | null>(null);
-  /** The session shown in the terminal area. */
+  /** The session shown in the terminal area (its focused pane). */
   activeSessionId = $state<string | null>(null);
+  /** The session in the second pane, when the terminal area is split. */
+  splitSessionId = $state<string | null>(null);
+  /** The host whose processes the panel shows when chosen by hand; else the active session's. */
+  processHostId = $state<string | null>(null);
+  settings = $state<SettingsView | null>(null);
+  settingsOpen = $state(false);
+  /** Notices about masters (dropped, reconnected, MaxSessions, host key changed), newest last. */
+  notices = $state<(Notice & { id: number })[]>([]);
+  private nextNotice = 1;
   /** The latest failed action, shown until dismissed. */
   notice = $state<string | null>(null);
   /** The latest completed action worth confirming. */
@@ -44,7 +55,12 @@ export class HitchState {
 
   constructor(private readonly client: HitchClient) {
     client.on('catalog.changed', (catalog) => (this.catalog = catalog));
-    client.on('master.changed', (master) => (this.masters[master.id] = master));
+    client.on('master.changed', (master) => {
+      const notice = noticeFor(this.masters[master.id], master);
+      this.masters[master.id] = master;
+      if (notice && this.settings?.notifications !== false) this.notify(notice);
+    });
+    client.on('settings.changed', (settings) => (this.settings = settings));
     client.on('prompt.opened', (prompt) => {
       if (!this.prompts.some((p) => p.id === prompt.id)) this.prompts.push(prompt);
     });
@@ -69,6 +85,9 @@ export class HitchState {
       this.masters = Object.fromEntries(snap.masters.map((m) => [m.id, m]));
       for (const s of snap.sessions) this.upsertSession(s);
       this.prompts = snap.prompts;
+      const { settings, warning } = await this.client.call('settings.get', {});
+      this.settings = settings;
+      if (warning) this.notice = warning;
     });
   }
 
@@ -83,7 +102,41 @@ export class HitchState {
     const i = this.sessions.findIndex((s) => s.id === sessionId);
     if (i < 0) return;
     this.sessions.splice(i, 1);
+    if (this.splitSessionId === sessionId) this.splitSessionId = null;
     if (this.activeSessionId === sessionId) this.activeSessionId = this.sessions[Math.max(0, i - 1)]?.id ?? null;
+    if (this.activeSessionId !== null && this.activeSessionId === this.splitSessionId) this.splitSessionId = null;
+  }
+
+  notify(notice: Notice): void {
+    const id = this.nextNotice++;
+    this.notices.push({ ...notice, id });
+    if (notice.level === 'info') setTimeout(() => this.dismissNotice(id), 8000);
+  }
+
+  dismissNotice(id: number): void {
+    this.notices = this.notices.filter((n) => n.id !== id);
+  }
+
+  async updateSettings(patch: Partial<SettingsView>): Promise<void> {
+    const settings = await this.attempt(() => this.client.call('settings.update', { patch }));
+    if (settings) this.settings = settings;
+  }
+
+  /** Another session on the same master as `sessionId` (or on `hostId`): no new login. */
+  async openBeside(source: { sessionId?: string; hostId?: string }, where: 'tab' | 'split'): Promise<void> {
+    const hostId = source.hostId ?? this.sessions.find((s) => s.id === source.sessionId)?.hostId;
+    if (!hostId) return;
+    const session = await this.attempt(() => this.client.call('session.open', { hostId, cols: 80, rows: 24 }));
+    if (!session) return;
+    this.upsertSession(session);
+    if (where === 'split') this.splitSessionId = session.id;
+    else this.activeSessionId = session.id;
+  }
+
+  /** The `ssh -S` command that runs a stock client over this host's master. */
+  sshCommand(hostId: string): string | null {
+    const path = this.masterOf(hostId)?.controlPath;
+    return path ? `ssh -S '${path.replace(/'/g, `'\\''`)}' ${hostId}` : null;
   }
 
   /** Runs a user action; a failure becomes the notice instead of an exception. */
