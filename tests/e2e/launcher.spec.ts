@@ -106,3 +106,21 @@ test('a dropped master is announced, and so is its return', async ({ page, hitch
   await expect(page.getByTestId('toast').filter({ hasText: 'Reconnected' })).toBeVisible({ timeout: 20_000 });
   await expect(host.getByTestId('master-state')).toHaveText('connected');
 });
+
+test('a tab opened in a new window shows that session with its output', async ({ page, hitch, context }) => {
+  await page.goto(hitch.url);
+  const host = page.locator('li[data-host="testhost"]');
+  await host.getByRole('button', { name: 'New shell' }).click();
+  await host.getByRole('button', { name: 'New shell' }).click();
+  await expect(page.getByRole('tab')).toHaveCount(2);
+  await page.locator('.term-pane.active').click();
+  await page.keyboard.type('echo in-second-$((3+4))');
+  await page.keyboard.press('Enter');
+  await expect.poll(() => termText(page, '.term-pane.active')).toContain('in-second-7');
+
+  const popup = context.waitForEvent('page');
+  await page.getByRole('button', { name: /^New window for .* #2$/ }).click();
+  const win = await popup;
+  await expect(win.getByRole('tab', { selected: true })).toContainText('#2');
+  await expect.poll(() => termText(win, '.term-pane.active')).toContain('in-second-7');
+});

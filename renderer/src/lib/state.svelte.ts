@@ -85,6 +85,9 @@ export class HitchState {
       this.masters = Object.fromEntries(snap.masters.map((m) => [m.id, m]));
       for (const s of snap.sessions) this.upsertSession(s);
       this.prompts = snap.prompts;
+      // A window opened for one session (#session=s3) starts on that session.
+      const wanted = /^#session=(s\d+)$/.exec(location.hash)?.[1];
+      if (wanted && this.sessions.some((s) => s.id === wanted)) this.activeSessionId = wanted;
       const { settings, warning } = await this.client.call('settings.get', {});
       this.settings = settings;
       if (warning) this.notice = warning;
@@ -131,6 +134,11 @@ export class HitchState {
     this.upsertSession(session);
     if (where === 'split') this.splitSessionId = session.id;
     else this.activeSessionId = session.id;
+  }
+
+  /** A window showing this session (it reattaches with its scrollback); the same page, another view. */
+  openInNewWindow(sessionId: string): void {
+    window.open(`${location.pathname}#session=${encodeURIComponent(sessionId)}`, '_blank', 'popup=yes,width=960,height=640');
   }
 
   /** The `ssh -S` command that runs a stock client over this host's master. */
