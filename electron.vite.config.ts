@@ -2,8 +2,9 @@ import { resolve } from 'node:path';
 import { defineConfig } from 'electron-vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 
-// One build for the three parts. The main build has two entries: the Electron shell
-// (index) and the headless web host (web); only the first may import electron.
+// One build for the three parts. The main build has three entries: the Electron shell
+// (index), the headless web host (web) and the `hitch` command (cli); only the first may
+// import electron.
 export default defineConfig({
   main: {
     build: {
@@ -11,6 +12,7 @@ export default defineConfig({
         input: {
           index: resolve(__dirname, 'main/app/index.ts'),
           web: resolve(__dirname, 'main/web/index.ts'),
+          cli: resolve(__dirname, 'main/cli/index.ts'),
         },
       },
     },

@@ -23,6 +23,8 @@ export interface HostView {
   masterId: string | null;
   /** Why this host cannot be used as configured, if it cannot. */
   error: string | null;
+  /** For a host added in Hitch: what was entered (the fields above are as ssh resolves them). */
+  saved: { hostname: string; user: string | null; port: number | null; identityFile: string | null; proxyJump: string | null } | null;
 }
 
 export type MasterState = 'connecting' | 'authenticating' | 'ready' | 'reconnecting' | 'closed' | 'failed';
@@ -74,6 +76,11 @@ export interface SessionView {
   exitSignal: string | null;
   /** The session's first remote process (its shell or command), once known. */
   rootPid: number | null;
+  /**
+   * Started by a stock OpenSSH client through the master's control socket: its input and output
+   * stay with that client (no terminal here), but it is listed, watched and signalled like any other.
+   */
+  external: boolean;
 }
 
 /** One remote process under a master's connections. */
@@ -95,6 +102,9 @@ export interface ProcessView {
   /** It outlived its session (reparented, still running): shown under the master. */
   detached: boolean;
 }
+
+/** A command's standard output or standard error. */
+export type OutputStream = 'stdout' | 'stderr';
 
 export type SignalName = 'TERM' | 'INT' | 'HUP' | 'QUIT' | 'KILL' | 'USR1' | 'USR2' | 'STOP' | 'CONT';
 /** One process, it and everything below it, or every process of its session. */
@@ -155,6 +165,28 @@ export interface PromptView {
   keychainProblem: string | null;
 }
 
+/** Per catalog host: ControlPath to the master's socket, ControlMaster no (main/engine/control-socket/ssh-config.ts). */
+export interface SshConfigSnippet {
+  text: string;
+  /** Where the text is written when the Include is applied: in Hitch's data directory. */
+  path: string;
+  hosts: string[];
+}
+
+export interface SshConfigInclude {
+  /** The ssh config Hitch reads its hosts from: the file the line goes into. */
+  configPath: string;
+  snippetPath: string;
+  /** The line added at the top of the config: `Include <snippet path>`. */
+  line: string;
+  /** The config already has it: nothing to change. */
+  alreadyIncluded: boolean;
+  /** The change was made now (only ever with apply: true). */
+  applied: boolean;
+  /** The config's first lines after the change, for the person to see before applying. */
+  preview: string;
+}
+
 /** The person's settings (main/engine/settings.ts holds their schema and defaults). */
 export interface SettingsView {
   idleTimeoutMinutes: number | null;
@@ -207,9 +239,21 @@ export const requestSchemas = {
   'master.connect': z.object({ hostId }).strict(),
   'master.disconnect': z.object({ hostId }).strict(),
   'session.open': z.object({ hostId, cols, rows }).strict(),
-  /** Runs one command, like `ssh host command`: the command is the user's, passed verbatim. */
-  'session.exec': z.object({ hostId, command: z.string().min(1).max(8192), cols, rows, pty: z.boolean() }).strict(),
-  'session.write': z.object({ sessionId, data: z.string().max(65536) }).strict(),
+  /**
+   * Runs one command, like `ssh host command`: the command is the user's, passed verbatim.
+   * `raw`: output as bytes (base64 in `session.data`, offsets in bytes), for callers that pass
+   * it on byte for byte, like the `hitch` command. Without it, output is UTF-8 text.
+   */
+  'session.exec': z
+    .object({ hostId, command: z.string().min(1).max(8192), cols, rows, pty: z.boolean(), raw: z.boolean().optional() })
+    .strict(),
+  /** `encoding: 'base64'`: `data` is bytes in base64 (binary input); text otherwise. Answered once the channel takes it. */
+  'session.write': z
+    .object({ sessionId, data: z.string().max(65536), encoding: z.enum(['utf8', 'base64']).optional() })
+    .strict()
+    .refine((p) => p.encoding !== 'base64' || /^[A-Za-z0-9+/]*={0,2}$/.test(p.data), { message: 'not base64', path: ['data'] }),
+  /** Ends the input of an exec session, as closing its stdin does. */
+  'session.eof': z.object({ sessionId }).strict(),
   'session.resize': z.object({ sessionId, cols, rows }).strict(),
   /** `keep`: leave a command without a terminal running (it then shows as detached). */
   'session.close': z.object({ sessionId, keep: z.boolean().optional() }).strict(),
@@ -240,6 +284,10 @@ export const requestSchemas = {
   'bench.cancel': z.object({ hostId }).strict(),
   'bench.history': z.object({ hostId }).strict(),
   'bench.export': z.object({ hostId, format: z.enum(['json', 'csv']) }).strict(),
+  /** An ssh_config text that sends plain ssh, scp, rsync and git through Hitch's control sockets. */
+  'ssh-config.snippet': z.object({}).strict(),
+  /** Shows (apply: false) or makes (apply: true) the one-line change that Includes that text in the ssh config. */
+  'ssh-config.include': z.object({ apply: z.boolean() }).strict(),
 } as const;
 
 export type Method = keyof typeof requestSchemas;
@@ -256,10 +304,11 @@ export interface Results {
   'session.open': SessionView;
   'session.exec': SessionView;
   'session.write': null;
+  'session.eof': null;
   'session.resize': null;
   'session.close': null;
   /** The session's recent output, and the output offset it ends at (see `session.data`). */
-  'session.replay': { data: string; end: number };
+  'session.replay': { data: string; end: number; encoding?: 'base64' };
   'prompt.answer': null;
   'prompt.cancel': null;
   /** How many secrets were removed. */
@@ -274,6 +323,8 @@ export interface Results {
   'bench.cancel': null;
   'bench.history': { reports: BenchReport[] };
   'bench.export': { filename: string; mime: string; text: string };
+  'ssh-config.snippet': SshConfigSnippet;
+  'ssh-config.include': SshConfigInclude;
 }
 
 export type Result<M extends Method> = Results[M];
@@ -292,12 +343,22 @@ export interface Events {
   'master.changed': MasterView;
   'session.changed': SessionView;
   /** Terminal output; `offset` counts the characters of this session's output before `data`. */
-  'session.data': { sessionId: string; offset: number; data: string };
+  'session.data': {
+    sessionId: string;
+    offset: number;
+    data: string;
+    /** Which of the command's outputs it came from (a pty merges both into stdout). */
+    stream: OutputStream;
+    /** Raw exec sessions: `data` is bytes in base64 and `offset` counts bytes. */
+    encoding?: 'base64';
+  };
   /** The session was closed by the user and is gone from the engine. */
   'session.removed': { sessionId: string };
   'prompt.opened': PromptView;
   'bench.progress': { hostId: string; done: number; total: number; method: BenchMethod };
   'settings.changed': SettingsView;
+  /** From the desktop shell, not the engine: bring this session to the front (tray, ssh:// link). */
+  'ui.show-session': { sessionId: string };
   /** What changed in a master's process tree since the last event: only the difference. */
   'processes.changed': { masterId: string; upserted: ProcessView[]; removed: number[] };
   'prompt.closed': { promptId: string };

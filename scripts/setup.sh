@@ -16,6 +16,8 @@ if command -v dpkg-query >/dev/null; then
   need openssh-client
   if [ "$want_tests" = yes ]; then
     need openssh-server chromium fonts-dejavu-core dbus gnome-keyring procps psmisc iproute2
+    # Stock clients the control socket tests drive: rsync, git, and util-linux's script (a pty).
+    need rsync git util-linux
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

@@ -1,6 +1,6 @@
-// The one place requests enter the engine. Both transports (Electron IPC and the web host's
-// WebSocket) hand every incoming message to `call`, which validates it against the API
-// contract's schemas and dispatches it through a table of small handlers.
+// The one place requests enter the engine. Every transport (Electron IPC, the web host's
+// WebSocket, the engine socket) hands every incoming message to `call`, which validates it
+// against the API contract's schemas and dispatches it through a table of small handlers.
 import { isMethod, requestSchemas, type Method, type Params, type Reply, type Result } from '../../preload/api';
 import type { Engine } from '../engine/engine';
 import { HitchError, toHitchError } from '../engine/errors';
@@ -17,9 +17,10 @@ const handlers: Handlers = {
   'master.connect': (engine, { hostId }) => engine.connect(hostId),
   'master.disconnect': async (engine, { hostId }) => (await engine.disconnect(hostId), null),
   'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, { kind: 'shell', cols, rows }),
-  'session.exec': (engine, { hostId, command, cols, rows, pty }) =>
-    engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }),
-  'session.write': (engine, { sessionId, data }) => (engine.writeSession(sessionId, data), null),
+  'session.exec': (engine, { hostId, command, cols, rows, pty, raw }) =>
+    engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }, { raw: raw ?? false }),
+  'session.write': async (engine, { sessionId, data, encoding }) => (await engine.writeSession(sessionId, data, encoding), null),
+  'session.eof': (engine, { sessionId }) => (engine.endSessionInput(sessionId), null),
   'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
   'session.close': (engine, { sessionId, keep }) => (engine.closeSession(sessionId, keep ?? false), null),
   'session.replay': (engine, { sessionId }) => engine.replaySession(sessionId),
@@ -36,6 +37,8 @@ const handlers: Handlers = {
   'bench.cancel': (engine, { hostId }) => (engine.cancelBench(hostId), null),
   'bench.history': async (engine, { hostId }) => ({ reports: await engine.benchReports(hostId) }),
   'bench.export': (engine, { hostId, format }) => engine.exportBench(hostId, format),
+  'ssh-config.snippet': (engine) => engine.sshConfigSnippet(),
+  'ssh-config.include': (engine, { apply }) => engine.sshConfigInclude(apply),
 };
 
 export interface Router {

@@ -1,78 +1,134 @@
-// The Electron shell: one window, the engine in this process, the API over IPC. Everything
-// of substance lives in the engine; this file only wires Electron to it.
+// The Electron shell: windows, the engine (ours or the one already running), the API over
+// IPC, and the desktop integration (desktop.ts). Everything of substance lives in the engine;
+// this file only wires Electron to it.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { app, BrowserWindow, ipcMain, shell, type IpcMainInvokeEvent } from 'electron';
 import { CALL_CHANNEL, EVENT_CHANNEL, type Reply } from '../../preload/channels';
-import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, engineFlagSpec } from '../engine/options';
+import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
+import { useOrStartEngine } from '../transport/shared-engine';
+import { setupDesktop } from './desktop';
 
 const log = createLogger();
 const rendererIndex = join(__dirname, '../renderer/index.html');
 const devServerUrl = process.env.ELECTRON_RENDERER_URL;
 
-/** Only our own page may call the engine: not a navigated-away frame, not an iframe. */
-function isTrustedSender(event: IpcMainInvokeEvent): boolean {
-  const url = event.senderFrame?.url ?? '';
-  if (devServerUrl && !app.isPackaged) return url.startsWith(devServerUrl);
-  return url === pathToFileURL(rendererIndex).href;
+/** Our own page, whatever its #fragment (a window for one session is `index.html#session=s3`). */
+function isOwnPage(url: string): boolean {
+  const page = url.split('#')[0] ?? '';
+  if (devServerUrl && !app.isPackaged) return page.startsWith(devServerUrl);
+  return page === pathToFileURL(rendererIndex).href;
 }
 
+/** Only our own page may call the engine: not a navigated-away frame, not an iframe. */
+function isTrustedSender(event: IpcMainInvokeEvent): boolean {
+  return isOwnPage(event.senderFrame?.url ?? '');
+}
+
+const WEB_PREFERENCES = {
+  preload: join(__dirname, '../preload/index.js'),
+  contextIsolation: true,
+  sandbox: true,
+  nodeIntegration: false,
+  webSecurity: true,
+} as const;
+
+let closeToTray = (): boolean => false;
+let quitting = false;
+
 function createWindow(): BrowserWindow {
-  const win = new BrowserWindow({
-    width: 1200,
-    height: 800,
-    title: 'Hitch',
-    show: false,
-    webPreferences: {
-      preload: join(__dirname, '../preload/index.js'),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-    },
-  });
+  const win = new BrowserWindow({ width: 1200, height: 800, title: 'Hitch', show: false, webPreferences: WEB_PREFERENCES });
   win.once('ready-to-show', () => win.show());
-  // The page never navigates; links open in the user's browser.
+  // The page never navigates; links open in the user's browser; a session dragged out of
+  // the window (or sent there with its button) opens our own page in a window of its own.
   win.webContents.on('will-navigate', (event) => event.preventDefault());
   win.webContents.setWindowOpenHandler(({ url }) => {
+    if (isOwnPage(url)) return { action: 'allow', overrideBrowserWindowOptions: { width: 960, height: 640, webPreferences: WEB_PREFERENCES } };
     if (url.startsWith('https://')) void shell.openExternal(url);
     return { action: 'deny' };
+  });
+  // Closing the last window keeps the masters alive in the tray, when the settings say so.
+  win.on('close', (event) => {
+    if (!quitting && closeToTray() && BrowserWindow.getAllWindows().length === 1) {
+      event.preventDefault();
+      win.hide();
+    }
   });
   if (devServerUrl && !app.isPackaged) void win.loadURL(devServerUrl);
   else void win.loadFile(rendererIndex);
   return win;
 }
 
-function main(): void {
-  const { values } = parseArgs({ options: engineFlagSpec, strict: false, allowPositionals: true });
-  const engine = new Engine(engineOptions(values as Record<string, string | undefined>, process.env, log, app.getPath('userData')));
-  const router = createRouter(engine, log);
+function showWindow(): BrowserWindow {
+  const win = BrowserWindow.getAllWindows()[0] ?? createWindow();
+  if (win.isMinimized()) win.restore();
+  win.show();
+  win.focus();
+  return win;
+}
 
-  ipcMain.handle(CALL_CHANNEL, (event, method: unknown, params: unknown): Promise<Reply> | Reply => {
+function main(): void {
+  // One Hitch per user: a second launch (say, from an ssh:// link) hands its arguments over.
+  if (!app.requestSingleInstanceLock()) {
+    app.quit();
+    return;
+  }
+  const { values } = parseArgs({ options: engineFlagSpec, strict: false, allowPositionals: true });
+  const flags = values as Record<string, string | undefined>;
+  const options = engineOptions(flags, process.env, log, app.getPath('userData'));
+  // The engine already running for this user (`hitch daemon`, `npm run web`), else our own.
+  const shared = useOrStartEngine({
+    runtimeDir: runtimeDirOf(flags, process.env, options.dataDir),
+    log,
+    createEngine: () => new Engine(options),
+    onReplaced: () => BrowserWindow.getAllWindows().forEach((win) => win.webContents.reload()),
+  });
+
+  ipcMain.handle(CALL_CHANNEL, async (event, method: unknown, params: unknown): Promise<Reply> => {
     if (!isTrustedSender(event)) {
       log.warn('IPC call from an untrusted frame refused', { url: event.senderFrame?.url });
       return { ok: false, error: { code: 'bad-request', message: 'Calls are accepted only from the Hitch window.' } };
     }
-    return router.call(method, params);
+    return (await shared).router.call(method, params);
   });
 
-  engine.onEvent((event) => {
-    for (const win of BrowserWindow.getAllWindows()) win.webContents.send(EVENT_CHANNEL, event);
-  });
+  void shared.then((engine) =>
+    engine.subscribe((event) => {
+      for (const win of BrowserWindow.getAllWindows()) win.webContents.send(EVENT_CHANNEL, event);
+    }),
+  );
 
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
-  app.on('before-quit', () => engine.shutdown());
+  app.on('before-quit', () => {
+    quitting = true;
+    void shared.then((engine) => engine.close());
+  });
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit();
   });
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow();
   });
-  void app.whenReady().then(() => createWindow());
+  void Promise.all([app.whenReady(), shared]).then(
+    ([, engine]) => {
+      createWindow();
+      const desktop = setupDesktop({
+        call: (method, params) => engine.router.call(method, params),
+        onEvent: (listener) => engine.subscribe(listener),
+        showWindow,
+        sendToWindows: (event) => BrowserWindow.getAllWindows().forEach((win) => win.webContents.send(EVENT_CHANNEL, event)),
+        log,
+      });
+      closeToTray = desktop.closeToTray;
+    },
+    (err: Error) => {
+      log.error('no engine', { error: err.message });
+      app.exit(1);
+    },
+  );
 }
 
 main();

@@ -14,22 +14,28 @@ import type {
   SettingsView,
   SignalScope,
   Snapshot,
+  SshConfigInclude,
+  SshConfigSnippet,
 } from '../../preload/api';
+import { access } from 'node:fs/promises';
 import type { ClientChannel } from 'ssh2';
+import { writeAtomically } from './atomic-file';
 import { passphraseAccount, passwordAccount } from './auth';
 import { runBench } from './bench';
 import { BenchHistory } from './bench-history';
+import { ControlSockets, defaultControlSocketDir, type MasterPort } from './control-socket';
+import { includeSnippet, snippet, type SnippetHost } from './control-socket/ssh-config';
 import { HitchError } from './errors';
 import { HostMaster } from './host-master';
 import { HostStore, savedHostSshArgs } from './host-store';
 import type { SecretStore } from './keychain';
 import type { Logger } from './log';
-import { DEFAULT_TIMING, type SessionRequest, type Timing } from './master';
+import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './master';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes';
 import { SettingsStore } from './settings';
 import { Prompter, type PromptAnswer } from './prompts';
-import { Session } from './session';
+import { Session, type SessionInfo } from './session';
 import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './ssh-config';
 
 export interface EngineOptions {
@@ -57,6 +63,11 @@ export interface EngineOptions {
    * MaxSessions slot). On by default.
    */
   processTrees?: boolean;
+  /**
+   * Where masters' OpenSSH-compatible control sockets live: $XDG_RUNTIME_DIR/hitch, else
+   * <dataDir>/sockets, unless set; null serves none.
+   */
+  controlSocketDir?: string | null;
 }
 
 /** ProxyJump chains longer than this are taken for loops. */
@@ -67,7 +78,7 @@ export function masterIdOf(host: ResolvedHost, jump: string | null = host.proxyJ
   return `${host.user}@${host.hostname}:${host.port}` + (jump ? ` via ${jump}` : '');
 }
 
-function hostView(entry: CatalogEntry): HostView {
+function hostView(entry: CatalogEntry, saved: HostView['saved']): HostView {
   const r = entry.resolved;
   return {
     id: entry.alias,
@@ -79,6 +90,7 @@ function hostView(entry: CatalogEntry): HostView {
     proxyJump: r?.proxyJump ?? null,
     masterId: r ? masterIdOf(r) : null,
     error: entry.error,
+    saved,
   };
 }
 
@@ -105,6 +117,7 @@ export class Engine {
   private readonly settingsLoaded: Promise<void>;
   /** Benchmarks under way, by host, so they can be cancelled. */
   private readonly benches = new Map<string, AbortController>();
+  private readonly controlSockets: ControlSockets | null;
 
   constructor(readonly options: EngineOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -115,6 +128,8 @@ export class Engine {
       () => this.applySettings(),
       (err: Error) => options.log.error('settings could not be read', { error: err.message }),
     );
+    const socketDir = options.controlSocketDir === undefined ? defaultControlSocketDir(options.dataDir) : options.controlSocketDir;
+    this.controlSockets = socketDir === null ? null : new ControlSockets({ dir: socketDir, log: options.log });
     this.prompter = new Prompter(
       (view) => this.emit({ event: 'prompt.opened', payload: view }),
       (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
@@ -203,13 +218,22 @@ export class Engine {
   }
 
   private catalogView(catalog: Catalog): CatalogView {
-    return { hosts: catalog.entries.map(hostView), configPath: catalog.configPath, warnings: catalog.warnings };
+    const saved = (alias: string): HostView['saved'] => {
+      const h = this.store.get(alias);
+      return h ? { hostname: h.hostname, user: h.user ?? null, port: h.port ?? null, identityFile: h.identityFile ?? null, proxyJump: h.proxyJump ?? null } : null;
+    };
+    return {
+      hosts: catalog.entries.map((e) => hostView(e, e.source === 'app' ? saved(e.alias) : null)),
+      configPath: catalog.configPath,
+      warnings: catalog.warnings,
+    };
   }
 
   async reloadCatalog(): Promise<CatalogView> {
     this.catalog = null;
     const view = this.catalogView(await this.loadedCatalog());
     this.emit({ event: 'catalog.changed', payload: view });
+    await this.refreshSnippet();
     return view;
   }
 
@@ -289,12 +313,32 @@ export class Engine {
       for (const session of this.sessions.values()) if (session.connection === connection) session.markDropped();
     });
     this.masters.set(id, master);
+    this.controlSockets?.manage(master, { hostname: host.hostname, port: host.port, user: host.user, jump }, this.controlPort(master, host.alias));
     return master;
+  }
+
+  /** What a master's control socket may do with it: stock clients' sessions show here as external. */
+  private controlPort(master: HostMaster, hostId: string): MasterPort {
+    return {
+      id: master.id,
+      log: this.options.log,
+      openSession: async (spec) => {
+        const { channel, connection } = await master.openSession({ kind: 'custom', setup: spec.setup });
+        const session = this.track(master, channel, connection, { hostId, kind: spec.kind, command: spec.command, external: true });
+        return { channel, session };
+      },
+      forwardOut: (host, port) => master.forwardOut(host, port),
+      primary: () => master.readyConnections()[0] ?? null,
+      terminate: () => master.disconnect(),
+      retain: () => master.retain(),
+      release: () => master.release(),
+    };
   }
 
   async connect(hostId: string): Promise<MasterView> {
     const master = await this.masterFor(await this.resolved(hostId));
     await master.connect();
+    await this.controlSockets?.settled(master); // the view then names its control socket
     return master.view();
   }
 
@@ -308,24 +352,28 @@ export class Engine {
   // -- sessions --------------------------------------------------------------------------
 
   /** Opens a shell or runs a command on the host's master, connecting it first if needed. */
-  async openSession(hostId: string, request: SessionRequest): Promise<SessionView> {
+  async openSession(hostId: string, request: Exclude<SessionRequest, { kind: 'custom' }>, options: { raw?: boolean } = {}): Promise<SessionView> {
     const master = await this.masterFor(await this.resolved(hostId));
     const { channel, connection } = await master.openSession(request);
-    const session = new Session(
-      {
-        id: `s${this.nextSessionNumber++}`,
-        hostId,
-        masterId: master.id,
-        kind: request.kind,
-        command: request.kind === 'exec' ? request.command : null,
-      },
-      channel,
-      connection,
-    );
+    const session = this.track(master, channel, connection, {
+      hostId,
+      kind: request.kind,
+      command: request.kind === 'exec' ? request.command : null,
+      raw: request.kind === 'exec' && options.raw === true,
+    });
+    this.noteRecent(hostId);
+    return session.view();
+  }
+
+  /** Makes an open channel a session of the engine: listed, its processes watched, signalled, closed. */
+  private track(master: HostMaster, channel: ClientChannel, connection: MasterConnection, info: Omit<SessionInfo, 'id' | 'masterId'>): Session {
+    const session = new Session({ id: `s${this.nextSessionNumber++}`, masterId: master.id, ...info }, channel, connection);
     this.sessions.set(session.id, session);
     master.retain();
     master.emit('changed');
-    session.on('data', (offset, data) => this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data } }));
+    session.on('data', (offset, data, stream) =>
+      this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}) } }),
+    );
     session.on('changed', () => {
       if (session.state !== 'open') {
         master.release();
@@ -338,9 +386,8 @@ export class Engine {
     });
     this.emit({ event: 'session.changed', payload: session.view() });
     if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);
-    this.options.log.info('session opened', { host: hostId, master: master.id, session: session.id, kind: request.kind });
-    this.noteRecent(hostId);
-    return session.view();
+    this.options.log.info('session opened', { host: info.hostId, master: master.id, session: session.id, kind: info.kind, external: info.external ?? false });
+    return session;
   }
 
   private session(sessionId: string): Session {
@@ -349,8 +396,14 @@ export class Engine {
     return session;
   }
 
-  writeSession(sessionId: string, data: string): void {
-    this.session(sessionId).write(data);
+  /** Resolves once the session's channel has taken the data. `base64`: binary input. */
+  writeSession(sessionId: string, data: string, encoding: 'utf8' | 'base64' = 'utf8'): Promise<void> {
+    return this.session(sessionId).write(encoding === 'base64' ? Buffer.from(data, 'base64') : data);
+  }
+
+  /** Ends an exec session's input, like closing its stdin. */
+  endSessionInput(sessionId: string): void {
+    this.session(sessionId).endInput();
   }
 
   resizeSession(sessionId: string, cols: number, rows: number): void {
@@ -376,7 +429,7 @@ export class Engine {
     if (this.sessions.delete(sessionId)) this.emit({ event: 'session.removed', payload: { sessionId } });
   }
 
-  replaySession(sessionId: string): { data: string; end: number } {
+  replaySession(sessionId: string): { data: string; end: number; encoding?: 'base64' } {
     return this.session(sessionId).replay();
   }
 
@@ -448,6 +501,7 @@ export class Engine {
     const host = await this.resolved(hostId);
     const master = await this.masterFor(host);
     await master.connect();
+    await this.controlSockets?.settled(master);
     const abort = new AbortController();
     this.benches.set(hostId, abort);
     master.retain(); // no idle close in the middle of a run
@@ -491,8 +545,50 @@ export class Engine {
     return this.benchHistory.export(hostId, format);
   }
 
-  /** Closes every master; used when the app quits. */
-  shutdown(): void {
+  // -- ssh config for stock clients --------------------------------------------------------
+
+  private snippetPath(): string {
+    return `${this.options.dataDir}/ssh_config.hitch`;
+  }
+
+  /** Per catalog host that can have a master: its control path, ControlMaster no. */
+  async sshConfigSnippet(): Promise<SshConfigSnippet> {
+    const catalog = await this.loadedCatalog();
+    const sockets = this.controlSockets;
+    if (!sockets) throw new HitchError('bad-request', 'Control sockets are turned off in this Hitch.');
+    const hosts: SnippetHost[] = [];
+    for (const entry of catalog.entries) {
+      const r = entry.resolved;
+      if (!r) continue;
+      hosts.push({
+        alias: entry.alias,
+        controlPath: sockets.pathFor({ hostname: r.hostname, port: r.port, user: r.user, jump: r.proxyJump }),
+        address: entry.source === 'app' ? { hostname: r.hostname, port: r.port, user: r.user } : null,
+      });
+    }
+    return snippet(hosts, this.snippetPath());
+  }
+
+  /** Once included, the snippet follows the host list (a host added in Hitch gets its ControlPath too). */
+  private async refreshSnippet(): Promise<void> {
+    if (!this.controlSockets || !(await access(this.snippetPath()).then(() => true, () => false))) return;
+    try {
+      await writeAtomically(this.snippetPath(), (await this.sshConfigSnippet()).text);
+    } catch (err) {
+      this.options.log.warn('ssh config snippet not refreshed', { error: (err as Error).message });
+    }
+  }
+
+  /** Shows, or with `apply` makes, the one-line Include of the snippet in the ssh config Hitch reads. */
+  async sshConfigInclude(apply: boolean): Promise<SshConfigInclude> {
+    const result = await includeSnippet(this.options.sshConfigPath, await this.sshConfigSnippet(), apply);
+    if (apply) this.options.log.info('ssh config snippet included', { config: result.configPath, snippet: result.snippetPath, changed: result.applied });
+    return result;
+  }
+
+  /** Closes every master; used when the app quits. Resolves once the control sockets are removed. */
+  shutdown(): Promise<void> {
     for (const master of this.masters.values()) master.disconnect();
+    return this.controlSockets?.shutdown() ?? Promise.resolve();
   }
 }

@@ -36,7 +36,19 @@ export interface ConnectionOptions extends AuthDeps {
   spareChannel: boolean;
 }
 
-export type SessionRequest = { kind: 'shell'; cols: number; rows: number } | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null };
+export type SessionRequest =
+  | { kind: 'shell'; cols: number; rows: number }
+  | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null }
+  /** The caller gives the channel its purpose: what a stock client asked for through a control socket. */
+  | { kind: 'custom'; setup(channel: ClientChannel): Promise<void> };
+
+/** A connection the server forwards to us (ssh -R): where it arrived and where it came from. */
+export interface ForwardedConnectionInfo {
+  destIP: string;
+  destPort: number;
+  srcIP: string;
+  srcPort: number;
+}
 
 /** The error a server's refusal to open another channel carries (ssh2 sets `reason`). */
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
@@ -182,6 +194,11 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         }
         log.warn('connection error', { master: this.opts.masterId, level: err.level, error: err.message });
         this.lastError = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : describeDrop(err, host);
+      });
+      // Forwards from the server (ssh -R) go to whoever set them up; unclaimed ones are refused.
+      client.on('tcp connection', (info: ForwardedConnectionInfo, accept: () => ClientChannel, reject: () => void) => {
+        if (this.onForwardedConnection) this.onForwardedConnection(info, accept, reject);
+        else reject();
       });
       client.on('close', () => {
         if (!settled) {
@@ -375,11 +392,15 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     const channel = (options.useSpare !== false ? this.takeSpare() : null) ?? (await this.openChannel());
     try {
       // Pipelined like OpenSSH does: pty and command go out together, answered in order.
-      const requests: Promise<void>[] = [];
-      const pty = request.kind === 'shell' ? { cols: request.cols, rows: request.rows } : request.pty;
-      if (pty) requests.push(requestPty(channel, { term: 'xterm-256color', ...pty }));
-      requests.push(request.kind === 'shell' ? requestShell(channel) : requestExec(channel, request.command));
-      await Promise.all(requests);
+      if (request.kind === 'custom') {
+        await request.setup(channel);
+      } else {
+        const requests: Promise<void>[] = [];
+        const pty = request.kind === 'shell' ? { cols: request.cols, rows: request.rows } : request.pty;
+        if (pty) requests.push(requestPty(channel, { term: 'xterm-256color', ...pty }));
+        requests.push(request.kind === 'shell' ? requestShell(channel) : requestExec(channel, request.command));
+        await Promise.all(requests);
+      }
     } catch (err) {
       channel.close();
       throw new HitchError('channel', `${this.opts.host.alias} refused the session: ${(err as Error).message}`);
@@ -505,6 +526,24 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         }
         resolve(channel);
       });
+    });
+  }
+
+  /** Receives the connections of remote forwards (ssh -R); without it they are refused. */
+  onForwardedConnection: ((info: ForwardedConnectionInfo, accept: () => ClientChannel, reject: () => void) => void) | null = null;
+
+  /** Asks the server to listen on bindAddr:port (0: any port) and forward to us; resolves with the port. */
+  forwardIn(bindAddr: string, port: number): Promise<number> {
+    const client = this.requireClient();
+    return new Promise((resolve, reject) => {
+      client.forwardIn(bindAddr, port, (err, bound) => (err ? reject(new HitchError('channel', `${this.opts.host.alias} refused to listen on ${bindAddr || '*'}:${port}: ${err.message}`)) : resolve(bound)));
+    });
+  }
+
+  unforwardIn(bindAddr: string, port: number): Promise<void> {
+    const client = this.requireClient();
+    return new Promise((resolve, reject) => {
+      client.unforwardIn(bindAddr, port, (err) => (err ? reject(err) : resolve()));
     });
   }
 

@@ -42,6 +42,8 @@ export class ProcessTrees {
   /** What the UI was last sent, per master. */
   private readonly sent = new Map<string, Map<number, ProcessView>>();
   private readonly watches = new Map<string, Watch>();
+  /** Signals under way per master: the monitor must outlive the sessions they end. */
+  private readonly signalling = new Map<string, number>();
 
   constructor(private readonly deps: ProcessTreesDeps) {}
 
@@ -158,7 +160,26 @@ export class ProcessTrees {
     return [...tree.filter((p) => below.has(p.pid)).reverse(), target];
   }
 
-  async signal(master: HostMaster, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
+  /** Runs a signal operation, keeping the master's monitors open until it has its answer. */
+  private async holding<T>(master: HostMaster, work: () => Promise<T>): Promise<T> {
+    this.signalling.set(master.id, (this.signalling.get(master.id) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      const left = (this.signalling.get(master.id) ?? 1) - 1;
+      if (left > 0) this.signalling.set(master.id, left);
+      else {
+        this.signalling.delete(master.id);
+        this.release(master);
+      }
+    }
+  }
+
+  signal(master: HostMaster, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
+    return this.holding(master, () => this.signalNow(master, pid, signal, scope));
+  }
+
+  private async signalNow(master: HostMaster, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
     const tree = await this.refresh(master);
     const targets = this.targets(tree, pid, scope);
     const sent = await this.send(master, targets, signal, scope);
@@ -173,8 +194,12 @@ export class ProcessTrees {
   }
 
   /** "Stop job": TERM, then KILL after `graceMs` for whatever is still alive. */
-  async stop(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
-    const first = await this.signal(master, pid, 'TERM', scope);
+  stop(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
+    return this.holding(master, () => this.stopNow(master, pid, scope, graceMs));
+  }
+
+  private async stopNow(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
+    const first = await this.signalNow(master, pid, 'TERM', scope);
     const deadline = Date.now() + graceMs;
     let alive = first.filter((o) => o.outcome === 'alive').map((o) => o.pid);
     while (alive.length > 0 && Date.now() < deadline) {
@@ -218,7 +243,7 @@ export class ProcessTrees {
 
   /** Frees the monitor channels of a master nobody looks at and that has no sessions. */
   release(master: HostMaster): void {
-    if (this.watches.has(master.id) || this.deps.sessionsOf(master).some((s) => s.state === 'open')) return;
+    if (this.signalling.has(master.id) || this.watches.has(master.id) || this.deps.sessionsOf(master).some((s) => s.state === 'open')) return;
     for (const connection of master.readyConnections()) {
       const t = this.trackers.get(connection);
       void t?.monitor?.then((m) => m.close(), () => undefined);

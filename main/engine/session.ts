@@ -5,8 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
-import type { SessionView } from '../../preload/api';
+import type { OutputStream, SessionView } from '../../preload/api';
 import type { MasterConnection } from './master';
+import { requestSignal } from './ssh2-channels';
 
 /** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
 const BATCH_MS = 5;
@@ -19,20 +20,27 @@ export interface SessionInfo {
   masterId: string;
   kind: SessionView['kind'];
   command: string | null;
+  /** Output passed on as bytes (base64 in events), for exec sessions whose reader wants them verbatim. */
+  raw?: boolean;
+  /** Opened by a stock client through a control socket: its input and output are that client's, not ours. */
+  external?: boolean;
 }
 
-export class Session extends EventEmitter<{ data: [offset: number, data: string]; changed: [] }> {
+export class Session extends EventEmitter<{ data: [offset: number, data: string, stream: OutputStream]; changed: [] }> {
   state: SessionView['state'] = 'open';
   exitCode: number | null = null;
   exitSignal: string | null = null;
   readonly openedAt = Date.now();
 
-  private readonly decoder = new StringDecoder('utf8');
-  private pending = '';
+  /** One decoder per stream: a character split across chunks is never mixed with the other. */
+  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  /** Output gathered for the next batch: text, or bytes for a raw session; all of one stream. */
+  private pending: (string | Buffer)[] = [];
+  private pendingStream: OutputStream = 'stdout';
   private timer: NodeJS.Timeout | null = null;
-  /** Characters of output sent on so far; the offset of the next chunk. */
+  /** Characters (bytes for a raw session) of output sent on so far; the offset of the next chunk. */
   private sent = 0;
-  private scrollback: string[] = [];
+  private scrollback: (string | Buffer)[] = [];
   private scrollbackChars = 0;
   /** The session's first remote process, once a process snapshot has found it. */
   rootPid: number | null = null;
@@ -46,16 +54,24 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
     readonly connection: MasterConnection,
   ) {
     super();
-    channel.on('data', (chunk: Buffer) => this.receive(chunk));
-    channel.stderr.on('data', (chunk: Buffer) => this.receive(chunk));
+    if (!info.external) {
+      channel.on('data', (chunk: Buffer) => this.receive(chunk, 'stdout'));
+      channel.stderr.on('data', (chunk: Buffer) => this.receive(chunk, 'stderr'));
+    }
     channel.on('exit', (code: number | null, signal?: string) => {
       this.exitCode = typeof code === 'number' ? code : null;
       // ssh2 adds a SIG prefix; SSH (RFC 4254) and our API name signals without it: `TERM`.
       this.exitSignal = signal ? signal.replace(/^SIG/, '') : null;
     });
-    channel.on('close', () => {
+    channel.on('close', (code?: number | null, signal?: string) => {
+      // A command that ends at once can report its exit before this session listens for it;
+      // ssh2 repeats it here.
+      if (this.exitCode === null && this.exitSignal === null) {
+        if (typeof code === 'number') this.exitCode = code;
+        else if (signal) this.exitSignal = signal.replace(/^SIG/, '');
+      }
       if (this.state !== 'open') return; // ended already: closed with `keep`
-      this.receiveText(this.decoder.end());
+      if (!this.info.raw) for (const stream of ['stdout', 'stderr'] as const) this.receiveText(this.decoders[stream].end(), stream);
       this.flush();
       this.state = this.dropped ? 'disconnected' : 'closed';
       this.emit('changed');
@@ -85,32 +101,40 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
       exitCode: this.exitCode,
       exitSignal: this.exitSignal,
       rootPid: this.rootPid,
+      external: this.info.external ?? false,
     };
   }
 
-  private receive(chunk: Buffer): void {
-    this.receiveText(this.decoder.write(chunk));
+  private receive(chunk: Buffer, stream: OutputStream): void {
+    if (this.info.raw) this.gather(Buffer.from(chunk), stream);
+    else this.receiveText(this.decoders[stream].write(chunk), stream);
   }
 
-  private receiveText(text: string): void {
-    if (text === '') return;
-    this.pending += text;
+  private receiveText(text: string, stream: OutputStream): void {
+    if (text !== '') this.gather(text, stream);
+  }
+
+  /** A batch holds one stream: output of the other sends what was gathered first, keeping the order. */
+  private gather(data: string | Buffer, stream: OutputStream): void {
+    if (this.pending.length > 0 && stream !== this.pendingStream) this.flush();
+    this.pendingStream = stream;
+    this.pending.push(data);
     this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
 
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.pending === '') return;
-    const data = this.pending;
-    this.pending = '';
+    if (this.pending.length === 0) return;
+    const data = this.info.raw ? Buffer.concat(this.pending as Buffer[]) : (this.pending as string[]).join('');
+    this.pending = [];
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
-    this.emit('data', offset, data);
+    this.emit('data', offset, typeof data === 'string' ? data : data.toString('base64'), this.pendingStream);
   }
 
-  private keep(data: string): void {
+  private keep(data: string | Buffer): void {
     this.scrollback.push(data);
     this.scrollbackChars += data.length;
     while (this.scrollbackChars > SCROLLBACK_CHARS && this.scrollback.length > 1) {
@@ -119,17 +143,29 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
   }
 
   /** The retained output and the offset it ends at; later `data` events start there. */
-  replay(): { data: string; end: number } {
+  replay(): { data: string; end: number; encoding?: 'base64' } {
     this.flush();
+    if (this.info.raw) return { data: Buffer.concat(this.scrollback as Buffer[]).toString('base64'), end: this.sent, encoding: 'base64' };
     return { data: this.scrollback.join(''), end: this.sent };
   }
 
-  write(data: string): void {
-    if (this.state === 'open') this.channel.write(data);
+  /** Resolves once the channel has taken the data (waits while the server's window is full). */
+  write(data: string | Buffer): Promise<void> {
+    // An external session's input is its client's: nothing is typed into it from here.
+    if (this.state !== 'open' || this.info.external || this.channel.write(data)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.channel.off('drain', done);
+        this.channel.off('close', done);
+        resolve();
+      };
+      this.channel.on('drain', done);
+      this.channel.on('close', done);
+    });
   }
 
   resize(cols: number, rows: number): void {
-    if (this.state === 'open') this.channel.setWindow(rows, cols, 0, 0);
+    if (this.state === 'open' && !this.info.external) this.channel.setWindow(rows, cols, 0, 0);
   }
 
   /**
@@ -141,7 +177,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
   close(keep = false): void {
     if (this.state !== 'open') return;
     // `keep`: the person chose to leave the job running; it then shows as detached.
-    if (this.info.kind === 'exec' && !keep) this.channel.signal('HUP');
+    if (this.info.kind === 'exec' && !keep) requestSignal(this.channel, 'HUP');
     this.channel.close();
     if (keep) {
       // sshd holds the channel open until the command exits; for the person it has ended now.
@@ -153,7 +189,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string]
 
   /** The SSH "signal" channel request: sshd delivers it to the session's processes. */
   signal(name: string): void {
-    if (this.state === 'open') this.channel.signal(name);
+    if (this.state === 'open') requestSignal(this.channel, name); // also after the input ended
   }
 
   /** Ends the input of an exec session (like closing stdin). */

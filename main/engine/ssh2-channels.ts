@@ -104,3 +104,13 @@ export function ping(client: Client): Promise<void> {
     c._protocol.ping();
   });
 }
+
+/**
+ * Sends a "signal" channel request. ssh2's own `channel.signal()` stays silent once the
+ * channel's input has ended (EOF sent), though the command still runs and the request is
+ * valid until the channel is closed; this sends it in that state too.
+ */
+export function requestSignal(channel: ClientChannel, name: string): void {
+  const ch = channel as unknown as ChannelInternals & { _client: { _protocol: { signal(id: number, name: string): void } } };
+  if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name);
+}

@@ -1,11 +1,11 @@
 // `npm run web`: the engine and the UI without Electron, served on 127.0.0.1.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, engineFlagSpec } from '../engine/options';
-import { startWebHost } from './server';
+import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
+import { useOrStartEngine } from '../transport/shared-engine';
+import { startWebHost, type WebHost } from './server';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -14,8 +14,9 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(
-      'Usage: npm run web -- [--port N] [--ssh-config FILE] [--data-dir DIR] [--known-hosts FILE] [--ssh PATH] [--idle-timeout MINUTES|never]\n' +
-        'Serves Hitch on http://127.0.0.1 (never on other interfaces) and prints the URL with its access token.\n',
+      'Usage: npm run web -- [--port N] [--ssh-config FILE] [--data-dir DIR] [--known-hosts FILE] [--ssh PATH] [--idle-timeout MINUTES|never] [--runtime-dir DIR]\n' +
+        'Serves Hitch on http://127.0.0.1 (never on other interfaces) and prints the URL with its access token.\n' +
+        'Uses the Hitch engine already running for this user (hitch daemon, the desktop app) if there is one.\n',
     );
     return;
   }
@@ -23,21 +24,28 @@ async function main(): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${values.port}" is not a port number`);
 
   const log = createLogger();
-  const engine = new Engine(engineOptions(values, process.env, log));
-  const router = createRouter(engine, log);
-  const host = await startWebHost({
-    router,
-    subscribe: (listener) => engine.onEvent(listener),
+  // The engine already running for this user (`hitch daemon`, the desktop app), else our own.
+  let host: WebHost | null = null;
+  const options = engineOptions(values, process.env, log);
+  const engine = await useOrStartEngine({
+    runtimeDir: runtimeDirOf(values, process.env),
+    log,
+    createEngine: () => new Engine(options),
+    onReplaced: () => host?.dropClients(),
+  });
+  host = await startWebHost({
+    router: engine.router,
+    subscribe: (listener) => engine.subscribe(listener),
     staticDir: resolve(__dirname, '../renderer'),
     log,
     port,
     token: process.env.HITCH_WEB_TOKEN || undefined,
   });
   process.stdout.write(`Hitch web host: ${host.url}\n`);
+  if (!engine.local) process.stdout.write(`Using the Hitch engine already running at ${engine.socketPath}\n`);
 
   const stop = (): void => {
-    engine.shutdown();
-    void host.close().then(() => process.exit(0));
+    void Promise.all([engine.close(), host?.close()]).then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -27,6 +27,8 @@ export interface WebHost {
   url: string;
   port: number;
   token: string;
+  /** Disconnects every page (they then offer to reload), e.g. when the engine behind was replaced. */
+  dropClients(): void;
   close(): Promise<void>;
 }
 
@@ -173,6 +175,9 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     url: `http://127.0.0.1:${port}/?token=${token}`,
     port,
     token,
+    dropClients: () => {
+      for (const client of wss.clients) client.close(1012, 'engine replaced');
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate();

@@ -92,4 +92,13 @@ test('a host added in the app is listed and usable', async ({ page, hitch, sshd 
   // Hitch has never seen this server's key for this name: it asks.
   await page.getByRole('dialog').getByRole('button', { name: 'Accept once' }).click();
   await expect(host.getByTestId('master-state')).toHaveText('connected');
+
+  // Edit it: what was entered comes back, and a change is saved.
+  await host.getByRole('button', { name: 'Edit' }).click();
+  const edit = page.getByRole('form', { name: 'Edit added' });
+  await expect(edit.getByLabel('Port')).toHaveValue(String(sshd.port));
+  await expect(edit.getByLabel('Identity file')).toHaveValue(sshd.clientKey);
+  await edit.getByLabel('Host name').fill('localhost');
+  await edit.getByRole('button', { name: 'Save changes' }).click();
+  await expect(host).toContainText(`${sshd.user}@localhost:${sshd.port}`);
 });

@@ -79,3 +79,25 @@ test('the page without its token explains how to get in', async ({ page, hitch }
   await page.goto(bare);
   await expect(page.getByRole('alert')).toContainText('Open the full URL that `npm run web` printed');
 });
+
+test('finds text in the scrollback, and copies and pastes with Ctrl+Shift', async ({ page, hitch, context }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+  await page.goto(hitch.url);
+  await page.locator('li[data-host="testhost"]').getByRole('button', { name: 'New shell' }).click();
+  await runInActiveTerminal(page, 'for i in $(seq 1 200); do echo line-$i; done; echo needle-$((6*7))');
+  await expect.poll(() => activeTerminalText(page)).toContain('needle-42');
+  await page.keyboard.press('Control+Shift+F');
+  const find = page.getByLabel('Find in terminal');
+  await expect(find).toBeFocused();
+  await find.fill('line-17');
+  await find.press('Enter');
+  // The match is selected: Ctrl+Shift+C copies it, Ctrl+Shift+V types it back.
+  await find.press('Escape');
+  await page.evaluate(() => navigator.clipboard.writeText(''));
+  await page.locator('.term-pane.active textarea').press('Control+Shift+C');
+  await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('line-17');
+  await page.keyboard.type('echo pasted-');
+  await page.keyboard.press('Control+Shift+V');
+  await page.keyboard.press('Enter');
+  await expect.poll(() => activeTerminalText(page)).toContain('pasted-line-17');
+});

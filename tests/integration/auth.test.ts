@@ -343,7 +343,7 @@ describe('logging in', () => {
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'hitch-nokeychain-'));
       // The same layout as the sources, so the engine's relative imports resolve.
-      for (const sub of ['main/engine', 'preload']) {
+      for (const sub of ['main/engine', 'main/engine/control-socket', 'preload']) {
         await mkdir(join(dir, sub), { recursive: true });
         for (const file of await readdir(join(root, sub))) {
           if (!file.endsWith('.ts')) continue;

@@ -34,7 +34,7 @@ describe('ssh:// links', () => {
 
   it('matches an alias first, then a host name, honouring user and port', () => {
     const h = (id: string, hostname: string, user: string, port: number): HostView => ({
-      id, hostname, user, port, source: 'ssh-config', identityFiles: [], proxyJump: null, masterId: null, error: null,
+      id, hostname, user, port, source: 'ssh-config', identityFiles: [], proxyJump: null, masterId: null, error: null, saved: null,
     });
     const hosts = [h('web1', '10.0.0.5', 'deploy', 22), h('www', 'web1.example.com', 'alice', 2222)];
     expect(hostForLink(parseSshLink('ssh://web1')!, hosts)?.id).toBe('web1');

@@ -2,7 +2,7 @@
 // long idle masters live, and a bad value is refused with the flag's name.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../main/engine/log';
-import { engineOptions, parseIdleTimeout } from '../../main/engine/options';
+import { engineOptions, parseIdleTimeout, runtimeDirOf } from '../../main/engine/options';
 
 describe('engine settings', () => {
   it('takes flags over HITCH_* variables over defaults', () => {
@@ -21,5 +21,15 @@ describe('engine settings', () => {
     expect(() => parseIdleTimeout('soon')).toThrow(/--idle-timeout: "soon"/);
     expect(() => parseIdleTimeout('-1')).toThrow(/--idle-timeout/);
     expect(engineOptions({}, { HITCH_IDLE_TIMEOUT: 'never' }, silentLogger).idleTimeoutMs).toBeNull();
+  });
+
+  it('puts the engine socket in the private runtime directory, or beside a data directory of its own', () => {
+    expect(runtimeDirOf({}, { XDG_RUNTIME_DIR: '/run/user/1000' }, '/home/u/.config/hitch')).toBe('/run/user/1000/hitch');
+    expect(runtimeDirOf({}, {}, '/home/u/.config/hitch')).toBe('/home/u/.config/hitch/run');
+    // One engine per data directory: a second profile (or a test) never meets the usual engine.
+    expect(runtimeDirOf({ 'data-dir': '/d' }, { XDG_RUNTIME_DIR: '/run/user/1000' })).toBe('/d/run');
+    expect(runtimeDirOf({}, { HITCH_DATA_DIR: '/e', XDG_RUNTIME_DIR: '/run/user/1000' })).toBe('/e/run');
+    expect(runtimeDirOf({ 'runtime-dir': '/r' }, { HITCH_RUNTIME_DIR: '/s', HITCH_DATA_DIR: '/e' })).toBe('/r');
+    expect(runtimeDirOf({}, { HITCH_RUNTIME_DIR: '/s', HITCH_DATA_DIR: '/e' })).toBe('/s');
   });
 });

@@ -13,6 +13,7 @@ const host = (id: string, masterId: string | null, error: string | null = null):
   proxyJump: null,
   masterId,
   error,
+  saved: null,
 });
 const master = (id: string, state: MasterView['state'], sessions: number): MasterView => ({
   id,

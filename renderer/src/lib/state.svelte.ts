@@ -61,6 +61,7 @@ export class HitchState {
       if (notice && this.settings?.notifications !== false) this.notify(notice);
     });
     client.on('settings.changed', (settings) => (this.settings = settings));
+    client.on('ui.show-session', ({ sessionId }) => (this.activeSessionId = sessionId));
     client.on('prompt.opened', (prompt) => {
       if (!this.prompts.some((p) => p.id === prompt.id)) this.prompts.push(prompt);
     });
@@ -207,6 +208,10 @@ export class HitchState {
     return this.attempt(() => this.client.call('hosts.add', { host }));
   }
 
+  updateHost(hostId: string, patch: Record<string, unknown>): Promise<unknown> {
+    return this.attempt(() => this.client.call('hosts.update', { hostId, patch }));
+  }
+
   removeHost(hostId: string): Promise<unknown> {
     return this.attempt(() => this.client.call('hosts.remove', { hostId }));
   }
@@ -274,8 +279,9 @@ export class HitchState {
     URL.revokeObjectURL(url);
   }
 
-  closeSession(sessionId: string): Promise<unknown> {
-    return this.attempt(() => this.client.call('session.close', { sessionId }));
+  /** `keep`: leave a command without a terminal running; it then shows as detached. */
+  closeSession(sessionId: string, keep = false): Promise<unknown> {
+    return this.attempt(() => this.client.call('session.close', { sessionId, ...(keep ? { keep } : {}) }));
   }
 
   sessionsOf(hostId: string): SessionView[] {

@@ -1,0 +1,149 @@
+// Desktop integration of the Electron shell: the tray (its menu is tray-menu.ts, a pure
+// function of engine state), ssh:// links and second launches, desktop notifications, and
+// closing to the tray. Everything goes through the same API as the UI.
+import { join } from 'node:path';
+import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
+import type { EventMessage, HitchEvent, MasterView, Reply, SettingsView, Snapshot } from '../../preload/api';
+import { noticeFor } from '../../preload/notifications';
+import type { Logger } from '../engine/log';
+import { hostForLink, hostFromLink, linkInArgs, parseSshLink, type SshLink } from './links';
+import { trayMenu, type TrayAction, type TrayItem } from './tray-menu';
+
+export interface DesktopDeps {
+  /** The router (local or remote engine): every action is an API call. */
+  call(method: string, params: unknown): Promise<Reply>;
+  onEvent(listener: (event: EventMessage) => void): () => void;
+  /** Shows the main window, creating it if needed; sends the UI an event once it is there. */
+  showWindow(): BrowserWindow;
+  /** Tells the UI something (e.g. which session to show). */
+  sendToWindows(event: HitchEvent | EventMessage): void;
+  log: Logger;
+}
+
+async function ok<T>(deps: DesktopDeps, method: string, params: unknown): Promise<T> {
+  const reply = await deps.call(method, params);
+  if (!reply.ok) throw new Error(reply.error.message);
+  return reply.result as T;
+}
+
+/** Opens a session on a host and shows it; the master is connected (or reused) on the way. */
+async function openSession(deps: DesktopDeps, hostId: string): Promise<void> {
+  const session = await ok<{ id: string }>(deps, 'session.open', { hostId, cols: 80, rows: 24 });
+  deps.showWindow();
+  deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
+}
+
+/** An ssh:// link: a known host's session (its master reused), or the host added first. */
+export async function openLink(deps: DesktopDeps, link: SshLink): Promise<void> {
+  const { catalog } = await ok<Snapshot>(deps, 'state.get', {});
+  let host = hostForLink(link, catalog.hosts);
+  if (!host) {
+    const added = hostFromLink(link);
+    const view = await ok<Snapshot['catalog']>(deps, 'hosts.add', { host: added });
+    host = view.hosts.find((h) => h.id === added.id) ?? null;
+  }
+  if (host) await openSession(deps, host.id);
+}
+
+export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTray(): boolean } {
+  const { log } = deps;
+  let settings: SettingsView | null = null;
+  let snapshot: Snapshot | null = null;
+  const masters = new Map<string, MasterView>();
+
+  const fail = (what: string) => (err: unknown) => {
+    log.warn(`${what} failed`, { error: err instanceof Error ? err.message : String(err) });
+    if (Notification.isSupported()) new Notification({ title: 'Hitch', body: `${what} failed: ${err instanceof Error ? err.message : String(err)}` }).show();
+  };
+
+  // --- tray -------------------------------------------------------------------------------
+  let tray: Tray | null = null;
+  try {
+    tray = new Tray(nativeImage.createFromPath(join(__dirname, '../../build/tray.png')));
+    tray.setToolTip('Hitch');
+    tray.on('click', () => deps.showWindow());
+  } catch (err) {
+    log.warn('no tray icon on this desktop', { error: String(err) });
+  }
+
+  const run = (action: TrayAction): void => {
+    switch (action.kind) {
+      case 'quick-connect':
+        openSession(deps, action.hostId).catch(fail(`Opening a session on ${action.hostId}`));
+        break;
+      case 'disconnect':
+        ok(deps, 'master.disconnect', { hostId: action.hostId }).catch(fail(`Disconnecting ${action.hostId}`));
+        break;
+      case 'disconnect-all':
+        for (const h of snapshot?.catalog.hosts ?? []) {
+          const m = h.masterId ? masters.get(h.masterId) : undefined;
+          if (m && (m.state === 'ready' || m.state === 'reconnecting')) void deps.call('master.disconnect', { hostId: h.id });
+        }
+        break;
+      case 'show':
+        deps.showWindow();
+        break;
+      case 'quit':
+        app.quit();
+        break;
+    }
+  };
+  const toElectron = (items: TrayItem[]): MenuItemConstructorOptions[] =>
+    items.map((i) =>
+      i.type === 'separator'
+        ? { type: 'separator' }
+        : {
+            label: i.label ?? '',
+            enabled: i.enabled ?? true,
+            ...(i.submenu ? { submenu: toElectron(i.submenu) } : {}),
+            ...(i.action ? { click: () => run(i.action!) } : {}),
+          },
+    );
+  let pending: NodeJS.Timeout | null = null;
+  const refresh = (): void => {
+    // Menus rebuild at most a few times a second, however busy the engine is.
+    pending ??= setTimeout(async () => {
+      pending = null;
+      try {
+        snapshot = await ok<Snapshot>(deps, 'state.get', {});
+        for (const m of snapshot.masters) masters.set(m.id, m);
+        tray?.setContextMenu(Menu.buildFromTemplate(toElectron(trayMenu(snapshot, settings?.recentHosts ?? []))));
+      } catch (err) {
+        log.warn('tray menu not updated', { error: String(err) });
+      }
+    }, 250);
+  };
+
+  // --- notifications and state ------------------------------------------------------------
+  void ok<{ settings: SettingsView }>(deps, 'settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));
+  deps.onEvent((message) => {
+    const event = message as HitchEvent;
+    if (event.event === 'settings.changed') settings = event.payload;
+    if (event.event === 'master.changed') {
+      const notice = noticeFor(masters.get(event.payload.id), event.payload);
+      masters.set(event.payload.id, event.payload);
+      if (notice && settings?.notifications !== false && Notification.isSupported()) new Notification({ title: notice.title, body: notice.body }).show();
+    }
+    if (event.event === 'master.changed' || event.event === 'catalog.changed' || event.event === 'session.changed' || event.event === 'session.removed') refresh();
+  });
+  refresh();
+
+  // --- ssh:// links and second launches ---------------------------------------------------
+  app.setAsDefaultProtocolClient('ssh');
+  const handleArgs = (argv: readonly string[]): void => {
+    const link = linkInArgs(argv);
+    if (link) openLink(deps, link).catch(fail('Opening the ssh:// link'));
+  };
+  app.on('second-instance', (_event, argv) => {
+    deps.showWindow();
+    handleArgs(argv);
+  });
+  app.on('open-url', (event, url) => {
+    event.preventDefault();
+    const link = parseSshLink(url);
+    if (link) openLink(deps, link).catch(fail('Opening the ssh:// link'));
+  });
+  handleArgs(process.argv);
+
+  return { tray, closeToTray: () => tray !== null && settings?.closeToTray !== false };
+}

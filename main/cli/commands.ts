@@ -1,0 +1,235 @@
+// The commands that ask the engine one thing and print the answer. Each takes the context
+// and its positionals, prints through ctx.print (JSON checked against its schema, or text),
+// and returns hitch's exit status.
+import type { MasterView, ProcessView, SignalName, Snapshot } from '../../preload/api';
+import { CliError, USAGE_STATUS, type Context } from './context';
+import { mastersOf, withPrompts } from './prompts';
+import type { Output } from './schemas';
+
+const SIGNALS: readonly SignalName[] = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT'];
+
+export interface CommandOptions {
+  signal?: string | undefined;
+  tree?: boolean | undefined;
+  session?: boolean | undefined;
+  grace?: string | undefined;
+  rounds?: string | undefined;
+}
+
+function table(rows: string[][], indent = ''): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, [...cell].length)));
+  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+function sessionsText(m: Pick<MasterView, 'sessions' | 'sessionLimit'>): string {
+  return `${m.sessions}/${m.sessionLimit ?? '?'}`;
+}
+
+/** `not-connected` failures say how to connect. */
+function withHint<T>(host: string, work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => {
+    if (err instanceof CliError && err.code === 'not-connected') throw new CliError(`${err.message} Connect it first: hitch connect ${host}`, 1, err.code);
+    throw err;
+  });
+}
+
+function snapshotHost(state: Snapshot, host: string): Snapshot['catalog']['hosts'][number] {
+  const view = state.catalog.hosts.find((h) => h.id === host);
+  if (!view) throw new CliError(`no host "${host}" in ${state.catalog.configPath} or in Hitch.`);
+  return view;
+}
+
+export async function ls(ctx: Context): Promise<number> {
+  const state = await ctx.call('state.get', {});
+  const value: Output<'ls'> = { hosts: state.catalog.hosts, masters: state.masters, sessions: state.sessions };
+  ctx.print('ls', value, (v) => {
+    const hostsOf = (masterId: string): string =>
+      v.hosts
+        .filter((h) => h.masterId === masterId)
+        .map((h) => h.id)
+        .join(',');
+    const out = ['HOSTS'];
+    out.push(v.hosts.length ? table(v.hosts.map((h) => [h.id, h.error ? `error: ${h.error}` : `${h.user}@${h.hostname}:${h.port}`]), '  ') : '  (none)');
+    out.push('MASTERS');
+    out.push(
+      v.masters.length
+        ? table(
+            v.masters.map((m) => [m.id, m.state, `sessions ${sessionsText(m)}`, `connections ${m.connections}`, hostsOf(m.id) || '-']),
+            '  ',
+          )
+        : '  (none)',
+    );
+    out.push('SESSIONS');
+    out.push(
+      v.sessions.length
+        ? table(
+            v.sessions.map((s) => [s.id, s.hostId, s.kind, s.state, s.command ?? (s.kind === 'shell' ? '(shell)' : '')]),
+            '  ',
+          )
+        : '  (none)',
+    );
+    return out.join('\n');
+  });
+  return 0;
+}
+
+export async function connect(ctx: Context, host: string): Promise<number> {
+  const conn = await ctx.engine();
+  const state = await ctx.call('state.get', {});
+  snapshotHost(state, host);
+  const master = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () => ctx.call('master.connect', { hostId: host }));
+  ctx.print('connect', { host, master }, (v) => `${host}: ${v.master.state} (${v.master.id}${v.master.authMethod ? `, ${v.master.authMethod}` : ''})`);
+  return 0;
+}
+
+export async function disconnect(ctx: Context, host: string): Promise<number> {
+  const state = await ctx.call('state.get', {});
+  const masterId = snapshotHost(state, host).masterId;
+  await ctx.call('master.disconnect', { hostId: host });
+  ctx.print('disconnect', { host, masterId, disconnected: true }, () => `${host}: disconnected`);
+  return 0;
+}
+
+/** Rows in tree order with their depth, as the app's process panel lists them. */
+function ordered(members: ProcessView[]): (ProcessView & { depth: number })[] {
+  const pids = new Set(members.map((p) => p.pid));
+  const children = new Map<number, ProcessView[]>();
+  for (const p of members) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: (ProcessView & { depth: number })[] = [];
+  const seen = new Set<number>();
+  const walk = (p: ProcessView, depth: number): void => {
+    if (seen.has(p.pid)) return;
+    seen.add(p.pid);
+    out.push({ ...p, depth });
+    for (const c of (children.get(p.pid) ?? []).sort((a, b) => a.pid - b.pid)) walk(c, depth + 1);
+  };
+  for (const root of members.filter((p) => !pids.has(p.ppid)).sort((a, b) => a.pid - b.pid)) walk(root, 0);
+  return out;
+}
+
+function elapsed(startedAt: number): string {
+  const s = Math.max(0, Math.round((Date.now() - startedAt) / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}` : `${m}:${String(s % 60).padStart(2, '0')}`;
+}
+
+export async function ps(ctx: Context, host: string): Promise<number> {
+  const tree = await withHint(host, ctx.call('processes.get', { hostId: host }));
+  const state = await ctx.call('state.get', {});
+  const sessions = state.sessions.filter((s) => s.masterId === tree.masterId && s.state === 'open');
+  const groups: Output<'ps'>['groups'] = [
+    ...sessions.map((s, i) => ({
+      kind: 'session' as const,
+      sessionId: s.id,
+      title: `${s.id} ${s.title} #${i + 1}`,
+      processes: ordered(tree.processes.filter((p) => p.sessionId === s.id && !p.detached)),
+    })),
+    { kind: 'detached', sessionId: null, title: 'Detached (outlived their session)', processes: ordered(tree.processes.filter((p) => p.detached)) },
+    {
+      kind: 'other',
+      sessionId: null,
+      title: 'Other sessions on this connection',
+      processes: ordered(tree.processes.filter((p) => !p.detached && !sessions.some((s) => s.id === p.sessionId))),
+    },
+  ];
+  ctx.print('ps', { host, masterId: tree.masterId, groups }, (v) => {
+    const out = [`${host} (${v.masterId})`];
+    for (const g of v.groups) {
+      if (g.kind !== 'session' && g.processes.length === 0) continue;
+      out.push(g.title);
+      if (g.processes.length === 0) {
+        out.push('  (no processes yet)');
+        continue;
+      }
+      const header = ['PID', 'PPID', 'USER', 'STAT', '%CPU', 'RSS', 'TIME', 'COMMAND'];
+      const rows = g.processes.map((p) => [
+        String(p.pid),
+        String(p.ppid),
+        p.user,
+        p.state,
+        p.cpu.toFixed(1),
+        String(p.rssKb),
+        elapsed(p.startedAt),
+        '  '.repeat(p.depth) + p.command,
+      ]);
+      out.push(table([header, ...rows], '  '));
+    }
+    return out.join('\n');
+  });
+  return 0;
+}
+
+export async function kill(ctx: Context, host: string, pidText: string, opts: CommandOptions): Promise<number> {
+  const pid = Number(pidText);
+  if (!/^\d+$/.test(pidText) || !Number.isSafeInteger(pid) || pid < 2) throw new CliError(`"${pidText}" is not a process id`, USAGE_STATUS);
+  const name = (opts.signal ?? 'TERM').toUpperCase().replace(/^SIG/, '');
+  if (!SIGNALS.includes(name as SignalName)) throw new CliError(`--signal: "${opts.signal}" is not one of ${SIGNALS.join(' ')}`, USAGE_STATUS);
+  const signal = name as SignalName;
+  if (opts.tree && opts.session) throw new CliError('--tree and --session cannot be combined', USAGE_STATUS);
+  const scope = opts.tree ? 'tree' : opts.session ? 'session' : 'process';
+  let graceSeconds: number | null = null;
+  if (opts.grace !== undefined) {
+    graceSeconds = Number(opts.grace);
+    if (opts.grace.trim() === '' || !Number.isFinite(graceSeconds) || graceSeconds < 0 || graceSeconds > 600) {
+      throw new CliError(`--grace: "${opts.grace}" is not a number of seconds (0 to 600)`, USAGE_STATUS);
+    }
+    if (signal !== 'TERM') throw new CliError('--grace sends TERM, then KILL after the grace period: it does not combine with --signal', USAGE_STATUS);
+  }
+  const { outcomes } = await withHint(
+    host,
+    graceSeconds === null
+      ? ctx.call('processes.signal', { hostId: host, pid, signal, scope })
+      : ctx.call('processes.stop', { hostId: host, pid, scope, graceMs: Math.round(graceSeconds * 1000) }),
+  );
+  // A plain signal succeeded once delivered (a process may well live on after STOP or USR1);
+  // a stop succeeded once everything is gone.
+  const delivered = (o: (typeof outcomes)[number]): boolean =>
+    o.outcome === 'gone' || o.outcome === 'killed' || (graceSeconds === null && o.outcome === 'alive');
+  const ok = outcomes.length > 0 && outcomes.every(delivered);
+  ctx.print('kill', { host, pid, signal, scope, graceSeconds, outcomes, ok }, (v) => table(v.outcomes.map((o) => [String(o.pid), o.outcome])));
+  if (!ok) process.stderr.write(`hitch: not every process took ${signal}: ${outcomes.filter((o) => !delivered(o)).map((o) => `${o.pid} ${o.outcome}`).join(', ')}\n`);
+  return ok ? 0 : 1;
+}
+
+export async function socket(ctx: Context, host: string): Promise<number> {
+  const state = await ctx.call('state.get', {});
+  const masterId = snapshotHost(state, host).masterId;
+  const master = state.masters.find((m) => m.id === masterId);
+  if (!masterId || !master || master.state !== 'ready') throw new CliError(`${host} is not connected. Connect it first: hitch connect ${host}`);
+  if (!master.controlPath) {
+    throw new CliError(`the master of ${host} (${master.id}) serves no OpenSSH control socket: this engine does not offer one for it.`);
+  }
+  ctx.print('socket', { host, masterId, controlPath: master.controlPath }, (v) => v.controlPath);
+  return 0;
+}
+
+export async function bench(ctx: Context, host: string, opts: CommandOptions): Promise<number> {
+  const rounds = opts.rounds === undefined ? 20 : Number(opts.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 500) throw new CliError(`--rounds: "${opts.rounds}" is not a whole number from 1 to 500`, USAGE_STATUS);
+  const conn = await ctx.engine();
+  const state = await ctx.call('state.get', {});
+  snapshotHost(state, host);
+  const showProgress = !ctx.json && process.stderr.isTTY === true;
+  const off = conn.onEvent((event) => {
+    if (showProgress && event.event === 'bench.progress' && event.payload.hostId === host) {
+      const { done, total, method } = event.payload;
+      process.stderr.write(`\r\x1b[K${method} ${done}/${total}`);
+    }
+  });
+  let report: Output<'bench'>;
+  try {
+    report = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () => ctx.call('bench.run', { hostId: host, rounds }));
+  } finally {
+    off();
+    if (showProgress) process.stderr.write('\r\x1b[K');
+  }
+  ctx.print('bench', report, (r) => {
+    const rows = r.results.map((x) => [x.method, `${x.median_ms.toFixed(2)} ms`, `p95 ${x.p95_ms.toFixed(2)} ms`, x.ratio === null ? '' : `×${x.ratio.toFixed(2)}`]);
+    const out = [`${host}: ${r.rounds} rounds`, table([['METHOD', 'MEDIAN', 'P95', 'VS FRESH'], ...rows], '  ')];
+    for (const s of r.skipped) out.push(`  skipped ${s.method}: ${s.reason}`);
+    return out.join('\n');
+  });
+  return 0;
+}

@@ -1,0 +1,116 @@
+// What every command needs: the parsed options, a connection to the running engine (started
+// in the background with --start), typed calls that fail as one clear line, and output.
+import { spawn } from 'node:child_process';
+import { openSync, readFileSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Method, Params, Result } from '../../preload/api';
+import type { EngineFlags } from '../engine/options';
+import { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir, type EngineConnection } from '../transport/engine-socket';
+import { outputSchemas, type CommandName, type Output } from './schemas';
+
+/** A failure to report as `hitch: MESSAGE` on stderr, exiting with `status`. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly status = 1,
+    /** The engine's error code, when the engine refused. */
+    readonly code: string | null = null,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export const USAGE_STATUS = 2;
+
+export interface CliOptions {
+  json: boolean;
+  /** Never ask a person: prompts are refused (cancelled). */
+  batch: boolean;
+  /** Start an engine in the background when none runs. */
+  start: boolean;
+  engineFlags: EngineFlags;
+  runtimeDir: string;
+}
+
+export interface Context extends CliOptions {
+  /** The connection to the engine, opened on first use. */
+  engine(): Promise<EngineConnection>;
+  call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>>;
+  /** Prints a command's result: its JSON (checked against its schema) or the human text. */
+  print<C extends CommandName>(command: C, value: Output<C>, human: (value: Output<C>) => string): void;
+  close(): void;
+}
+
+/** The engine flags as arguments again, for the engine --start launches. */
+function flagArgs(flags: EngineFlags): string[] {
+  return Object.entries(flags).flatMap(([name, value]) => (value === undefined ? [] : [`--${name}`, value]));
+}
+
+const START_TIMEOUT_MS = 15_000;
+
+/** Starts `hitch daemon` detached, logging to the runtime directory, and waits for its socket. */
+async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
+  const path = engineSocketPath(opts.runtimeDir);
+  await privateRuntimeDir(opts.runtimeDir);
+  const logPath = join(opts.runtimeDir, 'engine.log');
+  const logFd = openSync(logPath, 'a', 0o600);
+  const child = spawn(process.execPath, [process.argv[1]!, 'daemon', ...flagArgs(opts.engineFlags)], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: process.env,
+  });
+  closeSync(logFd);
+  let exited: number | null = null;
+  child.once('exit', (code) => (exited = code ?? 1));
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await connectEngineSocket(path);
+    } catch (err) {
+      if (!(err instanceof NoEngineError)) throw new CliError((err as Error).message);
+    }
+    // It may have lost a race to another engine starting: that one is then used.
+    if (exited !== null && exited !== 0) {
+      const last = readFileSync(logPath, 'utf8').trim().split('\n').at(-1) ?? '';
+      throw new CliError(`the engine did not start (see ${logPath}): ${last}`);
+    }
+    if (Date.now() > deadline) throw new CliError(`the engine did not start within ${START_TIMEOUT_MS / 1000} s (see ${logPath})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export function createContext(opts: CliOptions): Context {
+  let connection: Promise<EngineConnection> | null = null;
+  const engine = (): Promise<EngineConnection> => {
+    connection ??= connectEngineSocket(engineSocketPath(opts.runtimeDir)).catch(async (err: unknown) => {
+      if (!(err instanceof NoEngineError)) throw new CliError((err as Error).message);
+      if (opts.start) return startInBackground(opts);
+      throw new CliError(
+        `no Hitch engine is running (nothing serves ${err.socketPath}). Start one with \`hitch daemon\` (or open the app, ` +
+          'or `npm run web`), or add --start to start one in the background.',
+      );
+    });
+    return connection;
+  };
+  return {
+    ...opts,
+    engine,
+    async call(method, params) {
+      const reply = await (await engine()).call(method, params);
+      if (!reply.ok) throw new CliError(reply.error.message, 1, reply.error.code);
+      return reply.result as Result<typeof method>;
+    },
+    print(command, value, human) {
+      if (opts.json) process.stdout.write(JSON.stringify(outputSchemas[command].parse(value)) + '\n');
+      else {
+        const text = human(value);
+        if (text !== '') process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+      }
+    },
+    close() {
+      void connection?.then((c) => c.close(), () => undefined);
+    },
+  };
+}

@@ -1,0 +1,113 @@
+// `hitch exec HOST -- CMD...`: runs a command over the host's master the way `ssh HOST CMD`
+// would: stdout and stderr byte for byte on their own streams, stdin passed through (its end
+// forwarded), and the command's exit status as hitch's own (128 + n for signal n). The
+// session is opened raw, so binary output survives; it is removed from the engine at the end.
+import { constants } from 'node:os';
+import type { Events, SessionView } from '../../preload/api';
+import type { Context } from './context';
+import { mastersOf, withPrompts } from './prompts';
+
+/** Like ssh: hitch's own failures (no engine, no connection) exit 255. */
+export const EXEC_FAILURE_STATUS = 255;
+/** Input is sent in pieces that fit one `session.write` (64 KiB of base64). */
+const STDIN_CHUNK = 48 * 1024;
+
+/** The exit status a shell would report for the session's end. */
+export function exitStatusOf(session: SessionView): { status: number; problem: string | null } {
+  if (session.exitSignal) {
+    const number = (constants.signals as Record<string, number | undefined>)[`SIG${session.exitSignal}`];
+    return { status: 128 + (number ?? 0), problem: number === undefined ? `killed by an unknown signal ${session.exitSignal}` : null };
+  }
+  if (session.exitCode !== null) return { status: session.exitCode & 0xff, problem: null };
+  if (session.state === 'disconnected') return { status: EXEC_FAILURE_STATUS, problem: 'the connection dropped; the command may still be running' };
+  return { status: EXEC_FAILURE_STATUS, problem: 'the command ended without an exit status' };
+}
+
+export async function execCommand(ctx: Context, host: string, command: string): Promise<number> {
+  const conn = await ctx.engine();
+  const state = await ctx.call('state.get', {});
+
+  // Output may arrive before the reply naming the session: hold everything until then.
+  let sessionId: string | null = null;
+  const early: (Events['session.data'] | SessionView)[] = [];
+  const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  let received = 0;
+  let resolveEnd!: (session: SessionView) => void;
+  const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
+
+  const output = (data: Events['session.data']): void => {
+    if (data.offset < received) return; // seen already
+    const bytes = Buffer.from(data.data, data.encoding === 'base64' ? 'base64' : 'utf8');
+    received = data.offset + bytes.length;
+    if (ctx.json) collected[data.stream].push(bytes);
+    else (data.stream === 'stderr' ? process.stderr : process.stdout).write(bytes);
+  };
+  const consider = (item: Events['session.data'] | SessionView): void => {
+    if ('offset' in item) output(item);
+    else if (item.state !== 'open') resolveEnd(item);
+  };
+  const off = conn.onEvent((event) => {
+    const item = event.event === 'session.data' ? event.payload : event.event === 'session.changed' ? event.payload : null;
+    if (!item) return;
+    if (sessionId === null) early.push(item);
+    else if (('sessionId' in item ? item.sessionId : item.id) === sessionId) consider(item);
+  });
+
+  let session: SessionView;
+  try {
+    session = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () =>
+      ctx.call('session.exec', { hostId: host, command, cols: 80, rows: 24, pty: false, raw: true }),
+    );
+  } catch (err) {
+    off();
+    throw err;
+  }
+  sessionId = session.id;
+  for (const item of early.splice(0)) if (('sessionId' in item ? item.sessionId : item.id) === sessionId) consider(item);
+
+  // Hitch itself interrupted: hang the remote command up rather than leave it running.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    void conn.call('session.close', { sessionId: session.id }).finally(() => process.exit(128 + (constants.signals[signal] ?? 0)));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, interrupted);
+  // A reader that went away (`hitch exec … | head`): stop like a shell pipeline does.
+  process.stdout.on('error', () => interrupted('SIGPIPE'));
+
+  void (async () => {
+    try {
+      for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+        for (let i = 0; i < chunk.length; i += STDIN_CHUNK) {
+          const data = chunk.subarray(i, i + STDIN_CHUNK).toString('base64');
+          if (!(await conn.call('session.write', { sessionId: session.id, data, encoding: 'base64' })).ok) return;
+        }
+      }
+      await conn.call('session.eof', { sessionId: session.id });
+    } catch {
+      // stdin unreadable: the command simply gets no (more) input
+    }
+  })();
+
+  const end = await ended;
+  off();
+  // Remove the finished session from the engine: nothing is left to show for it.
+  await conn.call('session.close', { sessionId: session.id });
+  const { status, problem } = exitStatusOf(end);
+  if (ctx.json) {
+    ctx.print(
+      'exec',
+      {
+        host,
+        sessionId: session.id,
+        command,
+        exitCode: end.exitCode,
+        exitSignal: end.exitSignal,
+        status,
+        stdout: Buffer.concat(collected.stdout).toString('utf8'),
+        stderr: Buffer.concat(collected.stderr).toString('utf8'),
+      },
+      () => '',
+    );
+  }
+  if (problem) process.stderr.write(`hitch: ${host}: ${problem}\n`);
+  return status;
+}

@@ -1,0 +1,149 @@
+// `hitch`: the running engine from the shell, over the engine socket (the same API contract as
+// the app's window). Plain Node: never imports electron. Built to out/main/cli.js; bin/hitch.js
+// runs it. Exit status 0 on success; otherwise one line on stderr and 1 (2 for a usage error;
+// `exec` passes the remote status on and uses 255 for its own failures, as ssh does).
+import { parseArgs } from 'node:util';
+import { engineFlagSpec, runtimeDirOf, type EngineFlags } from '../engine/options';
+import * as commands from './commands';
+import { CliError, createContext, USAGE_STATUS, type CliOptions, type Context } from './context';
+import { daemon } from './daemon';
+import { EXEC_FAILURE_STATUS, execCommand } from './exec';
+
+export const USAGE = `Usage: hitch COMMAND [ARGS] [OPTIONS]
+
+Commands:
+  daemon                      run the engine without a window (serves the engine socket)
+  ls                          hosts, masters (state, sessions n/limit) and sessions
+  connect HOST                open the host's master connection
+  disconnect HOST             close it (ends its sessions)
+  exec HOST -- CMD...         run CMD over the master: output streamed, stdin passed
+                              through, the remote exit status becomes hitch's
+  ps HOST                     the host's remote processes, grouped by session
+  kill HOST PID [--signal NAME] [--tree|--session] [--grace SECONDS]
+                              signal a process of the tree (TERM unless --signal);
+                              --grace: TERM, then KILL for what outlives SECONDS
+  socket HOST                 the master's OpenSSH control socket (for ssh -S)
+  bench HOST [--rounds N]     measure what multiplexing saves on this host
+
+Options:
+  --json                      machine-readable output (one JSON object)
+  --batch                     never ask (passwords, host keys): fail instead
+  --start                     start an engine in the background if none runs
+  --runtime-dir DIR           where the engine socket is (HITCH_RUNTIME_DIR;
+                              default $XDG_RUNTIME_DIR/hitch, else DATA_DIR/run)
+  --ssh-config FILE, --data-dir DIR, --known-hosts FILE, --ssh PATH,
+  --idle-timeout MINUTES|never
+                              engine settings, for daemon and --start (HITCH_* too)
+`;
+
+const optionSpec = {
+  ...engineFlagSpec,
+  json: { type: 'boolean' },
+  batch: { type: 'boolean' },
+  start: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  signal: { type: 'string', short: 's' },
+  tree: { type: 'boolean' },
+  session: { type: 'boolean' },
+  grace: { type: 'string' },
+  rounds: { type: 'string', short: 'n' },
+} as const;
+
+type Values = { [K in keyof typeof optionSpec]?: (typeof optionSpec)[K]['type'] extends 'string' ? string : boolean };
+
+/** Each command: its positionals and the options only it takes. */
+const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (ctx: Context, args: string[], values: Values) => Promise<number> }> = {
+  daemon: { args: [], run: (ctx) => daemon(ctx) },
+  ls: { args: [], run: (ctx) => commands.ls(ctx) },
+  connect: { args: ['HOST'], run: (ctx, [host]) => commands.connect(ctx, host!) },
+  disconnect: { args: ['HOST'], run: (ctx, [host]) => commands.disconnect(ctx, host!) },
+  ps: { args: ['HOST'], run: (ctx, [host]) => commands.ps(ctx, host!) },
+  kill: { args: ['HOST', 'PID'], options: ['signal', 'tree', 'session', 'grace'], run: (ctx, [host, pid], v) => commands.kill(ctx, host!, pid!, v) },
+  socket: { args: ['HOST'], run: (ctx, [host]) => commands.socket(ctx, host!) },
+  bench: { args: ['HOST'], options: ['rounds'], run: (ctx, [host], v) => commands.bench(ctx, host!, v) },
+};
+
+const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds'];
+
+function usageError(message: string): CliError {
+  return new CliError(`${message} (hitch --help for usage)`, USAGE_STATUS);
+}
+
+/** Runs one invocation; resolves with the exit status. */
+export async function run(argv: string[]): Promise<number> {
+  // `exec HOST -- CMD...`: everything after `--` is the remote command, untouched.
+  const dashes = argv.indexOf('--');
+  const own = dashes === -1 ? argv : argv.slice(0, dashes);
+  const remote = dashes === -1 ? null : argv.slice(dashes + 1);
+
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: own, options: optionSpec, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] });
+  } catch (err) {
+    const hint = own[0] === 'exec' && remote === null ? '; put the remote command after --: hitch exec HOST -- CMD...' : '';
+    throw usageError((err as Error).message.split('\n')[0]! + hint);
+  }
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined && !values.help ? USAGE_STATUS : 0;
+  }
+
+  const engineFlags: EngineFlags = Object.fromEntries(Object.keys(engineFlagSpec).map((k) => [k, values[k as keyof Values] as string | undefined]));
+  const opts: CliOptions = {
+    json: values.json ?? false,
+    batch: values.batch ?? false,
+    start: values.start ?? false,
+    engineFlags,
+    runtimeDir: runtimeDirOf(engineFlags, process.env),
+  };
+  const ctx = createContext(opts);
+  try {
+    if (command === 'exec') {
+      const [host, ...rest] = args;
+      const words = remote ?? rest;
+      if (!host || words.length === 0) throw usageError('exec needs a host and a command: hitch exec HOST -- CMD...');
+      if (remote && rest.length > 0) throw usageError(`unexpected "${rest[0]}" before --`);
+      for (const name of COMMAND_OPTIONS) if (values[name] !== undefined) throw usageError(`--${name} does not apply to exec`);
+      // Joined with spaces for the remote shell, exactly as `ssh HOST CMD...` does.
+      return await execCommand(ctx, host, words.join(' ')).catch((err: unknown) => {
+        throw err instanceof CliError && err.status === 1 ? new CliError(err.message, EXEC_FAILURE_STATUS, err.code) : err;
+      });
+    }
+    const spec = table[command];
+    if (!spec) throw usageError(`unknown command "${command}"`);
+    if (remote !== null) throw usageError(`${command} takes no --`);
+    if (args.length !== spec.args.length) throw usageError(`usage: hitch ${command}${spec.args.map((a) => ' ' + a).join('')}`);
+    for (const name of COMMAND_OPTIONS) {
+      if (values[name] !== undefined && !spec.options?.includes(name)) throw usageError(`--${name} does not apply to ${command}`);
+    }
+    if (command === 'daemon' && values.start) throw usageError('--start does not apply to daemon');
+    return await spec.run(ctx, args, values);
+  } finally {
+    ctx.close();
+  }
+}
+
+/** The one line a failure prints; the status hitch exits with. */
+export function failure(err: unknown): { line: string; status: number } {
+  if (err instanceof CliError) return { line: `hitch: ${err.message}`, status: err.status };
+  return { line: `hitch: ${err instanceof Error ? err.message : String(err)}`, status: 1 };
+}
+
+async function main(): Promise<void> {
+  let status: number;
+  try {
+    status = await run(process.argv.slice(2));
+  } catch (err) {
+    const { line, status: s } = failure(err);
+    process.stderr.write(line.replace(/\s*\n\s*/g, ' ') + '\n');
+    status = s;
+  }
+  // Let stdout and stderr drain (a pipe may be slow), then leave even if stdin is still open.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  process.exit(status);
+}
+
+void main();

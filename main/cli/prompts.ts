@@ -1,0 +1,143 @@
+// Questions the engine needs a person for (a password, an OTP code, an unknown host key),
+// asked on the terminal while a command waits for them; secrets are never echoed. Without a
+// terminal, or with --batch, the question is cancelled and the command fails saying why.
+import type { ReadStream } from 'node:tty';
+import type { CatalogView, PromptView } from '../../preload/api';
+import type { EngineConnection } from '../transport/engine-socket';
+import { CliError, type Context } from './context';
+
+/** The masters a host's connection goes through: its own and its ProxyJump hops'. */
+export function mastersOf(catalog: CatalogView, hostId: string): Set<string> {
+  const ids = new Set<string>();
+  const host = catalog.hosts.find((h) => h.id === hostId);
+  if (host?.masterId) ids.add(host.masterId);
+  for (const hop of host?.proxyJump?.split(',') ?? []) {
+    const id = catalog.hosts.find((h) => h.id === hop.trim())?.masterId;
+    if (id) ids.add(id);
+  }
+  return ids;
+}
+
+/** Reads one line from a terminal in raw mode; null when the person cancels (Ctrl-C, Ctrl-D). */
+function readLine(secret: boolean, abort: AbortSignal): Promise<string | null> {
+  const stdin = process.stdin as ReadStream;
+  return new Promise((resolve) => {
+    let value = '';
+    const finish = (result: string | null): void => {
+      stdin.off('data', onData);
+      abort.removeEventListener('abort', onAbort);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+      resolve(result);
+    };
+    const onAbort = (): void => finish(null);
+    const onData = (chunk: Buffer): void => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return finish(value);
+        if (ch === '\x03' || (ch === '\x04' && value === '')) return finish(null);
+        if (ch === '\x7f' || ch === '\b') {
+          if (value === '') continue;
+          value = [...value].slice(0, -1).join('');
+          if (!secret) process.stderr.write('\b \b');
+        } else if (ch === '\x15') {
+          if (!secret) process.stderr.write('\b \b'.repeat([...value].length));
+          value = '';
+        } else if (ch >= ' ') {
+          value += ch;
+          if (!secret) process.stderr.write(ch);
+        }
+      }
+    };
+    stdin.setRawMode(true);
+    stdin.on('data', onData);
+    stdin.resume();
+    abort.addEventListener('abort', onAbort);
+  });
+}
+
+async function ask(question: string, secret: boolean, abort: AbortSignal): Promise<string | null> {
+  process.stderr.write(question);
+  return readLine(secret, abort);
+}
+
+type Answer = { answers: string[]; remember: boolean; choice: 'once' | 'always' | null } | null;
+
+/** Asks one prompt on the terminal; null when declined. */
+async function askPerson(prompt: PromptView, abort: AbortSignal): Promise<Answer> {
+  process.stderr.write(`\n${prompt.title}\n${prompt.message ? prompt.message + '\n' : ''}`);
+  if (prompt.kind === 'host-key') {
+    const reply = (await ask('Accept this host key? [o]nce, [a]lways (remember it), [N]o: ', false, abort))?.trim().toLowerCase();
+    if (reply === 'o' || reply === 'once') return { answers: [], remember: false, choice: 'once' };
+    if (reply === 'a' || reply === 'always') return { answers: [], remember: false, choice: 'always' };
+    return null;
+  }
+  if (prompt.kind === 'extra-connection') {
+    const reply = (await ask('Open another connection? [y/N]: ', false, abort))?.trim().toLowerCase();
+    return reply === 'y' || reply === 'yes' ? { answers: [], remember: false, choice: 'once' } : null;
+  }
+  const answers: string[] = [];
+  for (const field of prompt.fields) {
+    const label = field.label.trim();
+    const answer = await ask(/[:?]$/.test(label) ? `${label} ` : `${label}: `, field.secret, abort);
+    if (answer === null) return null;
+    answers.push(answer);
+  }
+  let remember = false;
+  if (prompt.canRemember) {
+    const reply = await ask('Remember in the OS keychain? [y/N]: ', false, abort);
+    if (reply === null) return null;
+    remember = /^y(es)?$/i.test(reply.trim());
+  }
+  return { answers, remember, choice: null };
+}
+
+/**
+ * Answers the prompts of `masters` while `work` runs. When a prompt cannot be asked, it is
+ * cancelled, and the failure `work` then meets is reported as that reason instead.
+ */
+export async function withPrompts<T>(ctx: Context, conn: EngineConnection, masters: Set<string>, open: PromptView[], work: () => Promise<T>): Promise<T> {
+  const canAsk = !ctx.batch && process.stdin.isTTY === true && typeof (process.stdin as ReadStream).setRawMode === 'function';
+  let refusal: string | null = null;
+  const closed = new Map<string, AbortController>();
+  let queue: Promise<void> = Promise.resolve();
+
+  const handle = (prompt: PromptView): void => {
+    if (!masters.has(prompt.masterId)) return;
+    if (!canAsk) {
+      const why = ctx.batch ? '--batch' : 'no terminal';
+      refusal = `${prompt.title}: ${prompt.kind === 'host-key' ? 'the host key must be accepted' : 'this needs a person to answer'}, and there is nobody to ask (${why}). Log in once from the app or from \`hitch\` in a terminal.`;
+      void conn.call('prompt.cancel', { promptId: prompt.id });
+      return;
+    }
+    const abort = new AbortController();
+    closed.set(prompt.id, abort);
+    // One question at a time on the terminal.
+    queue = queue.then(async () => {
+      if (abort.signal.aborted) return;
+      const answer = await askPerson(prompt, abort.signal);
+      if (abort.signal.aborted) {
+        process.stderr.write('(answered elsewhere)\n');
+        return;
+      }
+      closed.delete(prompt.id);
+      const reply = answer ? await conn.call('prompt.answer', { promptId: prompt.id, ...answer }) : await conn.call('prompt.cancel', { promptId: prompt.id });
+      if (!reply.ok) process.stderr.write(`hitch: ${reply.error.message}\n`);
+    });
+  };
+
+  const off = conn.onEvent((event) => {
+    if (event.event === 'prompt.opened') handle(event.payload);
+    if (event.event === 'prompt.closed') closed.get(event.payload.promptId)?.abort();
+  });
+  for (const prompt of open) handle(prompt);
+  try {
+    return await work();
+  } catch (err) {
+    if (refusal) throw new CliError(refusal);
+    throw err;
+  } finally {
+    off();
+    for (const abort of closed.values()) abort.abort();
+  }
+}

@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "hitch_native",
+      "sources": ["hitch_native.c"],
+      "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

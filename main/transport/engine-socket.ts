@@ -1,0 +1,412 @@
+// The engine socket: the third transport of the API contract, for the `hitch` command and for
+// a desktop app or web host that finds an engine already running. A Unix socket in the user's
+// private runtime directory carrying newline-delimited JSON in the web host's envelope:
+// `{id, method, params}` in, `{id, ok, result|error}` and `{event, payload}` out. Every
+// request goes through the same router as the other transports.
+//
+// Who may connect: the directory is 0700 and the socket 0600, so the kernel refuses other
+// users at connect() (EACCES); where hitch-native loads, the peer's uid (SO_PEERCRED) is
+// checked too, so loosened permissions alone never let another user in.
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { chmod, link, lstat, mkdir, open, stat, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { wsRequestSchema, type HitchEvent } from '../../preload/api';
+import type { ErrorInfo, Reply } from '../../preload/channels';
+import type { Router } from '../api/router';
+import type { Logger } from '../engine/log';
+
+/** Requests longer than this are refused and the connection closed. */
+export const MAX_REQUEST_BYTES = 1 << 20;
+/** Replies and events can be large (a replayed scrollback): the client accepts up to this. */
+const MAX_REPLY_BYTES = 256 << 20;
+/** A client that reads nothing while this much waits for it is dropped, not buffered forever. */
+const MAX_UNREAD_BYTES = 64 << 20;
+/** Linux allows 108 bytes, macOS 104; Node silently truncates longer paths. */
+const MAX_SOCKET_PATH_BYTES = 100;
+export const SOCKET_NAME = 'engine.sock';
+
+const ENVELOPE_HINT = 'Each line must be one JSON request: {"id": number, "method": string, "params": object}.';
+
+/** The socket's path in a runtime directory. */
+export function engineSocketPath(runtimeDir: string): string {
+  return join(runtimeDir, SOCKET_NAME);
+}
+
+/** Raised when another engine already serves the socket: it is never taken over. */
+export class EngineRunningError extends Error {
+  constructor(readonly socketPath: string) {
+    super(`A Hitch engine already serves ${socketPath}.`);
+    this.name = 'EngineRunningError';
+  }
+}
+
+/** Raised by connectEngineSocket when nothing serves the socket. */
+export class NoEngineError extends Error {
+  constructor(
+    readonly socketPath: string,
+    readonly reason: 'missing' | 'stale',
+  ) {
+    super(`No Hitch engine is running (${reason === 'missing' ? 'no socket at' : 'nothing answers at'} ${socketPath}).`);
+    this.name = 'NoEngineError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Framing shared by both ends: one JSON value per line.
+
+/** Splits a byte stream into lines; calls `tooLong` once a line outgrows `maxBytes`. */
+function lineReader(maxBytes: number, onLine: (line: string) => void, tooLong: () => void): (chunk: Buffer) => void {
+  let parts: Buffer[] = [];
+  let size = 0;
+  let overflowed = false;
+  return (chunk) => {
+    if (overflowed) return;
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      parts.push(chunk.subarray(start, nl));
+      const bytes = Buffer.concat(parts);
+      parts = [];
+      size = 0;
+      start = nl + 1;
+      if (bytes.length > maxBytes) return (overflowed = true), tooLong();
+      const line = bytes.toString('utf8');
+      if (line.trim() !== '') onLine(line);
+    }
+    if (start < chunk.length) {
+      parts.push(chunk.subarray(start));
+      size += chunk.length - start;
+      if (size > maxBytes) return (overflowed = true), tooLong();
+    }
+  };
+}
+
+function sendLine(socket: Socket, message: unknown): void {
+  if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(message) + '\n');
+}
+
+// ---------------------------------------------------------------------------------------
+// Serving
+
+export interface EngineSocketServerOptions {
+  router: Router;
+  /** Engine events to forward to every client. */
+  subscribe: (listener: (event: HitchEvent) => void) => () => void;
+  runtimeDir: string;
+  log: Logger;
+}
+
+export interface EngineSocketServer {
+  path: string;
+  close(): Promise<void>;
+}
+
+/** The uid of a connected peer, or null where the native helper is unavailable. */
+type PeerUid = (socket: Socket) => number | null;
+
+async function peerUidReader(log: Logger): Promise<PeerUid> {
+  try {
+    const mod = (await import('hitch-native')) as typeof import('hitch-native') & { default?: typeof import('hitch-native') };
+    const native = mod.default && typeof mod.default.peerCredentials === 'function' ? mod.default : mod;
+    return (socket) => {
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      return typeof fd === 'number' && fd >= 0 ? native.peerCredentials(fd).uid : null;
+    };
+  } catch (err) {
+    log.warn('engine socket: peer credentials unavailable, relying on the private directory alone', { error: (err as Error).message });
+    return () => null;
+  }
+}
+
+/**
+ * Makes the runtime directory private: created 0700, or, if it exists, a real directory of
+ * this user, tightened to 0700. Anything else (a symlink, another user's directory) is refused.
+ */
+export async function privateRuntimeDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  if (!st.isDirectory()) throw new Error(`${dir} is not a directory; refusing to put the engine socket there.`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) throw new Error(`${dir} belongs to uid ${st.uid}, not to this user; refusing to put the engine socket there.`);
+  if ((st.mode & 0o777) !== 0o700) await chmod(dir, 0o700);
+}
+
+/** Whether something accepts connections at `path`: true live, false stale, null no such file. */
+export function probeSocket(path: string): Promise<boolean | null> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(path);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') resolve(null);
+      else if (err.code === 'ECONNREFUSED') resolve(false);
+      else reject(new Error(`Cannot reach ${path}: ${err.message}`));
+    });
+  });
+}
+
+/**
+ * Serialises starting engines in one runtime directory, so that two starting at once cannot
+ * both find a stale socket and one remove what the other just bound. A lock left by a crash
+ * is broken after a few seconds: binding takes milliseconds.
+ */
+async function withStartLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lockPath = join(dir, 'engine.lock');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const handle = await open(lockPath, fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_WRONLY, 0o600);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > 5_000) await unlink(lockPath).catch(() => undefined);
+      else if (Date.now() > deadline) throw new Error(`${lockPath} is held by another starting engine.`);
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlink(lockPath).catch(() => undefined);
+  }
+}
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Serves the router on `<runtimeDir>/engine.sock`. Throws EngineRunningError when a live
+ * engine serves it already; a socket left by a crashed engine (nothing answers) is replaced.
+ */
+export async function serveEngineSocket(opts: EngineSocketServerOptions): Promise<EngineSocketServer> {
+  const { router, log, runtimeDir } = opts;
+  const path = engineSocketPath(runtimeDir);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`The engine socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; set HITCH_RUNTIME_DIR to a shorter directory.`);
+  }
+  await privateRuntimeDir(runtimeDir);
+  const peerUid = await peerUidReader(log);
+  const ownUid = process.getuid?.() ?? null;
+  const clients = new Set<Socket>();
+
+  const server = createServer({ allowHalfOpen: false }, (socket) => {
+    const uid = ownUid === null ? null : peerUid(socket);
+    if (uid !== null && uid !== ownUid) {
+      log.warn('engine socket refused a client', { reason: 'another user', uid });
+      sendLine(socket, { id: null, ok: false, error: { code: 'forbidden', message: 'The Hitch engine serves only its own user.' } });
+      socket.end();
+      return;
+    }
+    serveClient(socket);
+  });
+
+  const serveClient = (socket: Socket): void => {
+    clients.add(socket);
+    const send = (message: unknown): void => {
+      if (socket.writableLength > MAX_UNREAD_BYTES) {
+        log.warn('engine socket dropped a client that stopped reading', { unread: socket.writableLength });
+        socket.destroy();
+        return;
+      }
+      sendLine(socket, message);
+    };
+    const refuse = (id: unknown, message: string): void =>
+      send({ id: typeof id === 'number' ? id : null, ok: false, error: { code: 'bad-request', message } satisfies ErrorInfo });
+    /** Raw exec sessions this client opened: nobody else can read their output. */
+    const owned = new Set<string>();
+    const unsubscribe = opts.subscribe((event) => send(event));
+
+    socket.on(
+      'data',
+      lineReader(
+        MAX_REQUEST_BYTES,
+        (line) => {
+          let json: unknown;
+          try {
+            json = JSON.parse(line);
+          } catch {
+            refuse(null, `Malformed JSON. ${ENVELOPE_HINT}`);
+            return;
+          }
+          const envelope = wsRequestSchema.safeParse(json);
+          if (!envelope.success) {
+            refuse((json as { id?: unknown } | null)?.id, ENVELOPE_HINT);
+            return;
+          }
+          const { id, method, params } = envelope.data;
+          void router.call(method, params).then((reply) => {
+            if (method === 'session.exec' && reply.ok && (params as { raw?: unknown }).raw === true) {
+              owned.add((reply.result as { id: string }).id);
+            }
+            send({ id, ...reply });
+          });
+        },
+        () => {
+          log.warn('engine socket refused a request', { reason: 'over 1 MiB' });
+          refuse(null, `A request is at most ${MAX_REQUEST_BYTES} bytes; this one was longer. Closing the connection.`);
+          socket.end();
+        },
+      ),
+    );
+    socket.on('error', (err) => log.debug('engine socket client error', { error: err.message }));
+    socket.on('close', () => {
+      clients.delete(socket);
+      unsubscribe();
+      // A command killed mid-run leaves no reader behind for its output: hang the job up.
+      for (const sessionId of owned) void router.call('session.close', { sessionId });
+    });
+  };
+
+  // Bound under a temporary name, made 0600, then linked into place: the socket never appears
+  // at its real path with looser permissions, and link() fails rather than replace a file.
+  const ino = await withStartLock(runtimeDir, async () => {
+    const live = await probeSocket(path);
+    if (live) throw new EngineRunningError(path);
+    if (live === false) {
+      const st = await lstat(path);
+      if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it.`);
+      log.info('engine socket: replacing a stale socket (its engine is gone)', { path });
+      await unlink(path);
+    }
+    const temp = join(runtimeDir, `.${SOCKET_NAME}.${process.pid}.${randomBytes(4).toString('hex')}`);
+    await listen(server, temp);
+    try {
+      await chmod(temp, 0o600);
+      await link(temp, path);
+    } catch (err) {
+      server.close();
+      throw err;
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+    return (await stat(path)).ino;
+  });
+  log.info('engine socket serving', { path });
+
+  return {
+    path,
+    async close() {
+      for (const client of clients) client.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Only our own socket: a newer engine may own the path by now.
+      const st = await stat(path).catch(() => null);
+      if (st && st.ino === ino) await unlink(path).catch(() => undefined);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Connecting
+
+/** A connection to a running engine; usable wherever a Router and an event source are. */
+export interface EngineConnection extends Router {
+  onEvent(listener: (event: HitchEvent) => void): () => void;
+  /** Called once when the connection ends (the engine stopped, or close() was called). */
+  onClose(listener: (reason: string) => void): void;
+  close(): void;
+  readonly path: string;
+}
+
+/** Connects to the engine serving `path`; throws NoEngineError when none does. */
+export async function connectEngineSocket(path: string): Promise<EngineConnection> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const sock = connect(path);
+    sock.once('connect', () => {
+      sock.removeAllListeners('error');
+      resolve(sock);
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') reject(new NoEngineError(path, 'missing'));
+      else if (err.code === 'ECONNREFUSED') reject(new NoEngineError(path, 'stale'));
+      else if (err.code === 'EACCES') reject(new Error(`Permission denied on ${path}: the engine there belongs to another user.`));
+      else reject(new Error(`Cannot reach the Hitch engine at ${path}: ${err.message}`));
+    });
+  });
+  const pending = new Map<number, (reply: Reply) => void>();
+  const listeners = new Set<(event: HitchEvent) => void>();
+  const closeListeners = new Set<(reason: string) => void>();
+  let nextId = 1;
+  let closedReason: string | null = null;
+
+  const finish = (reason: string): void => {
+    if (closedReason !== null) return;
+    closedReason = reason;
+    const lost: Reply = { ok: false, error: { code: 'network', message: reason } };
+    for (const resolve of pending.values()) resolve(lost);
+    pending.clear();
+    for (const listener of closeListeners) listener(reason);
+  };
+
+  socket.on(
+    'data',
+    lineReader(
+      MAX_REPLY_BYTES,
+      (line) => {
+        let message: Record<string, unknown>;
+        try {
+          message = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return;
+        }
+        if (typeof message !== 'object' || message === null) return;
+        if (typeof message.event === 'string') {
+          for (const listener of listeners) listener(message as unknown as HitchEvent);
+        } else if (typeof message.id === 'number') {
+          const resolve = pending.get(message.id);
+          pending.delete(message.id);
+          const reply: Record<string, unknown> = { ...message };
+          delete reply.id;
+          resolve?.(reply as unknown as Reply);
+        } else if (message.ok === false) {
+          // Not an answer to a request: the engine refused this connection as a whole.
+          const error = message.error as ErrorInfo | undefined;
+          finish(error?.message ?? 'The Hitch engine refused this connection.');
+        }
+      },
+      () => {
+        finish('A message from the engine was too long.');
+        socket.destroy();
+      },
+    ),
+  );
+  socket.on('error', () => undefined);
+  socket.on('close', () => finish(`The Hitch engine at ${path} closed the connection (it stopped).`));
+
+  return {
+    path,
+    call(method, params) {
+      if (closedReason !== null) return Promise.resolve({ ok: false, error: { code: 'network', message: closedReason } });
+      const id = nextId++;
+      return new Promise<Reply>((resolve) => {
+        pending.set(id, resolve);
+        socket.write(JSON.stringify({ id, method, params: params ?? {} }) + '\n');
+      });
+    },
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    onClose(listener) {
+      if (closedReason !== null) listener(closedReason);
+      else closeListeners.add(listener);
+    },
+    close() {
+      socket.end();
+      socket.destroy();
+      finish('Closed.');
+    },
+  };
+}
