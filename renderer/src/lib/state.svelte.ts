@@ -12,6 +12,8 @@ import type {
   SignalOutcome,
   SettingsView,
   SignalScope,
+  SshConfigInclude,
+  SshConfigSnippet,
 } from '../../../preload/api';
 import { noticeFor, type Notice } from '../../../preload/notifications';
 
@@ -44,6 +46,8 @@ export class HitchState {
   processHostId = $state<string | null>(null);
   settings = $state<SettingsView | null>(null);
   settingsOpen = $state(false);
+  /** The "use from ssh" dialog (ssh_config snippet and Include). */
+  shareOpen = $state(false);
   /** Notices about masters (dropped, reconnected, MaxSessions, host key changed), newest last. */
   notices = $state<(Notice & { id: number })[]>([]);
   private nextNotice = 1;
@@ -206,6 +210,15 @@ export class HitchState {
 
   addHost(host: Record<string, unknown>): Promise<unknown> {
     return this.attempt(() => this.client.call('hosts.add', { host }));
+  }
+
+  sshConfigSnippet(): Promise<SshConfigSnippet | undefined> {
+    return this.attempt(() => this.client.call('ssh-config.snippet', {}));
+  }
+
+  /** `apply: false` shows the change; only `apply: true` (an explicit click) makes it. */
+  sshConfigInclude(apply: boolean): Promise<SshConfigInclude | undefined> {
+    return this.attempt(() => this.client.call('ssh-config.include', { apply }));
   }
 
   updateHost(hostId: string, patch: Record<string, unknown>): Promise<unknown> {
