@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BenchMethod } from '../preload/api';
+import type { BenchMethod, BenchResult } from '../preload/api';
 import { quantile, summarize } from '../main/engine/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
@@ -24,15 +24,8 @@ const SCALE = values.quick ? { masters: 4, perMaster: 5 } : { masters: 20, perMa
 /** Targets from DESIGN.md, in round trips at 50 ms RTT unless noted. */
 const TARGET_RTT: Partial<Record<BenchMethod, number>> = { 'hitch-channel': 2.1, 'hitch-spare': 1.1 };
 
-interface Row {
-  rtt_ms: number;
-  method: BenchMethod;
-  n: number;
-  median_ms: number;
-  p95_ms: number;
-  min_ms: number;
-  max_ms: number;
-}
+/** One line of the JSON output: a method's figures at one round-trip time. */
+type Row = { rtt_ms: number } & Omit<BenchResult, 'ratio'>;
 
 function hostBlock(alias: string, sshd: Sshd, port: number, knownHosts: string): string {
   return sshd.clientConfig(alias).replace(`Port ${sshd.port}`, `Port ${port}`).replace(sshd.knownHosts, knownHosts);

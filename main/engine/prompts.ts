@@ -2,7 +2,7 @@
 // keyboard-interactive prompts (OTP codes), an unknown host key, a further connection past
 // MaxSessions. Each is an open prompt until answered or cancelled; the UI shows the open
 // ones and answers by id. Answers go straight to whoever asked and are never stored here.
-import type { PromptKind, PromptView } from '../../preload/api';
+import type { PromptView } from '../../preload/api';
 import { HitchError } from './errors';
 
 export interface PromptAnswer {
@@ -13,15 +13,8 @@ export interface PromptAnswer {
   choice: 'once' | 'always' | null;
 }
 
-export interface PromptSpec {
-  masterId: string;
-  kind: PromptKind;
-  title: string;
-  message: string;
-  fields: { label: string; secret: boolean }[];
-  canRemember: boolean;
-  keychainProblem?: string | null;
-}
+/** A question to ask: the prompt without its id, which the Prompter assigns. */
+export type PromptSpec = Omit<PromptView, 'id' | 'keychainProblem'> & { keychainProblem?: string | null };
 
 interface OpenPrompt {
   view: PromptView;

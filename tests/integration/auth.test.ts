@@ -11,11 +11,10 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HitchError } from '../../main/engine/errors';
 import type { PromptAnswer } from '../../main/engine/prompts';
 import type { MasterView, PromptView } from '../../preload/api';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { testEngine, testKeychain, type TestEngine } from '../fixtures/engine';
+import { type TestEngine, failure, testEngine, testKeychain } from '../fixtures/engine';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');
@@ -28,14 +27,6 @@ const named = (name: string): string => (noKeyring ? `${name} (${noKeyring})` : 
 /** What a person types into a one-field prompt. */
 const typed = (text: string, remember = false): PromptAnswer => ({ answers: [text], remember, choice: null });
 
-async function failure(p: Promise<unknown>): Promise<HitchError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HitchError);
-  return err as HitchError;
-}
 
 /** The server's client config for `alias`, minus the key it accepts: only what the test adds can log in. */
 function withoutKey(sshd: Sshd, alias: string, extra: string[] = []): string {

@@ -4,18 +4,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HitchError } from '../../main/engine/errors';
 import { freePort, keygen, startSshd, type Sshd } from '../fixtures/sshd';
-import { testEngine, type TestEngine } from '../fixtures/engine';
+import { type TestEngine, failure, testEngine } from '../fixtures/engine';
 
-async function failure(p: Promise<unknown>): Promise<HitchError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HitchError);
-  return err as HitchError;
-}
 
 describe('connection faults', () => {
   let sshd: Sshd;

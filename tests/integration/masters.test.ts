@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MasterView, SessionView } from '../../preload/api';
-import { HitchError } from '../../main/engine/errors';
 import { startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { testEngine, type TestEngine } from '../fixtures/engine';
+import { type TestEngine, failure, testEngine } from '../fixtures/engine';
 import { startProxy } from '../fixtures/tcp-proxy';
 
 const run = promisify(execFile);
@@ -46,14 +45,6 @@ async function processes(user: string, command: string): Promise<number> {
   return stdout.split('\n').filter(Boolean).length;
 }
 
-async function failure(p: Promise<unknown>): Promise<HitchError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HitchError);
-  return err as HitchError;
-}
 
 describe('a server that allows few sessions per connection (MaxSessions)', () => {
   it('carries seven shells on three connections when logging in needs nobody', async () => {

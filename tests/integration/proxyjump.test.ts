@@ -13,11 +13,10 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HitchError } from '../../main/engine/errors';
 import type { MasterView } from '../../preload/api';
 import { createNetns, netnsUnavailable, type Netns } from '../fixtures/netns';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { testEngine, type TestEngine } from '../fixtures/engine';
+import { type TestEngine, failure, testEngine } from '../fixtures/engine';
 
 const noNetns = await netnsUnavailable();
 const withReason = (name: string, reason: string | null): string => (reason ? `${name} (skipped: ${reason})` : name);
@@ -38,14 +37,6 @@ function reachableFromHere(host: string, port: number): Promise<boolean> {
   });
 }
 
-async function failure(p: Promise<unknown>): Promise<HitchError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(HitchError);
-  return err as HitchError;
-}
 
 describe.skipIf(noNetns !== null)(withReason('hosts behind jump hosts (ProxyJump)', noNetns), () => {
   let outer: Netns | undefined;

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { HostView } from '../../preload/api';
 import { hostForLink, hostFromLink, linkInArgs, parseSshLink } from '../../main/app/links';
+import { hostView } from '../fixtures/views';
 
 describe('ssh:// links', () => {
   it('reads user, host and port', () => {
@@ -33,9 +34,7 @@ describe('ssh:// links', () => {
   });
 
   it('matches an alias first, then a host name, honouring user and port', () => {
-    const h = (id: string, hostname: string, user: string, port: number): HostView => ({
-      id, hostname, user, port, source: 'ssh-config', identityFiles: [], proxyJump: null, masterId: null, error: null, saved: null,
-    });
+    const h = (id: string, hostname: string, user: string, port: number): HostView => hostView({ id, hostname, user, port });
     const hosts = [h('web1', '10.0.0.5', 'deploy', 22), h('www', 'web1.example.com', 'alice', 2222)];
     expect(hostForLink(parseSshLink('ssh://web1')!, hosts)?.id).toBe('web1');
     expect(hostForLink(parseSshLink('ssh://alice@web1.example.com:2222')!, hosts)?.id).toBe('www');

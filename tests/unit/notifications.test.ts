@@ -2,25 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import type { MasterView } from '../../preload/api';
 import { noticeFor } from '../../preload/notifications';
+import { masterView } from '../fixtures/views';
 
-const base: MasterView = {
-  id: 'alice@web1:22',
-  state: 'ready',
-  error: null,
-  authMethod: 'publickey',
-  hostKeyFingerprint: null,
-  connectedAt: 1,
-  sessions: 1,
-  sessionLimit: null,
-  connections: 1,
-  needsPerson: false,
-  rememberedSecret: false,
-  reconnectAt: null,
-  bytesIn: 0,
-  bytesOut: 0,
-  latencyMs: null,
-  controlPath: null,
-};
+const base = masterView();
 const at = (patch: Partial<MasterView>): MasterView => ({ ...base, ...patch });
 
 describe('notifications about masters', () => {

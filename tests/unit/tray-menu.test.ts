@@ -2,37 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import type { HostView, MasterView, Snapshot } from '../../preload/api';
 import { trayMenu } from '../../main/app/tray-menu';
+import { hostView, masterView } from '../fixtures/views';
 
-const host = (id: string, masterId: string | null, error: string | null = null): HostView => ({
-  id,
-  hostname: `${id}.example`,
-  user: 'alice',
-  port: 22,
-  source: 'ssh-config',
-  identityFiles: [],
-  proxyJump: null,
-  masterId,
-  error,
-  saved: null,
-});
-const master = (id: string, state: MasterView['state'], sessions: number): MasterView => ({
-  id,
-  state,
-  sessions,
-  error: null,
-  authMethod: 'publickey',
-  hostKeyFingerprint: null,
-  connectedAt: 1,
-  sessionLimit: null,
-  connections: 1,
-  needsPerson: false,
-  rememberedSecret: false,
-  reconnectAt: null,
-  bytesIn: 0,
-  bytesOut: 0,
-  latencyMs: null,
-  controlPath: null,
-});
+const host = (id: string, masterId: string | null, error: string | null = null): HostView => hostView({ id, masterId, error });
+const master = (id: string, state: MasterView['state'], sessions: number): MasterView => masterView({ id, state, sessions });
 const snapshot = (hosts: HostView[], masters: MasterView[]): Snapshot => ({ catalog: { hosts, configPath: '~/.ssh/config', warnings: [] }, masters, sessions: [], prompts: [] });
 
 describe('tray menu', () => {
