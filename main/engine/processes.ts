@@ -37,6 +37,14 @@ export interface ProcessTreesDeps {
 
 export const WATCH_LEASE_FACTOR = 3;
 
+/**
+ * The pids still running. A zombie (state Z) has exited and only waits for its parent (or,
+ * orphaned, for init, which may be slow) to collect it: it counts as gone.
+ */
+function living(tree: ProcessView[]): Set<number> {
+  return new Set(tree.filter((p) => !p.state.startsWith('Z')).map((p) => p.pid));
+}
+
 export class ProcessTrees {
   private readonly trackers = new WeakMap<MasterConnection, Tracker>();
   /** What the UI was last sent, per master. */
@@ -183,7 +191,7 @@ export class ProcessTrees {
     const tree = await this.refresh(master);
     const targets = this.targets(tree, pid, scope);
     const sent = await this.send(master, targets, signal, scope);
-    const after = new Set((await this.refresh(master)).map((p) => p.pid));
+    const after = living(await this.refresh(master));
     return targets.map((p) => {
       const result = sent.get(p.pid) ?? 'failed';
       // In a tree or session, a parent often exits on its own once its children are gone.
@@ -204,14 +212,14 @@ export class ProcessTrees {
     let alive = first.filter((o) => o.outcome === 'alive').map((o) => o.pid);
     while (alive.length > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
-      const now = new Set((await this.refresh(master)).map((p) => p.pid));
+      const now = living(await this.refresh(master));
       alive = alive.filter((p) => now.has(p));
     }
     if (alive.length === 0) return first.map((o) => (o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o));
     const tree = await this.refresh(master);
     const survivors = tree.filter((p) => alive.includes(p.pid));
     const sent = await this.send(master, survivors, 'KILL', 'process');
-    const after = new Set((await this.refresh(master)).map((p) => p.pid));
+    const after = living(await this.refresh(master));
     return first.map((o) => {
       if (!alive.includes(o.pid)) return o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o;
       const r = sent.get(o.pid);
