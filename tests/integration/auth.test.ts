@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PromptAnswer } from '../../main/engine/prompts';
 import type { MasterView, PromptView } from '../../preload/api';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, failure, testEngine, testKeychain } from '../fixtures/engine';
+import { type TestEngine, testEngine, testKeychain } from '../fixtures/engine';
+import { failure } from '../fixtures/failure';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, keygen, startSshd, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, failure, testEngine } from '../fixtures/engine';
+import { type TestEngine, testEngine } from '../fixtures/engine';
+import { failure } from '../fixtures/failure';
 
 
 describe('connection faults', () => {

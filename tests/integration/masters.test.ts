@@ -10,7 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MasterView, SessionView } from '../../preload/api';
 import { startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, failure, testEngine } from '../fixtures/engine';
+import { type TestEngine, testEngine } from '../fixtures/engine';
+import { failure } from '../fixtures/failure';
 import { startProxy } from '../fixtures/tcp-proxy';
 
 const run = promisify(execFile);

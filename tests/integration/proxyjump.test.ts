@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MasterView } from '../../preload/api';
 import { createNetns, netnsUnavailable, type Netns } from '../fixtures/netns';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, failure, testEngine } from '../fixtures/engine';
+import { type TestEngine, testEngine } from '../fixtures/engine';
+import { failure } from '../fixtures/failure';
 
 const noNetns = await netnsUnavailable();
 const withReason = (name: string, reason: string | null): string => (reason ? `${name} (skipped: ${reason})` : name);
