@@ -81,6 +81,8 @@ export interface SessionView {
    * stay with that client (no terminal here), but it is listed, watched and signalled like any other.
    */
   external: boolean;
+  /** It runs on a pty: closing it hangs up its processes; without one a command can be kept running. */
+  tty: boolean;
 }
 
 /** One remote process under a master's connections. */

@@ -360,6 +360,7 @@ export class Engine {
       kind: request.kind,
       command: request.kind === 'exec' ? request.command : null,
       raw: request.kind === 'exec' && options.raw === true,
+      tty: request.kind === 'shell' || request.pty !== null,
     });
     this.noteRecent(hostId);
     return session.view();

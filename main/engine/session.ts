@@ -24,6 +24,8 @@ export interface SessionInfo {
   raw?: boolean;
   /** Opened by a stock client through a control socket: its input and output are that client's, not ours. */
   external?: boolean;
+  /** Runs on a pty (closing the channel then hangs the pty up); unknown counts as yes. */
+  tty?: boolean;
 }
 
 export class Session extends EventEmitter<{ data: [offset: number, data: string, stream: OutputStream]; changed: [] }> {
@@ -102,6 +104,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
       exitSignal: this.exitSignal,
       rootPid: this.rootPid,
       external: this.info.external ?? false,
+      tty: this.info.tty ?? true,
     };
   }
 

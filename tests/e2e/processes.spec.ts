@@ -50,3 +50,23 @@ test('stop job escalates to KILL for a job that ignores TERM', async ({ page, hi
   await expect(panel.getByTestId('signal-outcomes')).toContainText(/\d+: killed/, { timeout: 15_000 });
   await expect(job).toHaveCount(0);
 });
+
+test('a command run without a terminal can be kept running when its tab closes, and then shows as detached', async ({ page, hitch }) => {
+  await page.goto(hitch.url);
+  const host = page.locator('li[data-host="testhost"]');
+  await host.getByRole('button', { name: 'New shell' }).click(); // keeps the panel on this host
+  await host.getByRole('button', { name: 'Run…' }).click();
+  await host.getByLabel('Command to run on testhost').fill('sleep 613');
+  await host.getByLabel('terminal').uncheck();
+  await host.getByRole('button', { name: 'Run', exact: true }).click();
+  await expect(page.getByRole('tab')).toHaveCount(2);
+  const panel = page.getByRole('region', { name: 'Processes on testhost' });
+  await expect(panel.getByRole('treeitem').filter({ hasText: /sleep 613$/ })).toBeVisible();
+  await page.getByRole('button', { name: /and keep it running$/ }).click();
+  await expect(page.getByRole('tab')).toHaveCount(1);
+  await expect(panel.locator('.group[data-group="detached"]').getByRole('treeitem').filter({ hasText: /sleep 613$/ })).toBeVisible();
+  // And it can still be stopped from there.
+  await panel.locator('.group[data-group="detached"]').getByRole('treeitem').filter({ hasText: /sleep 613$/ }).click();
+  await panel.getByRole('button', { name: 'Send', exact: true }).click();
+  await expect(panel.getByTestId('signal-outcomes')).toContainText(/\d+: gone/);
+});

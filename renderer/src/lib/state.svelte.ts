@@ -182,8 +182,9 @@ export class HitchState {
     }
   }
 
-  async runCommand(hostId: string, command: string): Promise<void> {
-    const session = await this.attempt(() => this.client.call('session.exec', { hostId, command, cols: 80, rows: 24, pty: true }));
+  /** `pty`: run it in a terminal (interactive programs need one); without, it can be kept running. */
+  async runCommand(hostId: string, command: string, pty = true): Promise<void> {
+    const session = await this.attempt(() => this.client.call('session.exec', { hostId, command, cols: 80, rows: 24, pty }));
     if (session) {
       this.upsertSession(session);
       this.activeSessionId = session.id;
