@@ -15,7 +15,7 @@ need() { for p in "$@"; do have_pkg "$p" || missing+=("$p"); done; }
 if command -v dpkg-query >/dev/null; then
   need openssh-client
   if [ "$want_tests" = yes ]; then
-    need openssh-server chromium fonts-dejavu-core dbus gnome-keyring procps psmisc iproute2
+    need openssh-server chromium fonts-dejavu-core dbus gnome-keyring libsecret-tools procps psmisc iproute2
     # Stock clients the control socket tests drive: rsync, git, and util-linux's script (a pty).
     need rsync git util-linux
   fi
