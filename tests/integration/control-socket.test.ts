@@ -2,6 +2,7 @@
 // protocol): ssh with commands, terminals, forwards and -W; scp, sftp, rsync and git; many at
 // once; killed clients, strangers and garbage. Against a real sshd, which must see one login.
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -332,6 +333,198 @@ describe('forwards through the control socket', () => {
     } finally {
       await behind.stop();
     }
+  });
+});
+
+describe('proxy mode (ssh -O proxy)', () => {
+  // `ssh -O proxy HOST CMD` makes the client an SSH client of its own over the socket: it speaks
+  // the connection protocol (its own channels, pty, window) and the master relays it.
+  const proxied = (args: string[], opts: { input?: string | Buffer } = {}): ReturnType<typeof runStock> =>
+    runStock('ssh', [...muxOptions(sock), '-O', 'proxy', ...args], opts);
+  const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
+  /** A raw connection in proxy mode: HELLO, PROXY, and MUX_S_PROXY read. */
+  async function proxyClient(): Promise<{ s: Socket; received: () => Buffer; closed: Promise<void> }> {
+    const s = connect(sock);
+    let got = Buffer.alloc(0);
+    s.on('data', (d) => (got = Buffer.concat([got, d])));
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    s.write(Buffer.concat([new MessageWriter(MSG.HELLO).u32(4).frame(), new MessageWriter(MSG.C_PROXY).u32(1).frame()]));
+    await expect.poll(() => got.length, { timeout: 2_000 }).toBeGreaterThanOrEqual(12 + 12);
+    expect(got.readUInt32BE(16)).toBe(MSG.S_PROXY);
+    got = got.subarray(24);
+    return { s, received: () => got, closed };
+  }
+  /** One proxy-mode packet: length, padding length 0, type, body (a Buffer field as it is). */
+  const packet = (type: number, ...fields: (number | string | Buffer)[]): Buffer => {
+    const body = fields.map((f) => {
+      if (Buffer.isBuffer(f)) return f;
+      if (typeof f === 'number') return Buffer.from([f >>> 24, (f >>> 16) & 0xff, (f >>> 8) & 0xff, f & 0xff]);
+      const b = Buffer.alloc(4 + Buffer.byteLength(f));
+      b.writeUInt32BE(Buffer.byteLength(f));
+      b.write(f, 4);
+      return b;
+    });
+    const head = Buffer.alloc(6);
+    head.writeUInt32BE(2 + body.reduce((n, b) => n + b.length, 0));
+    head[5] = type;
+    return Buffer.concat([head, ...body]);
+  };
+  /** The whole packets in `bytes`: type and body (no padding in what Hitch sends, but for bodiless replies). */
+  const packets = (bytes: Buffer): { type: number; body: Buffer }[] => {
+    const out: { type: number; body: Buffer }[] = [];
+    for (let at = 0; at + 4 <= bytes.length; ) {
+      const length = bytes.readUInt32BE(at);
+      if (at + 4 + length > bytes.length) break;
+      out.push({ type: bytes[at + 5]!, body: bytes.subarray(at + 6, at + 4 + length - bytes[at + 4]!) });
+      at += 4 + length;
+    }
+    return out;
+  };
+
+  it('sends no more than the client’s window, in packets no larger than it asked for', async () => {
+    const c = await proxyClient();
+    // A session channel (90) with a window of 1000 bytes and packets of at most 300.
+    c.s.write(packet(90, 'session', 5, 1000, 300));
+    await expect.poll(() => packets(c.received()).length, { timeout: 5_000 }).toBe(1);
+    const [confirmation] = packets(c.received());
+    expect(confirmation!.type).toBe(91);
+    expect(confirmation!.body.readUInt32BE(0)).toBe(5); // the client's channel number
+    const ours = confirmation!.body.readUInt32BE(4);
+    expect(confirmation!.body.readUInt32BE(8)).toBe(2 * 1024 * 1024); // the window Hitch gives
+    c.s.write(packet(98, ours, 'exec', Buffer.from([1]), 'head -c 100000 /dev/zero'));
+    const data = (): Buffer[] => packets(c.received()).filter((p) => p.type === 94).map((p) => p.body.subarray(8));
+    await expect.poll(() => data().reduce((n, d) => n + d.length, 0), { timeout: 5_000 }).toBe(1000);
+    await sleep(300);
+    expect(data().reduce((n, d) => n + d.length, 0)).toBe(1000); // held back, not dropped
+    expect(packets(c.received()).find((p) => p.type === 99)).toBeTruthy(); // exec accepted
+    c.s.write(packet(93, ours, 99_000));
+    await expect.poll(() => packets(c.received()).some((p) => p.type === 97), { timeout: 5_000 }).toBe(true);
+    expect(data().reduce((n, d) => n + d.length, 0)).toBe(100_000);
+    expect(Math.max(...data().map((d) => d.length))).toBe(300);
+    const exit = packets(c.received()).find((p) => p.type === 98)!;
+    expect(exit.body.subarray(8, 8 + 11).toString()).toBe('exit-status');
+    expect(exit.body.readUInt32BE(exit.body.length - 4)).toBe(0);
+    expect(packets(c.received()).map((p) => p.type).slice(-3)).toEqual([96, 98, 97]); // EOF, exit-status, CLOSE
+    c.s.write(packet(97, ours));
+    c.s.end();
+    await c.closed;
+  });
+
+
+  it('runs a command: stdout, stderr and exit code, shown as an external session', async () => {
+    const r = await proxied(['mux', 'echo out; echo err >&2; exit 3']);
+    expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+    expect((await proxied(['mux', 'kill -TERM $$'])).code).toBe(255); // exit-signal: no status
+    // The client's keepalives are global requests: refused, and the client carries on.
+    const alive = await proxied(['-o', 'ServerAliveInterval=1', 'mux', 'sleep 2.5; echo still-alive']);
+    expect(alive).toMatchObject({ code: 0, stdout: 'still-alive\n' });
+    expect(t.logLines.some((l) => l.includes('global request refused') && l.includes('keepalive@openssh.com'))).toBe(true);
+    // A subsystem; one the server does not have is refused with CHANNEL_FAILURE.
+    expect((await proxied(['-s', 'mux', 'sftp'])).code).toBe(0);
+    const missing = await proxied(['-s', 'mux', 'no-such-subsystem']);
+    expect(missing.code).toBe(255);
+    expect(missing.stderr).toMatch(/subsystem request failed/);
+    await expect
+      .poll(async () => (await sessions()).find((s) => s.external && s.command === 'echo out; echo err >&2; exit 3' && s.exitCode === 3)?.state)
+      .toBe('closed');
+  });
+
+  it('carries 1 MiB through stdin and back within the windows, verified by sha256', async () => {
+    const payload = randomBytes(1024 * 1024);
+    const summed = await proxied(['mux', 'sha256sum'], { input: payload });
+    expect(summed).toMatchObject({ code: 0, stdout: `${sha256(payload)}  -\n` });
+    // Both ways at once: 4 MiB of text echoed back, more than a window (2 MiB) each way.
+    const text = Buffer.concat([payload, randomBytes(2 * 1024 * 1024)]).toString('base64');
+    const echoed = await proxied(['mux', 'cat'], { input: text });
+    expect(echoed.code, echoed.stderr).toBe(0);
+    expect(sha256(echoed.stdout)).toBe(sha256(text));
+  });
+
+  it('gives a terminal session the client’s terminal size, type and later resizes', async () => {
+    // The client handles SIGWINCH itself in proxy mode and sends window-change on its channel.
+    const ttyFile = join(shared, 'proxy-pty-name');
+    const remote = '[ -t 0 ] && echo on-a-tty; echo TERM=$TERM; stty size; echo READY; n=0; while [ "$(stty size)" = "23 79" ] && [ $n -lt 80 ]; do sleep 0.1; n=$((n+1)); done; stty size';
+    const inPty = `tty > ${ttyFile}; stty cols 79 rows 23; exec ${muxSshCommand(sock)} -O proxy -tt mux '${remote}'`;
+    const { done, child } = started('script', ['-qec', inPty, '/dev/null'], { env: { ...process.env, TERM: 'vt220' }, openStdin: true });
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString().replace(/\r/g, '')));
+    await expect.poll(() => out, { timeout: 10_000 }).toContain('READY');
+    await run('stty', ['-F', (await readFile(ttyFile, 'utf8')).trim(), 'cols', '111', 'rows', '44']);
+    const r = await done;
+    child.stdin?.end();
+    expect(out).toContain('on-a-tty\n');
+    expect(out).toContain('TERM=vt220\n');
+    expect(out).toContain('23 79\n');
+    expect(out).toContain('44 111\n');
+    expect(r.code).toBe(0);
+  });
+
+  it('opens direct-tcpip channels: a local forward of the proxy client reaches the server side', async () => {
+    // `-W` cannot be combined with `-O`, but a proxy client's own -L forwards open direct-tcpip.
+    const [port, refusedPort] = await Promise.all(
+      [0, 1].map(async () => {
+        const free = createServer();
+        await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+        const { port: p } = free.address() as { port: number };
+        await new Promise((r) => free.close(r));
+        return p;
+      }),
+    );
+    const forwards = ['-L', `127.0.0.1:${port}:127.0.0.1:${sshd.port}`, '-L', `127.0.0.1:${refusedPort}:127.0.0.1:1`];
+    const { child, done } = started('ssh', [...muxOptions(sock), '-O', 'proxy', ...forwards, 'mux', 'sleep 20']);
+    const firstBytes = (p: number): Promise<string> =>
+      new Promise((resolve) => {
+        const s = connect(p, '127.0.0.1');
+        let got = '';
+        s.on('data', (d) => (got += d.toString()));
+        s.on('error', () => resolve(`error`));
+        s.on('close', () => resolve(got));
+        setTimeout(() => s.destroy(), 1_000);
+      });
+    try {
+      await expect.poll(() => firstBytes(port!), { timeout: 8_000 }).toMatch(/^SSH-2\.0-/);
+      // Port 1 refuses: the server's OPEN_FAILURE reaches the client, which drops that connection.
+      expect(await firstBytes(refusedPort!)).toBe('');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect((await done).stderr).toMatch(/open failed: connect failed/);
+  });
+
+  it('closes the session of a proxy client that is killed', async () => {
+    const { child, done } = started('ssh', [...muxOptions(sock), '-O', 'proxy', 'mux', 'sleep 34']);
+    await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 34')?.state, { timeout: 8_000 }).toBe('open');
+    child.kill('SIGKILL');
+    await done;
+    await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 34')?.state, { timeout: 8_000 }).toBe('closed');
+  });
+
+  it('refuses what it does not offer, and closes only a client that breaks the protocol', async () => {
+    const { done } = started('ssh', [...muxOptions(sock), '-O', 'proxy', 'mux', 'sleep 1; echo survived']);
+    const c = await proxyClient();
+    // A global request asking for a reply (80, want reply 1): REQUEST_FAILURE (82), padded to
+    // the 5 bytes OpenSSH's reader needs. An X11 channel (90): OPEN_FAILURE (92), reason 1.
+    c.s.write(Buffer.concat([packet(80, 'keepalive@openssh.com', Buffer.from([1])), packet(90, 'x11', 7, 65536, 32768)]));
+    await expect.poll(() => c.received().length, { timeout: 2_000 }).toBeGreaterThanOrEqual(9 + 4 + 2 + 12);
+    const got = c.received();
+    expect([got.readUInt32BE(0), got[4], got[5]]).toEqual([5, 3, 82]);
+    expect(got[9 + 5]).toBe(92);
+    expect(got.readUInt32BE(9 + 6)).toBe(7);
+    expect(got.readUInt32BE(9 + 10)).toBe(1);
+    // Data for a channel that does not exist: that client is closed, the other goes on.
+    c.s.write(packet(94, 12345, 'stray'));
+    await c.closed;
+    // So is one whose packet breaks the format: a truncated open, more padding than packet.
+    for (const bytes of [packet(90, 'session', 1), Buffer.from([0, 0, 0, 2, 9, 90])]) {
+      const bad = await proxyClient();
+      bad.s.write(bytes);
+      await bad.closed;
+    }
+    const r = await done;
+    expect(r).toMatchObject({ code: 0, stdout: 'survived\n' });
+    expect(t.logLines.some((l) => l.includes('malformed proxy input'))).toBe(true);
+    expect((await proxied(['mux', 'echo after'])).stdout).toBe('after\n');
   });
 });
 

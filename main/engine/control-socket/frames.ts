@@ -149,13 +149,17 @@ export class MessageReader {
   }
 }
 
-/** Builds one frame: fields appended in order, length prefixed by `frame()`. */
-export class MessageWriter {
-  private readonly parts: Buffer[] = [];
-  private length = 0;
+/** SSH wire fields (RFC 4251) appended in order; subclasses frame them for their protocol. */
+export class FieldWriter {
+  protected readonly parts: Buffer[] = [];
+  protected length = 0;
 
-  constructor(type: number) {
-    this.u32(type);
+  u8(v: number): this {
+    return this.add(Buffer.from([v & 0xff]));
+  }
+
+  bool(v: boolean): this {
+    return this.u8(v ? 1 : 0);
   }
 
   u32(v: number): this {
@@ -170,10 +174,18 @@ export class MessageWriter {
     return this.add(b);
   }
 
-  private add(b: Buffer): this {
+  protected add(b: Buffer): this {
     this.parts.push(b);
     this.length += b.length;
     return this;
+  }
+}
+
+/** Builds one mux frame: its type, then fields, length prefixed by `frame()`. */
+export class MessageWriter extends FieldWriter {
+  constructor(type: number) {
+    super();
+    this.u32(type);
   }
 
   frame(): Buffer {
