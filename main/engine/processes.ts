@@ -36,6 +36,7 @@ export interface ProcessTreesDeps {
 }
 
 export const WATCH_LEASE_FACTOR = 3;
+const MAX_CONCURRENT_SNAPSHOTS = 4;
 
 /**
  * The pids still running. A zombie (state Z) has exited and only waits for its parent (or,
@@ -81,11 +82,47 @@ export class ProcessTrees {
   /** A new session: its root pid is learned with the next snapshot, taken right away. */
   sessionOpened(master: HostMaster, session: Session): void {
     this.tracker(session.connection).pending.push(session);
-    this.refresh(master).catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }));
+    // Sessions opened while a snapshot of this master runs share the one that follows it.
+    const queued = this.followUps.get(master.id);
+    if (queued) return void (queued.again = true);
+    const state = { again: false };
+    this.followUps.set(master.id, state);
+    const run = (): void => {
+      this.refresh(master)
+        .catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }))
+        .finally(() => {
+          if (state.again) {
+            state.again = false;
+            run();
+          } else this.followUps.delete(master.id);
+        });
+    };
+    run();
+  }
+
+  /** Snapshots taken at once, engine-wide: `ps` costs the servers CPU, and many masters may share one. */
+  private snapshotsRunning = 0;
+  private readonly snapshotQueue: (() => void)[] = [];
+  /** Per master: a session-triggered snapshot is running; `again`: take one more after it. */
+  private readonly followUps = new Map<string, { again: boolean }>();
+
+  private async slot<T>(work: () => Promise<T>): Promise<T> {
+    if (this.snapshotsRunning >= MAX_CONCURRENT_SNAPSHOTS) await new Promise<void>((r) => this.snapshotQueue.push(r));
+    this.snapshotsRunning++;
+    try {
+      return await work();
+    } finally {
+      this.snapshotsRunning--;
+      this.snapshotQueue.shift()?.();
+    }
   }
 
   /** Takes a snapshot of every connection of the master; emits the difference. */
-  async refresh(master: HostMaster): Promise<ProcessView[]> {
+  refresh(master: HostMaster): Promise<ProcessView[]> {
+    return this.slot(() => this.snapshotAll(master));
+  }
+
+  private async snapshotAll(master: HostMaster): Promise<ProcessView[]> {
     const all: ProcessView[] = [];
     for (const connection of master.readyConnections()) {
       const t = this.tracker(connection);
