@@ -36,6 +36,7 @@ describe('settings', () => {
 
   it('reports a broken settings file, keeps it aside and uses the defaults', async () => {
     const t = await testEngine('');
+    await t.engine.getSettings(); // this engine has read its (missing) file: the broken one is for the next
     await writeFile(join(t.dir, 'settings.json'), '{"version": 1, "settings": {"terminalFontSize": "huge"}}');
     try {
       // A second engine on the same data directory reads the broken file.
