@@ -63,6 +63,11 @@ export class FrameParser {
     this.fds.push(...fds);
   }
 
+  /** Descriptors received and not yet taken by a request. */
+  get heldFds(): number {
+    return this.fds.length;
+  }
+
   /** Bytes received and not yet parsed. */
   get buffered(): number {
     return this.buffer.length;

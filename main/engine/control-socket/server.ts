@@ -4,19 +4,23 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
-import type { UServer, USocket } from 'usocket';
 import type { Logger } from '../log';
 import type { Forwards } from './forwards';
-import { FrameParser, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
+import { FrameParser, MAX_FRAME, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
 import { handlers } from './handlers';
 import type { MasterPort } from './master-port';
 import { closeQuietly } from './streams';
 import type { Unix } from './unix';
+import { UnixConnection, UnixListener } from './unix-socket';
 
 /** How long a client may take to pass the descriptors a request announced. */
 const FD_TIMEOUT_MS = 10_000;
-/** How long a closing connection waits for the peer to close its end. */
+/** How long a closing connection waits for the peer to read the last replies and close its end. */
 const LINGER_MS = 2_000;
+/** Descriptors a client may have passed ahead of the request that takes them (NEW_SESSION takes 3). */
+const MAX_HELD_FDS = 8;
+/** Bytes waiting for a client that does not read, before its connection is closed. */
+const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
 
 export interface ControlSocketServerOptions {
   path: string;
@@ -29,7 +33,7 @@ export interface ControlSocketServerOptions {
 }
 
 export class ControlSocketServer {
-  private listener: UServer | null = null;
+  private listener: UnixListener | null = null;
   /** The socket file's inode, so that only our own socket is ever removed. */
   private inode: number | null = null;
   private readonly clients = new Set<ControlClient>();
@@ -73,17 +77,9 @@ export class ControlSocketServer {
     const server = new ControlSocketServer(opts);
     await replaceStaleSocket(opts.path);
     const temp = `${opts.path}.${randomBytes(12).toString('base64url').slice(0, 16)}`;
-    const listener = new opts.unix.usocket.UServer();
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen(temp, 64, () => {
-        listener.removeListener('error', reject);
-        resolve();
-      });
-    });
+    const listener = UnixListener.listen(opts.unix, temp, 64);
     try {
       await chmod(temp, 0o600);
-      if (listener.fd !== undefined) opts.unix.native.setCloseOnExec(listener.fd);
       try {
         await link(temp, opts.path);
       } catch (err) {
@@ -98,36 +94,35 @@ export class ControlSocketServer {
       await unlink(temp).catch(() => undefined);
     }
     listener.on('error', (err: Error) => opts.log.warn('control socket listener failed', { master: opts.master.id, error: err.message }));
-    listener.on('connection', (sock: USocket) => server.accept(sock));
+    listener.on('connection', (fd) => server.accept(fd));
     server.listener = listener;
     opts.log.info('control socket listening', { master: opts.master.id, path: opts.path });
     return server;
   }
 
-  private accept(sock: USocket): void {
-    const fd = sock.fd;
-    if (this.closed || fd === undefined) {
-      sock.destroy();
+  /** A connection the listener accepted (its descriptor is non-blocking and close-on-exec). */
+  private accept(fd: number): void {
+    if (this.closed) {
+      closeQuietly(fd);
       return;
     }
     const { native } = this.opts.unix;
     try {
-      native.setCloseOnExec(fd);
       // The socket is 0600 in a 0700 directory, so the kernel already keeps other users out;
       // this is the check OpenSSH makes too (root may connect, as it could anyway).
       const peer = native.peerCredentials(fd);
       const uid = process.getuid?.() ?? peer.uid;
       if (peer.uid !== uid && peer.uid !== 0) {
         this.log.warn('control socket refused a peer of another user', { master: this.master.id, peerUid: peer.uid, peerPid: peer.pid, uid });
-        sock.destroy();
+        closeQuietly(fd);
         return;
       }
     } catch (err) {
       this.log.warn('control socket could not check a peer', { master: this.master.id, error: (err as Error).message });
-      sock.destroy();
+      closeQuietly(fd);
       return;
     }
-    const client = new ControlClient(this, sock, this.nextClient++);
+    const client = new ControlClient(this, new UnixConnection(this.opts.unix, fd), this.nextClient++);
     this.clients.add(client);
     client.onClose(() => this.clients.delete(client));
     client.start();
@@ -195,15 +190,13 @@ export class ControlClient {
   private readonly parser = new FrameParser();
   private busy = false;
   private fdWaiter: { count: number; resolve(fds: number[]): void; reject(err: Error): void; timer: NodeJS.Timeout } | null = null;
-  private pendingWrites = 0;
-  private closing = false;
   private readonly closeListeners: (() => void)[] = [];
   /** In proxy mode the bytes after the MUX_S_PROXY reply go here instead of the frame parser. */
   private rawReceiver: ((chunk: Buffer) => void) | null = null;
 
   constructor(
     readonly server: ControlSocketServer,
-    private readonly sock: USocket,
+    private readonly sock: UnixConnection,
     readonly number: number,
   ) {}
 
@@ -216,19 +209,18 @@ export class ControlClient {
   }
 
   start(): void {
-    this.sock.on('data', (chunk: Buffer) => this.receive(chunk));
-    this.sock.on('fds', () => {
-      const got = this.sock.read(0, null);
-      const fds = got?.fds ?? [];
-      for (const fd of fds) {
-        try {
-          this.server.unix.native.setCloseOnExec(fd);
-        } catch {
-          /* closed already: the read below fails and says so */
+    // Received descriptors are close-on-exec already (MSG_CMSG_CLOEXEC); they come before the
+    // bytes they were sent with.
+    this.sock.on('data', (chunk, fds) => {
+      if (fds.length > 0) {
+        if (this.state === 'closed' || this.state === 'proxy') fds.forEach(closeQuietly);
+        else this.parser.pushFds(fds);
+        if (this.parser.heldFds > MAX_HELD_FDS) {
+          this.protocolError(new ProtocolError(`${this.parser.heldFds} file descriptors passed that no request asked for`));
+          return;
         }
       }
-      if (this.state === 'closed' || this.state === 'proxy') fds.forEach(closeQuietly);
-      else this.parser.pushFds(fds);
+      if (chunk.length > 0) this.receive(chunk);
     });
     this.sock.on('end', () => this.close(null));
     this.sock.on('error', (err: Error) => this.close(`socket error: ${err.message}`));
@@ -244,6 +236,9 @@ export class ControlClient {
     }
     this.parser.push(chunk);
     this.pump();
+    // While a request is at work, later frames wait in the parser: past a frame's worth, stop
+    // reading until it is done, so that a client cannot make the buffer grow without bound.
+    if (this.parser.buffered > MAX_FRAME) this.sock.pause();
   }
 
   /** Handles whatever whole frames (and passed descriptors) have arrived. */
@@ -309,6 +304,7 @@ export class ControlClient {
         () => {
           this.busy = false;
           this.pump();
+          if (this.parser.buffered <= MAX_FRAME && this.state !== 'closed') this.sock.resume();
         },
         (err: unknown) => {
           this.busy = false;
@@ -347,11 +343,10 @@ export class ControlClient {
   /** Writes one frame (or, in proxy mode, raw bytes). */
   send(data: Buffer): void {
     if (this.state === 'closed') return;
-    this.pendingWrites++;
-    this.sock.write(data, () => {
-      this.pendingWrites--;
-      if (this.closing && this.pendingWrites === 0) this.finish();
-    });
+    this.sock.write(data);
+    // Replies are small and proxy data is held to the client's window, so only a client that
+    // stops reading gets here.
+    if (this.sock.writableLength > MAX_UNREAD_BYTES) this.close(`the client left ${this.sock.writableLength} bytes unread`);
   }
 
   /** Bytes after the MUX_S_PROXY reply are SSH packets, handed to `receiver`. */
@@ -359,6 +354,7 @@ export class ControlClient {
     this.state = 'proxy';
     this.rawReceiver = receiver;
     const rest = this.parser.takeRest();
+    this.sock.resume(); // from here the SSH windows bound what the client may send
     if (rest.length > 0) receiver(rest);
   }
 
@@ -376,7 +372,6 @@ export class ControlClient {
     if (this.state === 'closed') return;
     if (reason) this.log.info('control connection closed', { ...this.context, reason });
     this.state = 'closed';
-    this.closing = true;
     if (this.fdWaiter) {
       clearTimeout(this.fdWaiter.timer);
       this.fdWaiter.reject(new ProtocolError('connection closed before the file descriptors arrived'));
@@ -390,12 +385,9 @@ export class ControlClient {
         this.log.error('control connection cleanup failed', { ...this.context, error: String(err) });
       }
     }
-    if (this.pendingWrites === 0) this.finish();
-  }
-
-  private finish(): void {
+    // Queued replies are written, then our end shut: the client reads them, then sees the end.
     this.sock.end();
-    // A peer that never closes its end must not keep the descriptor open.
+    // A peer that never reads or never closes its end must not keep the descriptor open.
     setTimeout(() => this.sock.destroy(), LINGER_MS).unref();
   }
 }

@@ -1,7 +1,8 @@
-// The few Unix calls Hitch's control socket needs that Node does not offer: the credentials of
-// a connected peer (SO_PEERCRED / getpeereid), close-on-exec for descriptors received over
-// SCM_RIGHTS, and a passed terminal's size (TIOCGWINSZ) and modes (tcgetattr, encoded for an
-// SSH pty-req as RFC 4254 section 8 and RFC 8160 define them).
+// The few Unix calls Hitch's control socket needs that Node does not offer: Unix sockets that
+// pass descriptors (unix_socket.c), the credentials of a connected peer (SO_PEERCRED /
+// getpeereid), close-on-exec for descriptors received over SCM_RIGHTS, and a passed terminal's
+// size (TIOCGWINSZ) and modes (tcgetattr, encoded for an SSH pty-req as RFC 4254 section 8 and
+// RFC 8160 define them).
 #define _GNU_SOURCE // struct ucred
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -16,6 +17,8 @@
 #include <sys/types.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "unix_socket.h"
 
 static napi_value throw_errno(napi_env env, const char *what) {
   char message[160];
@@ -252,6 +255,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setCloseOnExec", NULL, set_close_on_exec, NULL, NULL, NULL, napi_enumerable, NULL},
     {"windowSize", NULL, window_size, NULL, NULL, NULL, napi_enumerable, NULL},
     {"terminalModes", NULL, terminal_modes, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"listen", NULL, unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"adopt", NULL, unix_adopt, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"connect", NULL, unix_connect, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;
