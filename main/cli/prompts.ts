@@ -5,6 +5,7 @@ import type { ReadStream } from 'node:tty';
 import type { CatalogView, PromptView } from '../../preload/api';
 import type { EngineConnection } from '../transport/engine-socket';
 import { CliError, type Context } from './context';
+import { safeForTerminal } from './terminal-text';
 
 /** The masters a host's connection goes through: its own and its ProxyJump hops'. */
 export function mastersOf(catalog: CatalogView, hostId: string): Set<string> {
@@ -65,7 +66,8 @@ type Answer = { answers: string[]; remember: boolean; choice: 'once' | 'always' 
 
 /** Asks one prompt on the terminal; null when declined. */
 async function askPerson(prompt: PromptView, abort: AbortSignal): Promise<Answer> {
-  process.stderr.write(`\n${prompt.title}\n${prompt.message ? prompt.message + '\n' : ''}`);
+  // Titles, messages and labels carry what the server sent (keyboard-interactive).
+  process.stderr.write(safeForTerminal(`\n${prompt.title}\n${prompt.message ? prompt.message + '\n' : ''}`));
   if (prompt.kind === 'host-key') {
     const reply = (await ask('Accept this host key? [o]nce, [a]lways (remember it), [N]o: ', false, abort))?.trim().toLowerCase();
     if (reply === 'o' || reply === 'once') return { answers: [], remember: false, choice: 'once' };
@@ -78,7 +80,7 @@ async function askPerson(prompt: PromptView, abort: AbortSignal): Promise<Answer
   }
   const answers: string[] = [];
   for (const field of prompt.fields) {
-    const label = field.label.trim();
+    const label = safeForTerminal(field.label.trim());
     const answer = await ask(/[:?]$/.test(label) ? `${label} ` : `${label}: `, field.secret, abort);
     if (answer === null) return null;
     answers.push(answer);
@@ -106,7 +108,7 @@ export async function withPrompts<T>(ctx: Context, conn: EngineConnection, maste
     if (!masters.has(prompt.masterId)) return;
     if (!canAsk) {
       const why = ctx.batch ? '--batch' : 'no terminal';
-      refusal = `${prompt.title}: ${prompt.kind === 'host-key' ? 'the host key must be accepted' : 'this needs a person to answer'}, and there is nobody to ask (${why}). Log in once from the app or from \`hitch\` in a terminal.`;
+      refusal = `${safeForTerminal(prompt.title)}: ${prompt.kind === 'host-key' ? 'the host key must be accepted' : 'this needs a person to answer'}, and there is nobody to ask (${why}). Log in once from the app or from \`hitch\` in a terminal.`;
       void conn.call('prompt.cancel', { promptId: prompt.id });
       return;
     }

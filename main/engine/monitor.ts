@@ -14,6 +14,10 @@ export type KillResult = 'sent' | 'no-such-process' | 'permission-denied' | 'fai
 
 /** How long one script may take before the monitor is considered dead. */
 const SCRIPT_TIMEOUT_MS = 15_000;
+/** Output one script may produce (a ps of 500 processes is about 100 KB); past it the monitor is closed. */
+export const MAX_SCRIPT_OUTPUT = 8 * 1024 * 1024;
+/** What the monitor's shell may print before its first line. */
+const MAX_GREETING = 64 * 1024;
 
 function assertPids(pids: number[]): void {
   for (const pid of pids) {
@@ -55,6 +59,12 @@ export class ProcessMonitor {
       const onData = (chunk: string): void => {
         text += chunk;
         const line = /^(\d+) (\d+) (\d+)\n/.exec(text);
+        if (!line && text.length > MAX_GREETING) {
+          channel.removeListener('data', onData);
+          channel.close();
+          reject(new HitchError('channel', 'The process monitor printed something other than its first line; process trees are off for this connection.'));
+          return;
+        }
         if (line) {
           channel.removeListener('data', onData);
           resolve(text);
@@ -73,6 +83,15 @@ export class ProcessMonitor {
 
   private receive(chunk: string): void {
     this.buffer += chunk;
+    if (this.buffer.length > MAX_SCRIPT_OUTPUT + 64) {
+      // Output no script of ours makes: the shell is not ours to trust any more.
+      this.buffer = '';
+      const w = this.waiting;
+      this.waiting = null;
+      w?.reject(new HitchError('channel', `The process monitor sent more than ${MAX_SCRIPT_OUTPUT} bytes for one request; it was closed.`));
+      this.close();
+      return;
+    }
     const w = this.waiting;
     if (!w) return;
     const at = this.buffer.indexOf(w.marker);

@@ -34,6 +34,19 @@ export interface WebHost {
 
 export const API_PATH = '/api';
 const MAX_MESSAGE_BYTES = 1 << 20;
+/**
+ * Bytes queued for a page that does not read, before it is disconnected: it reconnects and
+ * reattaches with the scrollback, instead of the engine buffering without bound.
+ */
+export const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/** A token given by the person (HITCH_WEB_TOKEN) must be at least this strong: 22 base64url characters carry 132 bits. */
+const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,256}$/;
+
+/** Why a chosen token is refused, or null when it is strong enough. */
+export function weakTokenReason(token: string): string | null {
+  if (TOKEN_PATTERN.test(token)) return null;
+  return 'HITCH_WEB_TOKEN must be 22 to 256 characters of A-Z, a-z, 0-9, "_" and "-" (at least 128 bits); for example: openssl rand -base64 24 | tr "+/" "-_"';
+}
 
 /** The policy the page runs under: no inline or foreign scripts, no foreign connections. */
 export const CONTENT_SECURITY_POLICY = [
@@ -68,6 +81,10 @@ function tokensEqual(given: string | null, expected: string): boolean {
 
 export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   const { router, log, staticDir } = opts;
+  if (opts.token !== undefined) {
+    const weak = weakTokenReason(opts.token);
+    if (weak) throw new Error(weak);
+  }
   const token = opts.token ?? randomBytes(24).toString('base64url');
   const server = createServer();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
@@ -123,11 +140,19 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   };
 
   server.on('upgrade', (req: IncomingMessage, socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://x');
     const deny = (status: number, reason: string): void => {
       log.warn('web host refused API connection', { reason });
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      // A client that never reads the refusal must not keep the socket open.
+      setTimeout(() => socket.destroy(), 1000).unref();
     };
+    socket.on('error', () => socket.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      return deny(400, 'Bad Request');
+    }
     if (url.pathname !== API_PATH) return deny(404, 'Not Found');
     if (!allowedHosts().has(req.headers.host ?? '')) return deny(421, 'Misdirected Request');
     // Browsers always send Origin on WebSocket handshakes; a page from elsewhere sends its own.
@@ -138,7 +163,13 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
 
   const serveClient = (ws: WebSocket): void => {
     const send = (message: unknown): void => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+      if (ws.readyState !== ws.OPEN) return;
+      if (ws.bufferedAmount > MAX_UNSENT_BYTES) {
+        log.warn('web client disconnected: it stopped reading', { unsentBytes: ws.bufferedAmount });
+        ws.terminate();
+        return;
+      }
+      ws.send(JSON.stringify(message));
     };
     const unsubscribe = opts.subscribe((event) => send(event));
     ws.on('close', unsubscribe);

@@ -696,4 +696,12 @@ describe('the socket over the master’s life', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('logs the program a stock client runs, never its arguments', async () => {
+    const ran = await ssh(['mux', 'echo', 'hunter2-secret-argument']);
+    expect(ran.stdout).toBe('hunter2-secret-argument\n');
+    const started = t.logLines.filter((l) => l.includes('control socket: session started'));
+    expect(started.some((l) => l.includes('"program":"echo"'))).toBe(true);
+    expect(t.logLines.join('\n')).not.toContain('hunter2-secret-argument');
+  });
 });

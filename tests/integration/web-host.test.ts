@@ -1,6 +1,7 @@
 // The web host is reachable from any page the user's browser opens, so it must refuse
 // everything that is not the Hitch page it served: wrong token, foreign Origin, foreign Host.
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter } from '../../main/api/router';
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { testEngine, type TestEngine } from '../fixtures/engine';
+import type { HitchEvent } from '../../preload/api';
 
 interface Outcome {
   status: number | null;
@@ -144,5 +146,58 @@ describe('web host', () => {
     const closed = new Promise<number>((resolve) => ws!.once('close', (code) => resolve(code)));
     ws!.send(JSON.stringify({ id: 1, method: 'session.write', params: { sessionId: 's1', data: 'x'.repeat(2 << 20) } }));
     expect(await closed).toBe(1009); // "message too big"
+  });
+
+  it('answers a malformed upgrade URL with 400 and closes the socket (no handler throws, no descriptor kept)', async () => {
+    const answer = await new Promise<{ text: string; closed: boolean }>((resolve) => {
+      const sock = connect(host.port, '127.0.0.1');
+      let text = '';
+      sock.setEncoding('utf8').on('data', (d: string) => (text += d));
+      sock.on('close', () => resolve({ text, closed: true }));
+      sock.on('error', () => undefined);
+      sock.write(`GET //[ HTTP/1.1\r\nHost: 127.0.0.1:${host.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    expect(answer.text).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(answer.closed).toBe(true);
+    expect((await openApi(host.port, { token: host.token })).status).toBe(101);
+  });
+
+  it('refuses a chosen token weaker than 128 bits, saying how to make one', async () => {
+    const log = t.engine.options.log;
+    const start = (token: string) => startWebHost({ router: createRouter(t.engine, log), subscribe: () => () => undefined, staticDir, log, token });
+    await expect(start('secret')).rejects.toThrow(/at least 128 bits.*openssl rand/);
+    await expect(start('a'.repeat(21))).rejects.toThrow(/HITCH_WEB_TOKEN must be/);
+    const strong = await start('abcdefghijklmnopqrstuv');
+    await strong.close();
+  });
+
+  it('disconnects a page that stops reading instead of queueing events for it without bound', async () => {
+    const log = t.engine.options.log;
+    const sink: { emit: ((e: HitchEvent) => void) | null } = { emit: null };
+    const slow = await startWebHost({
+      router: createRouter(t.engine, log),
+      subscribe: (l) => {
+        sink.emit = l;
+        return () => (sink.emit = null);
+      },
+      staticDir,
+      log,
+    });
+    try {
+      const { ws } = await openApi(slow.port, { token: slow.token });
+      const closed = new Promise<void>((resolve) => ws!.once('close', () => resolve()));
+      // The page stops reading; the engine has 64 MiB of output for it.
+      (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+      const data = 'y'.repeat(1 << 20);
+      for (let i = 0; i < 64 && sink.emit; i++) {
+        sink.emit({ event: 'session.data', payload: { sessionId: 's1', data, offset: i * data.length } } as HitchEvent);
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(sink.emit).toBeNull(); // unsubscribed: the connection was dropped
+      (ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      await closed;
+    } finally {
+      await slow.close();
+    }
   });
 });

@@ -27,6 +27,14 @@ export interface NewSessionRequest {
 
 const NO_ESCAPE = 0xffffffff;
 
+/** What the log may say of a command line: the program's name and the line's length, never its arguments. */
+export function commandSummary(command: string | null): { program: string | null; commandBytes: number } {
+  if (command === null) return { program: null, commandBytes: 0 };
+  const first = command.trim().split(/\s+/, 1)[0] ?? '';
+  const program = (first.split('/').pop() ?? '').replace(/[^\w.+-]/g, '').slice(0, 32);
+  return { program: program || null, commandBytes: Buffer.byteLength(command) };
+}
+
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -121,7 +129,8 @@ export async function relayNewSession(client: ControlClient, rid: number, req: N
     log.warn('control socket: the server refused a pty', ctx);
     client.send(reply.ttyAllocFail(number));
   }
-  log.info('control socket: session started', { ...ctx, session: session.id, tty: req.wantTty, command: spec.command });
+  // The command line may carry secrets (tokens, passwords on a command line): only its program is logged.
+  log.info('control socket: session started', { ...ctx, session: session.id, tty: req.wantTty, ...commandSummary(spec.command) });
 
   let exitStatus: number | null = null;
   channel.on('exit', (code: number | null) => {
