@@ -4,6 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { HitchError } from './errors';
 import { matchPattern } from './ssh-config';
 
 export interface KnownHostLine {
@@ -33,9 +34,21 @@ export function keyTypeOf(key: Buffer): string {
   return key.subarray(4, 4 + len).toString('latin1');
 }
 
-/** The name known_hosts files store a host under: `host`, or `[host]:port` off port 22. */
+/**
+ * Lowercases ASCII letters only, like OpenSSH's lowercase() (tolower(3) byte by byte), which
+ * ssh applies to the host name and HostKeyAlias before any known_hosts lookup or hashing.
+ */
+export function lowercaseHost(name: string): string {
+  return name.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+}
+
+/**
+ * The name known_hosts files store a host under: `host`, or `[host]:port` off port 22,
+ * lowercased as OpenSSH does, so a hashed entry made for `web1.example.com` matches `Web1.Example.com`.
+ */
 export function lookupName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  const name = lowercaseHost(host);
+  return port === 22 ? name : `[${name}]:${port}`;
 }
 
 export function parseKnownHosts(file: string, text: string): KnownHostLine[] {
@@ -63,7 +76,8 @@ export function hostFieldMatches(field: string, name: string): boolean {
   if (field.startsWith('|1|')) {
     const [, , salt, hash] = field.split('|');
     if (!salt || !hash) return false;
-    const digest = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
+    // Hashed over the lowercased name, as ssh hashes and looks up (case cannot be ignored after hashing).
+    const digest = createHmac('sha1', Buffer.from(salt, 'base64')).update(lowercaseHost(name)).digest('base64');
     return digest === hash;
   }
   let matched = false;
@@ -77,11 +91,40 @@ export function hostFieldMatches(field: string, name: string): boolean {
   return matched;
 }
 
+const READ_FAILURES: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a directory in its path is a file',
+  EIO: 'input/output error',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+};
+
+/**
+ * Reads known_hosts files in order. A missing file (ENOENT) holds no keys; any other failure
+ * to read one rejects with a `config` HitchError: the file could hold a key that would show
+ * the host's key has changed, so treating it as empty could accept an impostor as merely new.
+ */
 export async function readKnownHosts(files: string[]): Promise<KnownHostLine[]> {
   const all: KnownHostLine[] = [];
   for (const file of files) {
-    const text = await readFile(file, 'utf8').catch(() => null); // missing files are simply empty
-    if (text !== null) all.push(...parseKnownHosts(file, text));
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      const why = (code && READ_FAILURES[code]) ?? (code ? `${code} (${(err as Error).message})` : String(err));
+      throw new HitchError(
+        'config',
+        `Cannot read known_hosts file ${file}: ${why} — refusing to connect, since a changed host key could not be detected.`,
+        { cause: err },
+      );
+    }
+    all.push(...parseKnownHosts(file, text));
   }
   return all;
 }

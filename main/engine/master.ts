@@ -6,7 +6,7 @@ import { connect as tcpConnect, Socket } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
 import { openBareSession, ping, requestExec, requestPty, requestShell } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
-import { HitchError, type ErrorCode } from './errors';
+import { HitchError, toHitchError, type ErrorCode } from './errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
 import { expandHome } from './paths';
 import type { ResolvedHost } from './ssh-config';
@@ -130,6 +130,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     let verdict: HostKeyVerdict | null = null;
     let hostKeyOk = false;
     let hostKeyDeclined = false;
+    /** Why the host key could not be checked at all (e.g. an unreadable known_hosts file). */
+    let hostKeyError: HitchError | null = null;
     const client = new Client();
 
     await new Promise<void>((resolve, reject) => {
@@ -185,6 +187,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         if (!settled) {
           if (err.level === 'client-authentication' && outcome.cancelled) {
             fail(new HitchError('cancelled', `Login to ${host.alias} cancelled.`));
+          } else if (hostKeyError) {
+            fail(hostKeyError);
           } else if (hostKeyDeclined) {
             fail(new HitchError('host-key-unknown', `You did not accept the host key of ${host.hostKeyAlias ?? host.hostname}; Hitch did not connect.`));
           } else {
@@ -202,7 +206,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
       });
       client.on('close', () => {
         if (!settled) {
-          fail(new HitchError('network', `${host.hostname} port ${host.port} closed the connection during setup.`));
+          fail(hostKeyError ?? new HitchError('network', `${host.hostname} port ${host.port} closed the connection during setup.`));
           return;
         }
         if (this.client !== client) return;
@@ -219,20 +223,24 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         keepaliveInterval: 0, // our own keepalive (below) also measures the round trip
         hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
           pauseTimeout(true);
+          // One catch for the check and the confirmation alike: saving an accepted key can fail
+          // too (a full disk), and must refuse the connection rather than reject unhandled.
+          let decided = false;
           this.checkHostKey(key)
-            .then(
-              async (v) => {
-                verdict = v;
-                hostKeyOk = v.status === 'known' || (v.status === 'unknown' && (await this.confirmUnknownKey(key, v)));
-                hostKeyDeclined = !hostKeyOk && v.status === 'unknown' && this.opts.interactive && this.opts.host.strictHostKeyChecking !== 'yes';
-                if (hostKeyOk) this.hostKeyFingerprint = fingerprint(key);
-                verify(hostKeyOk);
-              },
-              (err: unknown) => {
-                log.error('host key check failed', { master: this.opts.masterId, error: String(err) });
-                verify(false);
-              },
-            )
+            .then(async (v) => {
+              verdict = v;
+              hostKeyOk = v.status === 'known' || (v.status === 'unknown' && (await this.confirmUnknownKey(key, v)));
+              hostKeyDeclined = !hostKeyOk && v.status === 'unknown' && this.opts.interactive && this.opts.host.strictHostKeyChecking !== 'yes';
+              if (hostKeyOk) this.hostKeyFingerprint = fingerprint(key);
+              decided = true;
+              verify(hostKeyOk);
+            })
+            .catch((err: unknown) => {
+              log.error('host key check failed', { master: this.opts.masterId, error: String(err) });
+              hostKeyOk = false;
+              hostKeyError = toHitchError(err);
+              if (!decided) verify(false);
+            })
             .finally(() => pauseTimeout(false));
         },
         authHandler: createAuthHandler(

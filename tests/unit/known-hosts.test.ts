@@ -2,10 +2,11 @@
 // the way OpenSSH does. Keys, fingerprints and hashed entries here come from the machine's
 // real ssh-keygen, so Hitch is checked against OpenSSH rather than against itself.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HitchError } from '../../main/engine/errors';
 import {
   addKnownHost,
   fingerprint,
@@ -89,6 +90,12 @@ describe('naming a host in known_hosts', () => {
     expect(lookupName('10.0.0.5', 22)).toBe('10.0.0.5');
     expect(lookupName('10.0.0.5', 80)).toBe('[10.0.0.5]:80');
   });
+
+  it('lowercases the host name as ssh does before any lookup, leaving non-ASCII letters alone', () => {
+    expect(lookupName('Web1.Example.COM', 22)).toBe('web1.example.com');
+    expect(lookupName('Web1.Example.COM', 2222)).toBe('[web1.example.com]:2222');
+    expect(lookupName('ÄBC.example', 22)).toBe('Äbc.example'); // tolower(3) in ssh changes ASCII only
+  });
 });
 
 describe('reading a known_hosts file', () => {
@@ -137,6 +144,38 @@ describe('reading a known_hosts file', () => {
       [first, 1, 'one.example.com'],
       [second, 2, 'two.example.com'],
     ]);
+  });
+});
+
+describe('a known_hosts file that cannot be read', () => {
+  // Tests run as root, whom chmod 000 does not stop: a directory, or a symlink loop, fails for anyone.
+  async function readFailure(files: string[]): Promise<HitchError> {
+    const err = await readKnownHosts(files).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(HitchError);
+    return err as HitchError;
+  }
+
+  it('stops the check with an error naming the file and the reason, instead of reading it as empty', async () => {
+    const good = knownHostsFile(`example.com ${serverB.entry}\n`);
+    const dir = join(tmp, 'known_hosts-is-a-directory');
+    mkdirSync(dir);
+    const err = await readFailure([good, dir]);
+    expect(err.code).toBe('config');
+    expect(err.message).toBe(
+      `Cannot read known_hosts file ${dir}: it is a directory — refusing to connect, since a changed host key could not be detected.`,
+    );
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('EISDIR');
+  });
+
+  it('names other read failures too, such as a symlink loop', async () => {
+    const loop = join(tmp, 'known_hosts-loop');
+    symlinkSync(loop, loop);
+    const err = await readFailure([join(tmp, 'does-not-exist'), loop]);
+    expect(err.code).toBe('config');
+    expect(err.message).toMatch(new RegExp(`^Cannot read known_hosts file ${loop}: too many levels of symbolic links — refusing to connect`));
   });
 });
 
@@ -190,6 +229,35 @@ describe('matching a known_hosts host field', () => {
     const matches = hashed.map((field) => names.filter((name) => hostFieldMatches(field, name)));
     expect(matches).toEqual([['example.com'], ['[example.com]:2222'], ['foo.example.com'], ['10.0.0.9']]);
     expect(hashed.some((field) => hostFieldMatches(field, 'other.example.com'))).toBe(false);
+  });
+
+  it('matches hashed entries whatever the case of the host name, as ssh lowercases it before hashing', () => {
+    // ssh lowercases the host name (and HostKeyAlias) before looking it up, so its known_hosts
+    // only ever hold hashes of lowercase names, [host]:port ones included.
+    const file = knownHostsFile([`web1.example.com ${serverB.entry}`, `[web1.example.com]:2222 ${serverA.entry}`, ''].join('\n'));
+    execFileSync('ssh-keygen', ['-H', '-f', file], { stdio: 'ignore' });
+    rmSync(`${file}.old`);
+    const lines = parseKnownHosts(file, readFileSync(file, 'utf8'));
+    const [plain22, port2222] = lines.map((l) => l.hosts);
+    expect(plain22).toMatch(/^\|1\|/);
+
+    expect(hostFieldMatches(plain22!, 'Web1.Example.com')).toBe(true);
+    expect(hostFieldMatches(port2222!, '[WEB1.example.COM]:2222')).toBe(true);
+    expect(hostFieldMatches(plain22!, 'Web2.Example.com')).toBe(false);
+    expect(verifyHostKey(lines, 'Web1.Example.com', 22, serverB.blob)).toEqual({ status: 'known', file, line: 1 });
+    expect(verifyHostKey(lines, 'WEB1.EXAMPLE.COM', 2222, serverA.blob)).toEqual({ status: 'known', file, line: 2 });
+    // A different key under another spelling of the name is a CHANGED key, never merely unknown.
+    expect(verifyHostKey(lines, 'Web1.Example.com', 22, serverA.blob)).toMatchObject({
+      status: 'changed',
+      expected: [{ fingerprint: opensshFingerprint(serverB), file, line: 1 }],
+    });
+  });
+
+  it('matches plain entries and [host]:port entries whatever the case on either side', () => {
+    const lines = parseKnownHosts('f', `WEB1.example.com ${serverB.entry}\n[Web1.Example.Com]:2222 ${serverB.entry}\n`);
+    expect(verifyHostKey(lines, 'web1.EXAMPLE.com', 22, serverB.blob)).toEqual({ status: 'known', file: 'f', line: 1 });
+    expect(verifyHostKey(lines, 'wEB1.example.com', 2222, serverB.blob)).toEqual({ status: 'known', file: 'f', line: 2 });
+    expect(verifyHostKey(lines, 'Web1.Example.com', 2222, serverA.blob)).toMatchObject({ status: 'changed' });
   });
 
   it('does not match a malformed hashed entry', () => {
@@ -323,6 +391,12 @@ describe('trusting a new host', () => {
 
     const found = execFileSync('ssh-keygen', ['-F', '[example.com]:2222', '-f', file], { encoding: 'utf8' });
     expect(found).toContain('found: line 2');
+  });
+
+  it('records the host name lowercased, as ssh writes it', async () => {
+    const file = join(tmp, 'lowercased', 'known_hosts');
+    await addKnownHost(file, 'Web1.Example.COM', 2222, serverA.blob);
+    expect(readFileSync(file, 'utf8')).toBe(`[web1.example.com]:2222 ${serverA.entry}\n`);
   });
 
   it('creates the file private to the user, in a private directory', async () => {
