@@ -20,14 +20,30 @@ export async function moveAside(file: string): Promise<string> {
   }
 }
 
-/** Temp file + fsync + rename + directory fsync: readers see the old file or the new one. */
-export async function writeAtomically(file: string, data: string): Promise<void> {
+export interface AtomicWriteOptions {
+  /** Permission bits of the new file, set with fchmod so the umask cannot narrow them (default 0o600). */
+  mode?: number;
+  /** Owner and group of the new file, when they differ from what it gets by default; only root can give it away. */
+  owner?: { uid: number; gid: number };
+}
+
+/**
+ * Temp file + fsync + rename + directory fsync: readers see the old file or the new one.
+ * The temp file sits in the same directory (a rename never crosses file systems). `file` itself
+ * is replaced: callers that must not replace a symlink resolve it first.
+ */
+export async function writeAtomically(file: string, data: string, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(file);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const temp = join(dir, `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
   try {
     const fh = await open(temp, 'wx', 0o600);
     try {
+      if (opts.owner) {
+        const now = await fh.stat();
+        if (now.uid !== opts.owner.uid || now.gid !== opts.owner.gid) await fh.chown(opts.owner.uid, opts.owner.gid);
+      }
+      if (opts.mode !== undefined) await fh.chmod(opts.mode);
       await fh.writeFile(data);
       await fh.sync();
     } finally {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { BenchReport } from '../../preload/api';
 import { moveAside, writeAtomically } from './atomic-file';
 import { toCsv } from './bench-stats';
+import { HitchError } from './errors';
 import type { Logger } from './log';
 
 const FORMAT_VERSION = 1;
@@ -32,15 +33,23 @@ const documentSchema = z.object({ version: z.literal(FORMAT_VERSION), reports: z
 
 export class BenchHistory {
   private reports: BenchReport[] | null = null;
-  private writing: Promise<void> = Promise.resolve();
+  private loading: Promise<BenchReport[]> | null = null;
+  /** Saves run one after another; a failed one does not stop the next. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly file: string,
     private readonly log: Logger,
   ) {}
 
-  private async load(): Promise<BenchReport[]> {
-    if (this.reports) return this.reports;
+  /** Reads the file once; concurrent callers share the one read, and a failed read is tried again next time. */
+  private load(): Promise<BenchReport[]> {
+    if (this.reports) return Promise.resolve(this.reports);
+    this.loading ??= this.read().finally(() => (this.loading = null));
+    return this.loading;
+  }
+
+  private async read(): Promise<BenchReport[]> {
     const text = await readFile(this.file, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
     if (text === null) return (this.reports = []);
     let parsed: z.infer<typeof documentSchema> | null = null;
@@ -53,14 +62,32 @@ export class BenchHistory {
     return (this.reports = (parsed?.reports as BenchReport[] | undefined) ?? []);
   }
 
+  /**
+   * Keeps a report and saves the file. A save that fails is logged and thrown to the caller;
+   * the report stays in the history for this run and the next save writes it again.
+   */
   async add(report: BenchReport): Promise<void> {
     const reports = await this.load();
     reports.push(report);
     const mine = reports.filter((r) => r.hostId === report.hostId);
     if (mine.length > KEEP_PER_HOST) reports.splice(reports.indexOf(mine[0]!), 1);
-    const text = JSON.stringify({ version: FORMAT_VERSION, reports }, null, 1);
-    this.writing = this.writing.then(() => writeAtomically(this.file, text));
-    await this.writing;
+    await this.serialize(async () => {
+      // The history as it is when this write starts: after a failed save, everything since.
+      const text = JSON.stringify({ version: FORMAT_VERSION, reports }, null, 1);
+      try {
+        await writeAtomically(this.file, text);
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        this.log.error('benchmark history not saved', { file: this.file, error });
+        throw new HitchError('internal', `Could not save benchmark history to ${this.file}: ${error}`, { cause: err });
+      }
+    });
+  }
+
+  private serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   async of(hostId: string): Promise<BenchReport[]> {

@@ -51,7 +51,8 @@ export const DEFAULT_SETTINGS: Settings = {
 
 export class SettingsStore {
   private current: Settings = { ...DEFAULT_SETTINGS };
-  private writing: Promise<void> = Promise.resolve();
+  /** Saves run one after another; a failed one does not stop the next. */
+  private queue: Promise<unknown> = Promise.resolve();
   /** Why the file on disk was not used, if it was not. */
   warning: string | null = null;
 
@@ -81,7 +82,11 @@ export class SettingsStore {
     return { ...this.current, recentHosts: [...this.current.recentHosts] };
   }
 
-  /** Checks a change against the schema, applies it and saves the file. */
+  /**
+   * Checks a change against the schema, applies it at once (the engine reads settings while
+   * the file is written) and saves the file. A save that fails is logged and thrown to the
+   * caller; the change stays in effect for this run and the next save writes it again.
+   */
   async update(patch: unknown): Promise<Settings> {
     const parsed = settingsSchema.partial().safeParse(patch);
     if (!parsed.success) {
@@ -89,9 +94,23 @@ export class SettingsStore {
       throw new HitchError('bad-request', `Setting ${issue?.path.join('.') || '?'}: ${issue?.message ?? 'invalid'}.`);
     }
     this.current = { ...this.current, ...parsed.data };
-    const text = JSON.stringify({ version: FORMAT_VERSION, settings: this.current }, null, 2) + '\n';
-    this.writing = this.writing.then(() => writeAtomically(this.file, text));
-    await this.writing;
+    await this.serialize(async () => {
+      // The settings as they are when this write starts: after a failed save, everything since.
+      const text = JSON.stringify({ version: FORMAT_VERSION, settings: this.current }, null, 2) + '\n';
+      try {
+        await writeAtomically(this.file, text);
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err);
+        this.log.error('settings not saved', { file: this.file, error });
+        throw new HitchError('internal', `Could not save settings to ${this.file}: ${error}`, { cause: err });
+      }
+    });
     return this.get();
+  }
+
+  private serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(op, op);
+    this.queue = run.catch(() => {});
+    return run;
   }
 }
