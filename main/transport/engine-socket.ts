@@ -6,15 +6,18 @@
 //
 // Who may connect: the directory is 0700 and the socket 0600, so the kernel refuses other
 // users at connect() (EACCES); where hitch-native loads, the peer's uid (SO_PEERCRED) is
-// checked too, so loosened permissions alone never let another user in.
+// checked too, so loosened permissions alone never let another user in. The client checks the
+// other way round before sending anything: the directory and socket are this user's, and so is
+// the process serving it.
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { wsRequestSchema, type HitchEvent } from '../../preload/api';
 import type { ErrorInfo, Reply } from '../../preload/channels';
 import type { Router } from '../api/router';
+import { loadUnix } from '../engine/control-socket/unix';
 import type { Logger } from '../engine/log';
 
 /** Requests longer than this are refused and the connection closed. */
@@ -320,8 +323,53 @@ export interface EngineConnection extends Router {
   readonly path: string;
 }
 
+/** Raised when the socket or whoever serves it cannot be trusted with this user's requests. */
+export class UntrustedEngineError extends Error {
+  constructor(
+    readonly socketPath: string,
+    reason: string,
+  ) {
+    super(`Refusing to use the Hitch engine socket ${socketPath}: ${reason}. Nothing was sent to it.`);
+    this.name = 'UntrustedEngineError';
+  }
+}
+
+/**
+ * Before anything is sent (prompt answers carry passwords): the socket's directory must be a
+ * real directory of this user that nobody else can write to, and the socket this user's own.
+ * A missing socket is NoEngineError, as before.
+ */
+async function checkSocketPlace(path: string): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return; // not a Unix system: no engine socket to check
+  const dir = dirname(path);
+  const d = await lstat(dir).catch(() => null);
+  if (!d) throw new NoEngineError(path, 'missing');
+  if (d.isSymbolicLink()) throw new UntrustedEngineError(path, `its directory ${dir} is a symbolic link`);
+  if (!d.isDirectory()) throw new UntrustedEngineError(path, `${dir} is not a directory`);
+  if (d.uid !== uid) throw new UntrustedEngineError(path, `its directory ${dir} belongs to uid ${d.uid}, not to this user (uid ${uid})`);
+  if ((d.mode & 0o077) !== 0) throw new UntrustedEngineError(path, `its directory ${dir} is open to other users (mode ${(d.mode & 0o777).toString(8)}; it must be 700)`);
+  const s = await lstat(path).catch(() => null);
+  if (!s) throw new NoEngineError(path, 'missing');
+  if (!s.isSocket()) throw new UntrustedEngineError(path, 'it is not a socket');
+  if (s.uid !== uid) throw new UntrustedEngineError(path, `it belongs to uid ${s.uid}, not to this user (uid ${uid})`);
+}
+
+/** The uid of the process serving a connected socket (SO_PEERCRED), where hitch-native loads. */
+async function peerUid(socket: Socket): Promise<number | null> {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (fd === undefined || fd < 0) return null;
+  try {
+    const { native } = await loadUnix();
+    return native.peerCredentials(fd).uid;
+  } catch {
+    return null; // no native addon: the directory and socket checks above stand alone
+  }
+}
+
 /** Connects to the engine serving `path`; throws NoEngineError when none does. */
 export async function connectEngineSocket(path: string): Promise<EngineConnection> {
+  await checkSocketPlace(path);
   const socket = await new Promise<Socket>((resolve, reject) => {
     const sock = connect(path);
     sock.once('connect', () => {
@@ -335,6 +383,12 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
       else reject(new Error(`Cannot reach the Hitch engine at ${path}: ${err.message}`));
     });
   });
+  const servedBy = await peerUid(socket);
+  const uid = process.getuid?.();
+  if (servedBy !== null && uid !== undefined && servedBy !== uid) {
+    socket.destroy();
+    throw new UntrustedEngineError(path, `it is served by a process of uid ${servedBy}, not of this user (uid ${uid})`);
+  }
   const pending = new Map<number, (reply: Reply) => void>();
   const listeners = new Set<(event: HitchEvent) => void>();
   const closeListeners = new Set<(reason: string) => void>();
