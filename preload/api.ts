@@ -150,7 +150,7 @@ export interface ProcessTreeView {
   processes: ProcessView[];
 }
 
-export type PromptKind = 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'extra-connection';
+export type PromptKind = 'host-key' | 'password' | 'passphrase' | 'keyboard-interactive' | 'extra-connection' | 'open-link';
 
 export interface PromptView {
   id: string;
@@ -242,6 +242,12 @@ export const requestSchemas = {
   'master.disconnect': z.object({ hostId }).strict(),
   'session.open': z.object({ hostId, cols, rows }).strict(),
   /**
+   * An ssh:// link from outside Hitch (a web page, another app): a session on the host it
+   * names. A host Hitch does not know yet is added only after the person confirms, in a prompt
+   * showing exactly where it will connect.
+   */
+  'link.open': z.object({ url: z.string().min(1).max(2048), cols, rows }).strict(),
+  /**
    * Runs one command, like `ssh host command`: the command is the user's, passed verbatim.
    * `raw`: output as bytes (base64 in `session.data`, offsets in bytes), for callers that pass
    * it on byte for byte, like the `hitch` command. Without it, output is UTF-8 text.
@@ -304,6 +310,8 @@ export interface Results {
   'master.connect': MasterView;
   'master.disconnect': null;
   'session.open': SessionView;
+  /** The session opened, or null when the person declined the link. */
+  'link.open': SessionView | null;
   'session.exec': SessionView;
   'session.write': null;
   'session.eof': null;

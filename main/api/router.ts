@@ -17,6 +17,7 @@ const handlers: Handlers = {
   'master.connect': (engine, { hostId }) => engine.connect(hostId),
   'master.disconnect': async (engine, { hostId }) => (await engine.disconnect(hostId), null),
   'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, { kind: 'shell', cols, rows }),
+  'link.open': (engine, { url, cols, rows }) => engine.openLink(url, { cols, rows }),
   'session.exec': (engine, { hostId, command, cols, rows, pty, raw }) =>
     engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }, { raw: raw ?? false }),
   'session.write': async (engine, { sessionId, data, encoding }) => (await engine.writeSession(sessionId, data, encoding), null),

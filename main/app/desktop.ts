@@ -6,7 +6,7 @@ import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, type MenuIte
 import type { EventMessage, HitchEvent, MasterView, Reply, SettingsView, Snapshot } from '../../preload/api';
 import { noticeFor } from '../../preload/notifications';
 import type { Logger } from '../engine/log';
-import { hostForLink, hostFromLink, linkInArgs, parseSshLink, type SshLink } from './links';
+import { linkInArgs } from '../engine/links';
 import { trayMenu, type TrayAction, type TrayItem } from './tray-menu';
 
 export interface DesktopDeps {
@@ -33,16 +33,14 @@ async function openSession(deps: DesktopDeps, hostId: string): Promise<void> {
   deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
 }
 
-/** An ssh:// link: a known host's session (its master reused), or the host added first. */
-export async function openLink(deps: DesktopDeps, link: SshLink): Promise<void> {
-  const { catalog } = await ok<Snapshot>(deps, 'state.get', {});
-  let host = hostForLink(link, catalog.hosts);
-  if (!host) {
-    const added = hostFromLink(link);
-    const view = await ok<Snapshot['catalog']>(deps, 'hosts.add', { host: added });
-    host = view.hosts.find((h) => h.id === added.id) ?? null;
-  }
-  if (host) await openSession(deps, host.id);
+/**
+ * An ssh:// link: the engine checks it, opens a known host's session (its master reused) and
+ * asks the person in the window before adding any other host.
+ */
+export async function openLink(deps: DesktopDeps, url: string): Promise<void> {
+  deps.showWindow(); // where the confirmation appears
+  const session = await ok<{ id: string } | null>(deps, 'link.open', { url, cols: 80, rows: 24 });
+  if (session) deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
 }
 
 export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTray(): boolean } {
@@ -131,8 +129,8 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
   // --- ssh:// links and second launches ---------------------------------------------------
   app.setAsDefaultProtocolClient('ssh');
   const handleArgs = (argv: readonly string[]): void => {
-    const link = linkInArgs(argv);
-    if (link) openLink(deps, link).catch(fail('Opening the ssh:// link'));
+    const url = linkInArgs(argv);
+    if (url) openLink(deps, url).catch(fail('Opening the ssh:// link'));
   };
   app.on('second-instance', (_event, argv) => {
     deps.showWindow();
@@ -140,8 +138,7 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
   });
   app.on('open-url', (event, url) => {
     event.preventDefault();
-    const link = parseSshLink(url);
-    if (link) openLink(deps, link).catch(fail('Opening the ssh:// link'));
+    openLink(deps, url).catch(fail('Opening the ssh:// link'));
   });
   handleArgs(process.argv);
 

@@ -11,6 +11,7 @@ import { createLogger } from '../engine/log';
 import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
 import { useOrStartEngine } from '../transport/shared-engine';
 import { setupDesktop } from './desktop';
+import { guardContents } from './window-guards';
 
 const log = createLogger();
 const rendererIndex = join(__dirname, '../renderer/index.html');
@@ -40,16 +41,10 @@ let closeToTray = (): boolean => false;
 let quitting = false;
 
 function createWindow(): BrowserWindow {
+  // Guards (no navigation, links to the system browser) come from 'web-contents-created'
+  // below, for this window and every window opened from it alike.
   const win = new BrowserWindow({ width: 1200, height: 800, title: 'Hitch', show: false, webPreferences: WEB_PREFERENCES });
   win.once('ready-to-show', () => win.show());
-  // The page never navigates; links open in the user's browser; a session dragged out of
-  // the window (or sent there with its button) opens our own page in a window of its own.
-  win.webContents.on('will-navigate', (event) => event.preventDefault());
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    if (isOwnPage(url)) return { action: 'allow', overrideBrowserWindowOptions: { width: 960, height: 640, webPreferences: WEB_PREFERENCES } };
-    if (url.startsWith('https://')) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
   // Closing the last window keeps the masters alive in the tray, when the settings say so.
   win.on('close', (event) => {
     if (!quitting && closeToTray() && BrowserWindow.getAllWindows().length === 1) {
@@ -60,6 +55,13 @@ function createWindow(): BrowserWindow {
   if (devServerUrl && !app.isPackaged) void win.loadURL(devServerUrl);
   else void win.loadFile(rendererIndex);
   return win;
+}
+
+/** Engine events go only to windows showing Hitch's own page. */
+function sendToOwnPages(event: unknown): void {
+  for (const win of BrowserWindow.getAllWindows()) {
+    if (isOwnPage(win.webContents.getURL())) win.webContents.send(EVENT_CHANNEL, event);
+  }
 }
 
 function showWindow(): BrowserWindow {
@@ -95,11 +97,12 @@ function main(): void {
     return (await shared).router.call(method, params);
   });
 
-  void shared.then((engine) =>
-    engine.subscribe((event) => {
-      for (const win of BrowserWindow.getAllWindows()) win.webContents.send(EVENT_CHANNEL, event);
-    }),
+  // Every web contents Electron creates, whoever opened it, gets the same guards.
+  app.on('web-contents-created', (_event, contents) =>
+    guardContents(contents, { isOwnPage, openExternal: (url) => void shell.openExternal(url), webPreferences: WEB_PREFERENCES }),
   );
+
+  void shared.then((engine) => engine.subscribe((event) => sendToOwnPages(event)));
 
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
   app.on('before-quit', () => {
@@ -119,7 +122,7 @@ function main(): void {
         call: (method, params) => engine.router.call(method, params),
         onEvent: (listener) => engine.subscribe(listener),
         showWindow,
-        sendToWindows: (event) => BrowserWindow.getAllWindows().forEach((win) => win.webContents.send(EVENT_CHANNEL, event)),
+        sendToWindows: sendToOwnPages,
         log,
       });
       closeToTray = desktop.closeToTray;

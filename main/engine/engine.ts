@@ -28,6 +28,7 @@ import { includeSnippet, snippet, type SnippetHost } from './control-socket/ssh-
 import { HitchError } from './errors';
 import { HostMaster } from './host-master';
 import { HostStore, savedHostSshArgs } from './host-store';
+import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './links';
 import type { SecretStore } from './keychain';
 import type { Logger } from './log';
 import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './master';
@@ -364,6 +365,33 @@ export class Engine {
     });
     this.noteRecent(hostId);
     return session.view();
+  }
+
+  /**
+   * An ssh:// link from outside Hitch. A host the catalog knows opens a session at once (the
+   * same as choosing it in Hitch); any other is shown to the person first, exactly where the
+   * link would connect, and is added only if they say so. Null when they decline.
+   */
+  async openLink(url: string, size: { cols: number; rows: number }): Promise<SessionView | null> {
+    const link = parseSshLink(url);
+    if (!link) throw new HitchError('bad-request', 'Not an ssh:// link Hitch can open: it must be ssh://[user@]host[:port] with no password, path or query.');
+    const known = hostForLink(link, this.catalogView(await this.loadedCatalog()).hosts);
+    if (known) return this.openSession(known.id, { kind: 'shell', ...size });
+    const add = hostFromLink(link);
+    this.options.log.info('ssh:// link to a host not in Hitch: asking the person', { target: linkTarget(link) });
+    const answer = await this.prompter.ask({
+      masterId: '',
+      kind: 'open-link',
+      title: `Open ${linkTarget(link)}?`,
+      message:
+        `A link from outside Hitch (a web page or another program) asks to connect to ${linkTarget(link)}, a host Hitch does not know. ` +
+        `Continuing adds it to your hosts as "${add.id}" and logs in, offering your keys to that server. Continue only if you expected this link.`,
+      fields: [],
+      canRemember: false,
+    });
+    if (!answer || answer.choice !== 'always') return null;
+    await this.addHost(add);
+    return this.openSession(add.id, { kind: 'shell', ...size });
   }
 
   /** Makes an open channel a session of the engine: listed, its processes watched, signalled, closed. */

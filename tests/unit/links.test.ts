@@ -1,7 +1,7 @@
 // ssh:// links from the browser or another app: parsed strictly, matched to known hosts.
 import { describe, expect, it } from 'vitest';
 import type { HostView } from '../../preload/api';
-import { hostForLink, hostFromLink, linkInArgs, parseSshLink } from '../../main/app/links';
+import { hostForLink, hostFromLink, linkInArgs, parseSshLink } from '../../main/engine/links';
 import { hostView } from '../fixtures/views';
 
 describe('ssh:// links', () => {
@@ -29,8 +29,11 @@ describe('ssh:// links', () => {
   });
 
   it('finds the link among the command-line arguments of a second launch', () => {
-    expect(linkInArgs(['/usr/bin/hitch', '--no-sandbox', 'ssh://alice@web1'])).toEqual({ user: 'alice', host: 'web1', port: null });
-    expect(linkInArgs(['/usr/bin/hitch', 'ssh://-x', 'web1'])).toBeNull();
+    expect(linkInArgs(['/usr/bin/hitch', '--no-sandbox', 'ssh://alice@web1'])).toBe('ssh://alice@web1');
+    expect(linkInArgs(['/usr/bin/hitch', 'web1'])).toBeNull();
+    // A malformed escape is refused, not thrown (it used to throw during desktop setup).
+    expect(parseSshLink('ssh://%E0%A4%A@web1')).toBeNull();
+    expect(parseSshLink(linkInArgs(['hitch', 'ssh://%ZZ@web1'])!)).toBeNull();
   });
 
   it('matches an alias first, then a host name, honouring user and port', () => {

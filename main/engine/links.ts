@@ -1,6 +1,7 @@
 // ssh:// links (draft-ietf-secsh-scp-sftp-ssh-uri): `ssh://[user@]host[:port][/]`. A link
-// opens a session on a host the catalog knows (reusing its master), or adds it to Hitch.
-// Pure functions; main/app/index.ts registers the protocol and passes links here.
+// opens a session on a host the catalog knows (reusing its master); a host it does not know is
+// added only after the person confirms (Engine.openLink). Pure functions; the desktop shell
+// registers the protocol and passes links to the engine's `link.open`.
 import type { HostView } from '../../preload/api';
 
 export interface SshLink {
@@ -23,7 +24,12 @@ export function parseSshLink(text: string): SshLink | null {
   if (url.protocol !== 'ssh:' || url.search || url.hash || (url.pathname !== '' && url.pathname !== '/')) return null;
   if (url.password) return null; // never accept a password in a link
   // The URI draft allows `;fingerprint=…` after the user; Hitch verifies host keys itself.
-  const user = url.username ? decodeURIComponent(url.username).split(';')[0]! : null;
+  let user: string | null = null;
+  try {
+    user = url.username ? decodeURIComponent(url.username).split(';')[0]! : null;
+  } catch {
+    return null; // a malformed %-escape
+  }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port ? Number(url.port) : null;
   const ipv6 = url.hostname.startsWith('[');
@@ -33,14 +39,15 @@ export function parseSshLink(text: string): SshLink | null {
   return { user, host, port };
 }
 
-/** The first argument of a command line that is an ssh:// link. */
-export function linkInArgs(argv: readonly string[]): SshLink | null {
-  for (const arg of argv) {
-    if (!arg.startsWith('ssh://')) continue;
-    const link = parseSshLink(arg);
-    if (link) return link;
-  }
-  return null;
+/** The first argument of a command line that looks like an ssh:// link (checked by the engine). */
+export function linkInArgs(argv: readonly string[]): string | null {
+  return argv.find((arg) => arg.startsWith('ssh://')) ?? null;
+}
+
+/** Where a link connects, as a person reads it: `user@host:port`. */
+export function linkTarget(link: SshLink): string {
+  const host = link.host.includes(':') ? `[${link.host}]` : link.host;
+  return `${link.user ?? '(your user name)'}@${host}:${link.port ?? 22}`;
 }
 
 /**
