@@ -16,11 +16,8 @@ electron_binary() {
     console.log(bin);'
 }
 
-bin=$(electron_binary 2>/dev/null) || {
-  # First run on a machine that can reach Electron's download host: fetch the binary once.
-  timeout 300 node node_modules/electron/install.js >/dev/null 2>&1 || true
-  bin=$(electron_binary 2>/dev/null) || bin=""
-}
+# scripts/setup.sh, above, has already tried to download the binary where it was missing.
+bin=$(electron_binary 2>/dev/null) || bin=""
 
 if [ -n "$bin" ] && { [ "$(uname)" != Linux ] || [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; }; then
   exec "$bin" out/main/index.js "$@"

@@ -214,6 +214,14 @@ describe('a master serving a control socket', () => {
     expect((await ssh(['mux', 'echo still-here'])).stdout).toBe('still-here\n');
     expect((await t.engine.snapshot()).masters[0]?.state).toBe('ready');
   });
+
+  it('logs the program a stock client runs, never its arguments', async () => {
+    const ran = await ssh(['mux', 'echo', 'hunter2-secret-argument']);
+    expect(ran.stdout).toBe('hunter2-secret-argument\n');
+    const started = t.logLines.filter((l) => l.includes('control socket: session started'));
+    expect(started.some((l) => l.includes('"program":"echo"'))).toBe(true);
+    expect(t.logLines.join('\n')).not.toContain('hunter2-secret-argument');
+  });
 });
 
 describe('a server that refuses terminals (PermitTTY no)', () => {
@@ -697,11 +705,4 @@ describe('the socket over the master’s life', () => {
     }
   });
 
-  it('logs the program a stock client runs, never its arguments', async () => {
-    const ran = await ssh(['mux', 'echo', 'hunter2-secret-argument']);
-    expect(ran.stdout).toBe('hunter2-secret-argument\n');
-    const started = t.logLines.filter((l) => l.includes('control socket: session started'));
-    expect(started.some((l) => l.includes('"program":"echo"'))).toBe(true);
-    expect(t.logLines.join('\n')).not.toContain('hunter2-secret-argument');
-  });
 });

@@ -19,6 +19,7 @@ import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
 import { type TestEngine, testEngine } from '../fixtures/engine';
 import { failure } from '../fixtures/failure';
 
+// Skipped only where it cannot run at all: not root, or no `ip`. The reason is in the suite's name.
 const noNetns = await netnsUnavailable();
 const withReason = (name: string, reason: string | null): string => (reason ? `${name} (skipped: ${reason})` : name);
 
@@ -68,8 +69,15 @@ describe.skipIf(noNetns !== null)(withReason('hosts behind jump hosts (ProxyJump
   const masters = async (e: TestEngine): Promise<MasterView[]> => (await e.engine.snapshot()).masters;
 
   beforeAll(async () => {
-    outer = await createNetns();
-    inner = await createNetns({ peer: outer });
+    // Root with `ip` installed: namespaces that cannot be made fail this suite, never skip it.
+    try {
+      outer = await createNetns();
+      inner = await createNetns({ peer: outer });
+    } catch (err) {
+      throw new Error(`network namespaces could not be set up, though this runs as root with \`ip\` installed: ${(err as Error).message.trim()}`, {
+        cause: err,
+      });
+    }
     [jump, target, target2, jump2, deep, passwordOnly] = await Promise.all([
       server({ netns: outer.name, listenAddress: outer.address }),
       server({ netns: outer.name }),
