@@ -4,7 +4,8 @@
 // simply continues with the methods the server still wants. Secrets come from the OS
 // keychain when remembered, else from a person through the Prompter; they are handed to
 // ssh2 and never logged or kept.
-import { stat, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { basename } from 'node:path';
 import { OpenSSHAgent, utils, type AnyAuthMethod, type IdentityCallback, type NextAuthHandler, type ParsedKey } from 'ssh2';
 import type { SecretStore } from './keychain';
@@ -168,8 +169,17 @@ export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
       if (setting === 'none') return null;
       const path = setting === null || setting === 'SSH_AUTH_SOCK' ? ctx.authSock : expandHome(setting);
       if (!path) return null;
-      const isSocket = await stat(path).then((s) => s.isSocket(), () => false);
-      if (!isSocket) {
+      // Connected to, not just found: a killed agent leaves its socket behind, refusing connections,
+      // and ssh2's error about it would end the whole login instead of the next method being tried.
+      const reachable = await new Promise<boolean>((resolve) => {
+        const probe = connect(path)
+          .once('connect', () => {
+            probe.destroy();
+            resolve(true);
+          })
+          .once('error', () => resolve(false));
+      });
+      if (!reachable) {
         outcome.notes.push(`ssh-agent not reachable at ${path}`);
         return null;
       }

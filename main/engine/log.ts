@@ -27,7 +27,8 @@ export function createLogger(
 ): Logger {
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (order[level] < (order[minLevel] ?? order.info)) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...(fields ? redact(fields) : {}) }));
+    // The line's own time, level and message come last: no field can overwrite them.
+    write(JSON.stringify({ ...(fields ? redact(fields) : {}), time: new Date().toISOString(), level, msg }));
   };
   return {
     debug: (msg, fields) => emit('debug', msg, fields),

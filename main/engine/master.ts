@@ -196,7 +196,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
           }
           return;
         }
-        log.warn('connection error', { master: this.opts.masterId, level: err.level, error: err.message });
+        log.warn('connection error', { master: this.opts.masterId, errorLevel: err.level, error: err.message });
         this.lastError = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : describeDrop(err, host);
       });
       // Forwards from the server (ssh -R) go to whoever set them up; unclaimed ones are refused.
