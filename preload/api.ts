@@ -108,7 +108,9 @@ export interface ProcessView {
 /** A command's standard output or standard error. */
 export type OutputStream = 'stdout' | 'stderr';
 
-export type SignalName = 'TERM' | 'INT' | 'HUP' | 'QUIT' | 'KILL' | 'USR1' | 'USR2' | 'STOP' | 'CONT';
+/** Every signal Hitch sends: the one list the API, the engine, the CLI and the UI use. */
+export const SIGNAL_NAMES = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT'] as const;
+export type SignalName = (typeof SIGNAL_NAMES)[number];
 /** One process, it and everything below it, or every process of its session. */
 export type SignalScope = 'process' | 'tree' | 'session';
 
@@ -122,7 +124,9 @@ export interface SignalOutcome {
   outcome: 'gone' | 'alive' | 'killed' | 'still-alive' | 'no-such-process' | 'permission-denied' | 'failed';
 }
 
-export type BenchMethod = 'fresh-ssh2' | 'hitch-channel' | 'hitch-spare' | 'openssh-fresh' | 'openssh-mux' | 'openssh-via-hitch';
+/** The benchmark's methods, in the order they are reported. */
+export const BENCH_METHODS = ['fresh-ssh2', 'hitch-channel', 'hitch-spare', 'openssh-fresh', 'openssh-mux', 'openssh-via-hitch'] as const;
+export type BenchMethod = (typeof BENCH_METHODS)[number];
 
 export interface BenchResult {
   method: BenchMethod;
@@ -144,6 +148,25 @@ export interface BenchReport {
   /** Methods that could not run here, and why. */
   skipped: { method: BenchMethod; reason: string }[];
 }
+
+/** A BenchReport as stored in the history and printed by `hitch bench --json`: checked, never guessed. */
+export const benchReportSchema = z.object({
+  hostId: z.string(),
+  at: z.number(),
+  rounds: z.number().int(),
+  results: z.array(
+    z.object({
+      method: z.enum(BENCH_METHODS),
+      n: z.number().int(),
+      median_ms: z.number(),
+      p95_ms: z.number(),
+      min_ms: z.number(),
+      max_ms: z.number(),
+      ratio: z.number().nullable(),
+    }),
+  ),
+  skipped: z.array(z.object({ method: z.enum(BENCH_METHODS), reason: z.string() })),
+}) satisfies z.ZodType<BenchReport>;
 
 export interface ProcessTreeView {
   masterId: string;
@@ -225,7 +248,7 @@ export interface Snapshot {
 const hostId = z.string().min(1).max(255).regex(/^[^\s\0]+$/, 'a host alias has no spaces');
 const promptId = z.string().regex(/^p[1-9][0-9]{0,9}$/, 'not a prompt id');
 const pid = z.number().int().min(2).max(0x3fffffff);
-const signalName = z.enum(['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT']);
+const signalName = z.enum(SIGNAL_NAMES);
 const signalScope = z.enum(['process', 'tree', 'session']);
 const sessionId = z.string().regex(/^s[1-9][0-9]{0,9}$/, 'not a session id');
 const cols = z.number().int().min(2).max(1000);

@@ -1,12 +1,11 @@
 // The commands that ask the engine one thing and print the answer. Each takes the context
 // and its positionals, prints through ctx.print (JSON checked against its schema, or text),
 // and returns hitch's exit status.
-import type { MasterView, ProcessView, SignalName, Snapshot } from '../../preload/api';
+import { SIGNAL_NAMES, type MasterView, type ProcessView, type SignalName, type Snapshot } from '../../preload/api';
 import { CliError, USAGE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 import type { Output } from './schemas';
 
-const SIGNALS: readonly SignalName[] = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT'];
 
 export interface CommandOptions {
   signal?: string | undefined;
@@ -165,7 +164,7 @@ export async function kill(ctx: Context, host: string, pidText: string, opts: Co
   const pid = Number(pidText);
   if (!/^\d+$/.test(pidText) || !Number.isSafeInteger(pid) || pid < 2) throw new CliError(`"${pidText}" is not a process id`, USAGE_STATUS);
   const name = (opts.signal ?? 'TERM').toUpperCase().replace(/^SIG/, '');
-  if (!SIGNALS.includes(name as SignalName)) throw new CliError(`--signal: "${opts.signal}" is not one of ${SIGNALS.join(' ')}`, USAGE_STATUS);
+  if (!(SIGNAL_NAMES as readonly string[]).includes(name)) throw new CliError(`--signal: "${opts.signal}" is not one of ${SIGNAL_NAMES.join(' ')}`, USAGE_STATUS);
   const signal = name as SignalName;
   if (opts.tree && opts.session) throw new CliError('--tree and --session cannot be combined', USAGE_STATUS);
   const scope = opts.tree ? 'tree' : opts.session ? 'session' : 'process';

@@ -2,12 +2,12 @@
 // schemas before it is printed (fields the engine adds later are left out, never guessed).
 // Scripts and the tests can rely on exactly these shapes.
 import { z } from 'zod';
+import { benchReportSchema, SIGNAL_NAMES } from '../../preload/api';
 
 const masterState = z.enum(['connecting', 'authenticating', 'ready', 'reconnecting', 'closed', 'failed']);
-const signalName = z.enum(['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT']);
+const signalName = z.enum(SIGNAL_NAMES);
 const signalScope = z.enum(['process', 'tree', 'session']);
 const outcome = z.enum(['gone', 'alive', 'killed', 'still-alive', 'no-such-process', 'permission-denied', 'failed']);
-const benchMethod = z.enum(['fresh-ssh2', 'hitch-channel', 'hitch-spare', 'openssh-fresh', 'openssh-mux', 'openssh-via-hitch']);
 
 export const hostSchema = z.object({
   id: z.string(),
@@ -113,23 +113,7 @@ export const killOutputSchema = z.object({
 
 export const socketOutputSchema = z.object({ host: z.string(), masterId: z.string(), controlPath: z.string() });
 
-export const benchOutputSchema = z.object({
-  hostId: z.string(),
-  at: z.number(),
-  rounds: z.number().int(),
-  results: z.array(
-    z.object({
-      method: benchMethod,
-      n: z.number().int(),
-      median_ms: z.number(),
-      p95_ms: z.number(),
-      min_ms: z.number(),
-      max_ms: z.number(),
-      ratio: z.number().nullable(),
-    }),
-  ),
-  skipped: z.array(z.object({ method: benchMethod, reason: z.string() })),
-});
+export const benchOutputSchema = benchReportSchema;
 
 export const daemonOutputSchema = z.object({ socket: z.string(), pid: z.number().int() });
 

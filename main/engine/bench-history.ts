@@ -2,7 +2,7 @@
 // exported as JSON or CSV.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import type { BenchReport } from '../../preload/api';
+import { benchReportSchema, type BenchReport } from '../../preload/api';
 import { moveAside, writeAtomically } from './atomic-file';
 import { toCsv } from './bench-stats';
 import { HitchError } from './errors';
@@ -12,24 +12,7 @@ const FORMAT_VERSION = 1;
 /** Older reports beyond this many per host are dropped. */
 const KEEP_PER_HOST = 200;
 
-const reportSchema = z.object({
-  hostId: z.string(),
-  at: z.number(),
-  rounds: z.number(),
-  results: z.array(
-    z.object({
-      method: z.enum(['fresh-ssh2', 'hitch-channel', 'hitch-spare', 'openssh-fresh', 'openssh-mux', 'openssh-via-hitch']),
-      n: z.number(),
-      median_ms: z.number(),
-      p95_ms: z.number(),
-      min_ms: z.number(),
-      max_ms: z.number(),
-      ratio: z.number().nullable(),
-    }),
-  ),
-  skipped: z.array(z.object({ method: z.string(), reason: z.string() })),
-});
-const documentSchema = z.object({ version: z.literal(FORMAT_VERSION), reports: z.array(reportSchema) });
+const documentSchema = z.object({ version: z.literal(FORMAT_VERSION), reports: z.array(benchReportSchema) });
 
 export class BenchHistory {
   private reports: BenchReport[] | null = null;

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchMethod, BenchReport } from '../../preload/api';
+import { BENCH_METHODS, type BenchMethod, type BenchReport } from '../../preload/api';
 import { interleave, ratio, summarize } from './bench-stats';
 import { HitchError } from './errors';
 import type { HostMaster } from './host-master';
@@ -14,7 +14,7 @@ import type { MasterConnection } from './master';
 import { expandHome } from './paths';
 import type { ResolvedHost } from './ssh-config';
 
-export const BENCH_METHODS: readonly BenchMethod[] = ['fresh-ssh2', 'hitch-channel', 'hitch-spare', 'openssh-fresh', 'openssh-mux', 'openssh-via-hitch'];
+export { BENCH_METHODS };
 
 export interface BenchTarget {
   hostId: string;

@@ -3,12 +3,11 @@
 // snapshot, no new channel, nothing printed into any terminal. Scripts are assembled only
 // from integers and names from a fixed list, never from text a person or a server supplied.
 import type { ClientChannel } from 'ssh2';
-import type { SignalName } from '../../preload/api';
+import { SIGNAL_NAMES, type SignalName } from '../../preload/api';
 import { HitchError } from './errors';
 import type { MasterConnection } from './master';
 import { PS_COMMAND, parsePs, type PsRow } from './process-tree';
 
-export const SIGNALS: readonly SignalName[] = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL', 'USR1', 'USR2', 'STOP', 'CONT'];
 
 export type KillResult = 'sent' | 'no-such-process' | 'permission-denied' | 'failed';
 
@@ -139,7 +138,7 @@ export class ProcessMonitor {
    */
   async kill(pids: number[], signal: SignalName): Promise<Map<number, KillResult>> {
     assertPids(pids);
-    if (!SIGNALS.includes(signal)) throw new HitchError('bad-request', `Unknown signal ${signal}.`);
+    if (!(SIGNAL_NAMES as readonly string[]).includes(signal)) throw new HitchError('bad-request', `Unknown signal ${signal}.`);
     const list = pids.join(' ');
     const script =
       `for p in ${list}; do if e=$(kill -s ${signal} "$p" 2>&1); then echo "$p sent"; else echo "$p fail $e"; fi; done; ` +

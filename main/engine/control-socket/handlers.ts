@@ -5,7 +5,7 @@
 import { FWD, MSG, PORT_STREAMLOCAL, ProtocolError, reply, type MessageReader } from './frames';
 import type { ForwardSpec } from './forwards';
 import { startProxy } from './proxy';
-import type { Handler } from './server';
+import type { Handler } from './connection';
 import { relayNewSession, relayStdioForward } from './session-relay';
 
 const aliveCheck: Handler = (client, rid, msg) => {

@@ -26,7 +26,7 @@ import {
   SSH_MSG,
   type Packet,
 } from './proxy-packets';
-import type { ControlClient } from './server';
+import type { ControlConnection } from './connection';
 
 /** The window Hitch gives the client on each channel: what ssh2 gives the server (2 MiB). */
 const WINDOW = 2 * 1024 * 1024;
@@ -39,7 +39,7 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export function startProxy(client: ControlClient, rid: number): void {
+export function startProxy(client: ControlConnection, rid: number): void {
   client.send(reply.proxy(rid));
   const proxy = new ProxyClient(client);
   // Bytes already after the request are packets too: enterProxyMode hands them over at once.
@@ -225,7 +225,7 @@ class ProxyClient {
   private nextLocal = 0;
   private gone = false;
 
-  constructor(private readonly client: ControlClient) {}
+  constructor(private readonly client: ControlConnection) {}
 
   get context(): Record<string, unknown> {
     return { master: this.client.server.master.id, client: this.client.number };

@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import type { Logger } from '../log';
 import type { Forwards } from './forwards';
 import { FrameParser, MAX_FRAME, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
+import type { ConnectionState, ControlConnection, ControlServerPort } from './connection';
 import { handlers } from './handlers';
 import type { MasterPort } from './master-port';
 import { closeQuietly } from './streams';
@@ -32,7 +33,7 @@ export interface ControlSocketServerOptions {
   onStopListening(): void;
 }
 
-export class ControlSocketServer {
+export class ControlSocketServer implements ControlServerPort {
   private listener: UnixListener | null = null;
   /** The socket file's inode, so that only our own socket is ever removed. */
   private inode: number | null = null;
@@ -178,15 +179,13 @@ async function replaceStaleSocket(path: string): Promise<void> {
   await unlink(path); // left behind by a run that crashed
 }
 
-export type Handler = (client: ControlClient, rid: number, msg: MessageReader) => void | Promise<void>;
 
 /**
  * One connection to the control socket. Frames are handled one at a time: while a handler is
  * still at work (a session being opened), later frames wait, as OpenSSH's mux_pause does.
  */
-export class ControlClient {
-  /** hello: waiting for the client's HELLO · ready: taking requests · passenger: a session or stdio forward runs · proxy: SSH packets, no more frames. */
-  state: 'hello' | 'ready' | 'passenger' | 'proxy' | 'closed' = 'hello';
+export class ControlClient implements ControlConnection {
+  state: ConnectionState = 'hello';
   private readonly parser = new FrameParser();
   private busy = false;
   private fdWaiter: { count: number; resolve(fds: number[]): void; reject(err: Error): void; timer: NodeJS.Timeout } | null = null;

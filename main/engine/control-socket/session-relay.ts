@@ -8,7 +8,7 @@ import type { ClientChannel } from 'ssh2';
 import { requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../ssh2-channels';
 import { PORT_STREAMLOCAL, reply } from './frames';
 import type { ExternalSessionSpec } from './master-port';
-import type { ControlClient } from './server';
+import type { ControlConnection } from './connection';
 import { closeQuietly, finishOutput, inputStream, openStreams, outputStream, relay } from './streams';
 import { watchWindowSize, type WindowSize } from './winch';
 
@@ -48,7 +48,7 @@ function ended(stream: Readable): Promise<void> {
   });
 }
 
-export async function relayNewSession(client: ControlClient, rid: number, req: NewSessionRequest, fds: [number, number, number]): Promise<void> {
+export async function relayNewSession(client: ControlConnection, rid: number, req: NewSessionRequest, fds: [number, number, number]): Promise<void> {
   const { master, log, unix } = client.server;
   const ctx = { master: master.id, client: client.number };
   if (req.wantX11) log.info('control socket: X11 forwarding asked for, not offered by Hitch', ctx);
@@ -222,7 +222,7 @@ function escapeFilter(input: Readable, escape: number, disconnect: () => void): 
   return out;
 }
 
-export async function relayStdioForward(client: ControlClient, rid: number, host: string, port: number, fds: [number, number]): Promise<void> {
+export async function relayStdioForward(client: ControlConnection, rid: number, host: string, port: number, fds: [number, number]): Promise<void> {
   const { master, log } = client.server;
   const ctx = { master: master.id, client: client.number, to: `${host}:${port}` };
   if (port === PORT_STREAMLOCAL) {
