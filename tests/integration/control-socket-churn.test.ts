@@ -1,8 +1,10 @@
 // Local clients that misbehave at the control socket by the thousand: connect, send one frame
 // (or garbage, or descriptors), close at once. The engine must live through all of it, leak no
 // descriptor, and the master keep serving. (Such clients once aborted the whole process in
-// libuv's uv__finish_close: the socket layer freed poll handles libuv was still closing.)
+// libuv's uv__finish_close: the socket layer freed poll handles libuv was still closing, which
+// clients in other processes exiting at once set off.)
 import { closeSync, openSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -89,7 +91,37 @@ async function stillServing(): Promise<void> {
   expect(echo.stdout).toBe('still-here\n');
 }
 
+/** `processes` processes, each opening `each` connections that write `frame` and exit at once. */
+async function burstFromProcesses(processes: number, each: number, mode: 'plain' | 'fds', frame: Buffer): Promise<void> {
+  const script = join(import.meta.dirname, '../fixtures/churn-clients.cjs');
+  await Promise.all(
+    Array.from(
+      { length: processes },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(process.execPath, [script, sock, String(each), mode, frame.toString('hex')], { stdio: ['ignore', 'ignore', 'inherit'] });
+          child.once('error', reject);
+          child.once('exit', () => resolve());
+        }),
+    ),
+  );
+}
+
 describe('a control socket under churn', () => {
+  it('lives through clients in other processes that all exit at once, 6,000 of them in bursts', async () => {
+    const before = openDescriptors();
+    const shapes: ['plain' | 'fds', Buffer][] = [
+      ['plain', aliveCheck],
+      ['plain', Buffer.concat([hello, aliveCheck])],
+      ['fds', Buffer.concat([hello, aliveCheck, Buffer.from([0])])],
+    ];
+    for (let round = 0; round < 4; round++) {
+      for (const [mode, frame] of shapes) await burstFromProcesses(5, 100, mode, frame);
+    }
+    await stillServing();
+    await expect.poll(openDescriptors, { timeout: 15_000 }).toBeLessThanOrEqual(before + 8);
+  }, 120_000);
+
   it('lives through 2,000 clients that ask ALIVE_CHECK before HELLO and close', async () => {
     const before = openDescriptors();
     await inBatches(2000, () => hitAndRun(aliveCheck));
