@@ -93,7 +93,7 @@ async function stillServing(): Promise<void> {
 
 /** `processes` processes, each opening `each` connections that write `frame` and exit at once. */
 async function burstFromProcesses(processes: number, each: number, mode: 'plain' | 'fds', frame: Buffer): Promise<void> {
-  const script = join(import.meta.dirname, '../fixtures/churn-clients.cjs');
+  const script = join(import.meta.dirname, '../fixtures/churn-clients.mjs');
   await Promise.all(
     Array.from(
       { length: processes },
