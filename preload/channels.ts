@@ -6,9 +6,29 @@
 export const CALL_CHANNEL = 'hitch:call';
 export const EVENT_CHANNEL = 'hitch:event';
 
+export type ErrorCode =
+  | 'bad-request' // a message that does not match the API contract
+  | 'unknown-host' // no such host in the catalog
+  | 'unknown-session'
+  | 'not-connected'
+  | 'config' // the ssh config cannot be read or is malformed
+  | 'dns' // the host name does not resolve
+  | 'refused' // nothing listens on that port
+  | 'timeout' // no answer in time
+  | 'network' // the connection broke
+  | 'auth' // every authentication method failed
+  | 'host-key-unknown'
+  | 'host-key-changed'
+  | 'host-key-revoked'
+  | 'channel' // the server refused a session channel
+  | 'max-sessions' // the server refused a session past its MaxSessions
+  | 'cancelled' // the person cancelled a login prompt
+  | 'forbidden' // the caller may not use this engine (another user)
+  | 'internal';
+
 export interface ErrorInfo {
-  /** Stable machine-readable reason, e.g. `auth`, `dns`, `host-key-changed`. */
-  code: string;
+  /** Stable machine-readable reason, e.g. `auth`, `dns`, `host-key-changed`: one of ErrorCode, on every transport. */
+  code: ErrorCode;
   /** One clear sentence for the user. */
   message: string;
 }

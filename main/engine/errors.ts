@@ -1,24 +1,8 @@
 // Engine errors carry a stable code the UI can branch on and a sentence a person can act on,
-// in the spirit of ssh2's `err.level`.
+// in the spirit of ssh2's `err.level`. The codes are the one union of preload/channels.ts.
+import type { ErrorCode } from '../../preload/channels';
 
-export type ErrorCode =
-  | 'bad-request' // a message that does not match the API contract
-  | 'unknown-host' // no such host in the catalog
-  | 'unknown-session'
-  | 'not-connected'
-  | 'config' // the ssh config cannot be read or is malformed
-  | 'dns' // the host name does not resolve
-  | 'refused' // nothing listens on that port
-  | 'timeout' // no answer in time
-  | 'network' // the connection broke
-  | 'auth' // every authentication method failed
-  | 'host-key-unknown'
-  | 'host-key-changed'
-  | 'host-key-revoked'
-  | 'channel' // the server refused a session channel
-  | 'max-sessions' // the server refused a session past its MaxSessions
-  | 'cancelled' // the person cancelled a login prompt
-  | 'internal';
+export type { ErrorCode };
 
 export class HitchError extends Error {
   constructor(
