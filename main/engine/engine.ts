@@ -398,16 +398,14 @@ export class Engine {
   private track(master: HostMaster, channel: ClientChannel, connection: MasterConnection, info: Omit<SessionInfo, 'id' | 'masterId'>): Session {
     const session = new Session({ id: `s${this.nextSessionNumber++}`, masterId: master.id, ...info }, channel, connection);
     this.sessions.set(session.id, session);
-    master.retain();
-    master.emit('changed');
+    master.sessionOpened();
     session.on('data', (offset, data, stream) =>
       this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}) } }),
     );
     session.on('changed', () => {
       if (session.state !== 'open') {
-        master.release();
+        master.sessionEnded();
         this.trees.release(master);
-        master.emit('changed');
         this.options.log.info('session ended', { session: session.id, state: session.state, exitCode: session.exitCode });
       }
       this.emit({ event: 'session.changed', payload: session.view() });

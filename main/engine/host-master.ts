@@ -36,8 +36,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   error: HitchError | null = null;
   sessionLimit: number | null = null;
   reconnectAt: number | null = null;
-  /** Set while an OpenSSH-compatible control socket serves this master. */
-  controlPath: string | null = null;
+  private servedPath: string | null = null;
 
   /** The first is the primary; the others exist because of MaxSessions. */
   private connections: MasterConnection[] = [];
@@ -326,10 +325,34 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     return answer !== null && answer.choice !== null;
   }
 
+  /** Set while an OpenSSH-compatible control socket serves this master. */
+  get controlPath(): string | null {
+    return this.servedPath;
+  }
+
+  /** The control socket now serving this master (null: none); the UI hears of a change. */
+  setControlPath(path: string | null): void {
+    if (path === this.servedPath) return;
+    this.servedPath = path;
+    this.emit('changed');
+  }
+
   /** Counts a session (or a host behind this one) as using the master. */
   retain(): void {
     this.users++;
     this.clearIdleTimer();
+  }
+
+  /** A session on this master opened: it holds the master, and the UI's count changes. */
+  sessionOpened(): void {
+    this.retain();
+    this.emit('changed');
+  }
+
+  /** A session on this master ended. */
+  sessionEnded(): void {
+    this.release();
+    this.emit('changed');
   }
 
   release(): void {

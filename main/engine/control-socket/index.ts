@@ -73,8 +73,7 @@ export class ControlSockets {
     } else if (served.stopped && served.server?.listening) {
       // `ssh -O stop`: the socket goes, its sessions and the forwards carry on.
       await served.server.stopListening();
-      master.controlPath = null;
-      master.emit('changed');
+      master.setControlPath(null);
     }
   }
 
@@ -112,8 +111,7 @@ export class ControlSockets {
       this.opts.log.warn('no control socket', { master: master.id, path: served.path, reason: (err as Error).message });
       return;
     }
-    master.controlPath = served.path;
-    master.emit('changed');
+    master.setControlPath(served.path);
   }
 
   /** The master is gone: its socket, its clients and its forwards go too. */
@@ -121,10 +119,8 @@ export class ControlSockets {
     const server = served.server!;
     served.server = null;
     served.forwards?.closeAll();
-    const changed = master.controlPath !== null;
-    master.controlPath = null;
+    master.setControlPath(null);
     await server.close();
-    if (changed) master.emit('changed');
   }
 
   /** Removes every socket (the app is quitting), after any being created now. */
