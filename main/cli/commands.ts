@@ -1,7 +1,8 @@
 // The commands that ask the engine one thing and print the answer. Each takes the context
 // and its positionals, prints through ctx.print (JSON checked against its schema, or text),
 // and returns hitch's exit status.
-import { SIGNAL_NAMES, type MasterView, type ProcessView, type SignalName, type Snapshot } from '../../preload/api';
+import { elapsed, processGroups } from '../../preload/process-groups';
+import { SIGNAL_NAMES, type MasterView, type SignalName, type Snapshot } from '../../preload/api';
 import { CliError, USAGE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 import type { Output } from './schemas';
@@ -90,49 +91,16 @@ export async function disconnect(ctx: Context, host: string): Promise<number> {
   return 0;
 }
 
-/** Rows in tree order with their depth, as the app's process panel lists them. */
-function ordered(members: ProcessView[]): (ProcessView & { depth: number })[] {
-  const pids = new Set(members.map((p) => p.pid));
-  const children = new Map<number, ProcessView[]>();
-  for (const p of members) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
-  const out: (ProcessView & { depth: number })[] = [];
-  const seen = new Set<number>();
-  const walk = (p: ProcessView, depth: number): void => {
-    if (seen.has(p.pid)) return;
-    seen.add(p.pid);
-    out.push({ ...p, depth });
-    for (const c of (children.get(p.pid) ?? []).sort((a, b) => a.pid - b.pid)) walk(c, depth + 1);
-  };
-  for (const root of members.filter((p) => !pids.has(p.ppid)).sort((a, b) => a.pid - b.pid)) walk(root, 0);
-  return out;
-}
-
-function elapsed(startedAt: number): string {
-  const s = Math.max(0, Math.round((Date.now() - startedAt) / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}` : `${m}:${String(s % 60).padStart(2, '0')}`;
-}
-
 export async function ps(ctx: Context, host: string): Promise<number> {
   const tree = await withHint(host, ctx.call('processes.get', { hostId: host }));
   const state = await ctx.call('state.get', {});
   const sessions = state.sessions.filter((s) => s.masterId === tree.masterId && s.state === 'open');
-  const groups: Output<'ps'>['groups'] = [
-    ...sessions.map((s, i) => ({
-      kind: 'session' as const,
-      sessionId: s.id,
-      title: `${s.id} ${s.title} #${i + 1}`,
-      processes: ordered(tree.processes.filter((p) => p.sessionId === s.id && !p.detached)),
-    })),
-    { kind: 'detached', sessionId: null, title: 'Detached (outlived their session)', processes: ordered(tree.processes.filter((p) => p.detached)) },
-    {
-      kind: 'other',
-      sessionId: null,
-      title: 'Other sessions on this connection',
-      processes: ordered(tree.processes.filter((p) => !p.detached && !sessions.some((s) => s.id === p.sessionId))),
-    },
-  ];
+  const groups: Output<'ps'>['groups'] = processGroups(tree.processes, sessions).map((g) => ({
+    kind: g.kind,
+    sessionId: g.sessionId,
+    title: g.sessionId ? `${g.sessionId} ${g.title}` : g.title,
+    processes: g.rows.map(({ process, depth }) => ({ ...process, depth })),
+  }));
   ctx.print('ps', { host, masterId: tree.masterId, groups }, (v) => {
     const out = [`${host} (${v.masterId})`];
     for (const g of v.groups) {
@@ -150,7 +118,7 @@ export async function ps(ctx: Context, host: string): Promise<number> {
         p.state,
         p.cpu.toFixed(1),
         String(p.rssKb),
-        elapsed(p.startedAt),
+        elapsed(p.startedAt, Date.now()),
         '  '.repeat(p.depth) + p.command,
       ]);
       out.push(table([header, ...rows], '  '));
