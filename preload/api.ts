@@ -58,6 +58,17 @@ export interface MasterView {
   latencyMs: number | null;
   /** The OpenSSH-compatible control socket stock clients can use (`ssh -S`), once serving. */
   controlPath: string | null;
+  /** The last few sessions stock clients ran through the control socket that have ended, newest first. */
+  recentExternal: EndedSessionView[];
+}
+
+/** What is kept of a stock client's session once it ended: how it ended, not its output. */
+export interface EndedSessionView {
+  id: string;
+  title: string;
+  exitCode: number | null;
+  exitSignal: string | null;
+  endedAt: number;
 }
 
 export interface SessionView {

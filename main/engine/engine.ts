@@ -403,13 +403,18 @@ export class Engine {
       this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}) } }),
     );
     session.on('changed', () => {
-      if (session.state !== 'open') {
-        master.sessionEnded();
+      const ended = session.state !== 'open';
+      // A stock client's session is its client's to show: once it ends, the master keeps only
+      // how it ended, and the engine lets it go (else every `git fetch` would leave one behind).
+      const external = session.info.external === true;
+      if (ended) {
+        const view = session.view();
+        master.sessionEnded(external ? { id: view.id, title: view.title, exitCode: view.exitCode, exitSignal: view.exitSignal, endedAt: Date.now() } : undefined);
         this.trees.release(master);
         this.options.log.info('session ended', { session: session.id, state: session.state, exitCode: session.exitCode });
       }
       this.emit({ event: 'session.changed', payload: session.view() });
-      if (session.state !== 'open' && this.dismissed.has(session.id)) this.removeSession(session.id);
+      if (ended && (external || this.dismissed.has(session.id))) this.removeSession(session.id);
     });
     this.emit({ event: 'session.changed', payload: session.view() });
     if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import type { MasterState, MasterView } from '../../preload/api';
+import type { EndedSessionView, MasterState, MasterView } from '../../preload/api';
 import type { AuthDeps } from './auth';
 import { HitchError } from './errors';
 import { MasterConnection, tcpTransport, type SessionRequest, type Timing } from './master';
@@ -31,12 +31,17 @@ const jumpFailures = new WeakSet<HitchError>();
 /** Reconnect delays: 1 s doubling to 30 s, like a patient person pressing Connect. */
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
 
+/** Ended stock-client sessions a master remembers (they are listed per host, not as tabs). */
+export const RECENT_EXTERNAL = 5;
+
 export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection: MasterConnection] }> {
   state: MasterState = 'closed';
   error: HitchError | null = null;
   sessionLimit: number | null = null;
   reconnectAt: number | null = null;
   private servedPath: string | null = null;
+  /** Stock clients' sessions that ended, newest first, at most RECENT_EXTERNAL. */
+  private readonly endedExternal: EndedSessionView[] = [];
 
   /** The first is the primary; the others exist because of MaxSessions. */
   private connections: MasterConnection[] = [];
@@ -100,6 +105,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       bytesOut: this.connections.some((c) => c.bytesOut === null) ? null : this.connections.reduce((n, c) => n + (c.bytesOut ?? 0), 0),
       latencyMs: p?.latencyMs ?? null,
       controlPath: this.controlPath,
+      recentExternal: [...this.endedExternal],
     };
   }
 
@@ -349,8 +355,12 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.emit('changed');
   }
 
-  /** A session on this master ended. */
-  sessionEnded(): void {
+  /** A session on this master ended; a stock client's is remembered among the last few. */
+  sessionEnded(external?: EndedSessionView): void {
+    if (external) {
+      this.endedExternal.unshift(external);
+      this.endedExternal.length = Math.min(this.endedExternal.length, RECENT_EXTERNAL);
+    }
     this.release();
     this.emit('changed');
   }

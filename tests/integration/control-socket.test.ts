@@ -88,11 +88,17 @@ describe('a master serving a control socket', () => {
     const big = await ssh(['mux', 'head -c 3000000 /dev/zero']);
     expect(big.stdout.length).toBe(3_000_000);
 
-    const external = (await sessions()).filter((s) => s.external);
+    // Shown while they ran, as external sessions of this host; no output went anywhere else.
+    const external = t.events.flatMap((e) => (e.event === 'session.changed' && e.payload.external ? [e.payload] : []));
     expect(external.map((s) => s.command)).toEqual(expect.arrayContaining(['echo out; echo err >&2; exit 3', 'tr a-z A-Z']));
     expect(external.every((s) => s.masterId === external[0]!.masterId && s.hostId === 'mux')).toBe(true);
-    expect(external.find((s) => s.command === 'tr a-z A-Z')).toMatchObject({ state: 'closed', exitCode: 0 });
     expect(t.events.some((e) => e.event === 'session.data' && external.some((s) => s.id === e.payload.sessionId))).toBe(false);
+    // Once ended they are let go: the master keeps only how the last few ended, newest first.
+    await expect.poll(async () => (await sessions()).filter((s) => s.external).length).toBe(0);
+    const recent = (await t.engine.snapshot()).masters[0]!.recentExternal;
+    expect(recent.map((s) => s.title)).toEqual(['mux: head -c 3000000 /dev/zero', 'mux: kill -TERM $$', 'mux: tr a-z A-Z', 'mux: echo out; echo err >&2; exit 3']);
+    expect(recent[2]).toMatchObject({ exitCode: 0, exitSignal: null });
+    expect(recent[1]).toMatchObject({ exitSignal: 'TERM' });
   });
 
   it('shows an external session with its processes, and a signal from Hitch ends it', async () => {
@@ -163,7 +169,7 @@ describe('a master serving a control socket', () => {
       expect(sftp.code, sftp.stderr).toBe(0);
       expect(await readFile(join(shared, 'sftp-up.txt'), 'utf8')).toBe(payload);
       expect(await readFile(join(local, 'sftp-down.txt'), 'utf8')).toBe(payload);
-      expect((await sessions()).some((s) => s.external && s.command === 'sftp (subsystem)')).toBe(true);
+      expect((await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: sftp (subsystem)')).toBe(true);
     } finally {
       await rm(local, { recursive: true, force: true });
     }
@@ -209,7 +215,9 @@ describe('a master serving a control socket', () => {
     await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 32')?.state, { timeout: 8_000 }).toBe('open');
     child.kill('SIGKILL');
     await done;
-    await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 32')?.state, { timeout: 8_000 }).toBe('closed');
+    // Ended: gone from the sessions, remembered by the master as how it ended.
+    await expect.poll(async () => (await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: sleep 32'), { timeout: 8_000 }).toBe(true);
+    expect((await sessions()).some((s) => s.command === 'sleep 32')).toBe(false);
     if (asRoot) await expect.poll(async () => (await run('pgrep', ['-u', TEST_USER, '-f', '^sleep 32$']).catch(() => ({ stdout: '' }))).stdout, { timeout: 8_000 }).toBe('');
     expect((await ssh(['mux', 'echo still-here'])).stdout).toBe('still-here\n');
     expect((await t.engine.snapshot()).masters[0]?.state).toBe('ready');
@@ -434,8 +442,8 @@ describe('proxy mode (ssh -O proxy)', () => {
     expect(missing.code).toBe(255);
     expect(missing.stderr).toMatch(/subsystem request failed/);
     await expect
-      .poll(async () => (await sessions()).find((s) => s.external && s.command === 'echo out; echo err >&2; exit 3' && s.exitCode === 3)?.state)
-      .toBe('closed');
+      .poll(async () => (await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: echo out; echo err >&2; exit 3' && s.exitCode === 3))
+      .toBe(true);
   });
 
   it('carries 1 MiB through stdin and back within the windows, verified by sha256', async () => {
@@ -505,7 +513,9 @@ describe('proxy mode (ssh -O proxy)', () => {
     await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 34')?.state, { timeout: 8_000 }).toBe('open');
     child.kill('SIGKILL');
     await done;
-    await expect.poll(async () => (await sessions()).find((s) => s.command === 'sleep 34')?.state, { timeout: 8_000 }).toBe('closed');
+    // Ended: gone from the sessions, remembered by the master as how it ended.
+    await expect.poll(async () => (await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: sleep 34'), { timeout: 8_000 }).toBe(true);
+    expect((await sessions()).some((s) => s.command === 'sleep 34')).toBe(false);
   });
 
   it('refuses what it does not offer, and closes only a client that breaks the protocol', async () => {

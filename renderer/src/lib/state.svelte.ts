@@ -38,6 +38,13 @@ export class HitchState {
   outcomes = $state<SignalOutcome[]>([]);
   /** The benchmark panel, when open. */
   bench = $state<BenchView | null>(null);
+  /** Sessions stock clients run through a control socket that the person chose to see as tabs. */
+  shownExternal = $state<string[]>([]);
+  /**
+   * The tabs: the sessions opened in Hitch, and those external ones the person asked to see.
+   * Other external sessions (every `git fetch` through "Use from ssh") are listed per host.
+   */
+  tabs = $derived(this.sessions.filter((s) => !s.external || this.shownExternal.includes(s.id)));
   /** The session shown in the terminal area (its focused pane). */
   activeSessionId = $state<string | null>(null);
   /** The session in the second pane, when the terminal area is split. */
@@ -92,7 +99,9 @@ export class HitchState {
       this.prompts = snap.prompts;
       // A window opened for one session (#session=s3) starts on that session.
       const wanted = /^#session=(s\d+)$/.exec(location.hash)?.[1];
-      if (wanted && this.sessions.some((s) => s.id === wanted)) this.activeSessionId = wanted;
+      const session = wanted ? this.sessions.find((s) => s.id === wanted) : undefined;
+      if (session?.external) this.showExternal(session.id);
+      else if (session) this.activeSessionId = session.id;
       const { settings, warning } = await this.client.call('settings.get', {});
       this.settings = settings;
       if (warning) this.notice = warning;
@@ -103,15 +112,23 @@ export class HitchState {
     const i = this.sessions.findIndex((s) => s.id === session.id);
     if (i >= 0) this.sessions[i] = session;
     else this.sessions.push(session);
-    this.activeSessionId ??= session.id;
+    if (!session.external) this.activeSessionId ??= session.id;
+  }
+
+  /** Shows a stock client's session as a tab (its processes, how it ends). */
+  showExternal(sessionId: string): void {
+    if (!this.shownExternal.includes(sessionId)) this.shownExternal.push(sessionId);
+    this.activeSessionId = sessionId;
   }
 
   private dropSession(sessionId: string): void {
     const i = this.sessions.findIndex((s) => s.id === sessionId);
     if (i < 0) return;
+    const tab = this.tabs.findIndex((s) => s.id === sessionId);
     this.sessions.splice(i, 1);
+    this.shownExternal = this.shownExternal.filter((id) => id !== sessionId);
     if (this.splitSessionId === sessionId) this.splitSessionId = null;
-    if (this.activeSessionId === sessionId) this.activeSessionId = this.sessions[Math.max(0, i - 1)]?.id ?? null;
+    if (this.activeSessionId === sessionId) this.activeSessionId = this.tabs[Math.max(0, tab - 1)]?.id ?? null;
     if (this.activeSessionId !== null && this.activeSessionId === this.splitSessionId) this.splitSessionId = null;
   }
 
