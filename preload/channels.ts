@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'max-sessions' // the server refused a session past its MaxSessions
   | 'cancelled' // the person cancelled a login prompt
   | 'forbidden' // the caller may not use this engine (another user)
+  | 'keychain' // the OS keychain cannot be reached or refused the request
   | 'internal';
 
 export interface ErrorInfo {

@@ -2,6 +2,7 @@
 // (Secret Service on Linux, Keychain on macOS, Credential Manager on Windows), never in our
 // own files. When there is no usable keychain, Hitch still works: it asks each time.
 import { AsyncEntry, type EntryOptions } from '@napi-rs/keyring';
+import { HitchError } from './errors';
 
 export type KeychainStatus = { ok: true } | { ok: false; reason: string };
 
@@ -15,9 +16,9 @@ export interface SecretStore {
 }
 
 /** A keychain failure, as one sentence a user can act on. Never contains the secret. */
-export class KeychainError extends Error {
+export class KeychainError extends HitchError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('keychain', message, options);
     this.name = 'KeychainError';
   }
 }

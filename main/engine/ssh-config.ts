@@ -139,16 +139,31 @@ function hasGlob(s: string): boolean {
  * for host names in known_hosts; config Host patterns and file globs pass `''` (exact case).
  */
 export function matchPattern(text: string, pattern: string, flags: '' | 'i' = 'i'): boolean {
-  const re = new RegExp(
-    '^' +
-      pattern
-        .split('')
-        .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')))
-        .join('') +
-      '$',
-    flags,
-  );
-  return re.test(text);
+  const fold = (s: string): string => (flags === 'i' ? s.toLowerCase() : s);
+  const t = [...fold(text)];
+  const p = [...fold(pattern)];
+  // The classic wildcard match with one point to return to (the last `*`): linear in practice
+  // and never worse than their product, where a regular expression of many `*` backtracks
+  // exponentially and one built from a 32 KiB pattern is refused by V8. (OpenSSH's own
+  // match_pattern recurses; a stalled match there stalls one ssh, here every session.)
+  let ti = 0;
+  let pi = 0;
+  let star = -1;
+  let mark = 0;
+  while (ti < t.length) {
+    if (pi < p.length && (p[pi] === '?' || (p[pi] !== '*' && p[pi] === t[ti]))) {
+      ti++;
+      pi++;
+    } else if (pi < p.length && p[pi] === '*') {
+      star = pi++;
+      mark = ti;
+    } else if (star >= 0) {
+      pi = star + 1;
+      ti = ++mark;
+    } else return false;
+  }
+  while (pi < p.length && p[pi] === '*') pi++;
+  return pi === p.length;
 }
 
 /** A Host line's patterns match when one positive pattern matches and no negated one does. */
@@ -252,7 +267,8 @@ export function listAliases(lines: ConfigLine[]): string[] {
   for (const { keyword, args } of lines) {
     if (keyword !== 'host') continue;
     for (const p of args) {
-      if (p.startsWith('!') || hasGlob(p) || p.startsWith('-') || p === '') continue;
+      // No command line can carry a NUL byte, and ssh would not take such an alias either.
+      if (p.startsWith('!') || hasGlob(p) || p.startsWith('-') || p === '' || p.includes('\0')) continue;
       seen.add(p);
     }
   }

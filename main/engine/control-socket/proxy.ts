@@ -382,12 +382,15 @@ class ProxyClient {
     if (ch.kind !== 'session') return refused('not a session channel');
     const spec = ch.spec;
     /** shell, exec and subsystem give a session its purpose, once: Hitch then shows it. */
-    const purpose = (kind: ExternalSessionSpec['kind'], command: string | null, outcome: Promise<void>): void => {
+    // The request goes to the server only once it is known to be the session's first purpose:
+    // a second shell or exec (or one after close) is refused here and never reaches the server.
+    const purpose = (kind: ExternalSessionSpec['kind'], command: string | null, send: () => Promise<void>): void => {
       const waiting = ch.purpose;
       if (!waiting || !spec) return refused('the session has its purpose already');
       ch.purpose = null;
       spec.kind = kind;
       spec.command = command;
+      const outcome = send();
       outcome.then(waiting.resolve, waiting.reject);
       ch.answer(wantReply, outcome);
     };
@@ -415,16 +418,16 @@ class ProxyClient {
       }
       case 'shell':
         msg.end();
-        return purpose('shell', null, requestShell(channel));
+        return purpose('shell', null, () => requestShell(channel));
       case 'exec': {
         const command = msg.text('command');
         msg.end();
-        return purpose('exec', command, requestExec(channel, command));
+        return purpose('exec', command, () => requestExec(channel, command));
       }
       case 'subsystem': {
         const name = msg.text('subsystem name');
         msg.end();
-        return purpose('exec', `${name} (subsystem)`, requestSubsystem(channel, name));
+        return purpose('exec', `${name} (subsystem)`, () => requestSubsystem(channel, name));
       }
       case 'window-change': {
         const cols = msg.u32('columns');

@@ -96,7 +96,8 @@ async function unchanged(file: ConfigFile): Promise<boolean> {
 
 function includes(config: string, snippetPath: string): boolean {
   return config.split('\n').some((l) => {
-    const m = /^\s*include\s+(.+?)\s*$/i.exec(l);
+    // On the trimmed line: a lazy group before trailing spaces backtracks quadratically.
+    const m = /^include\s+(.+)$/i.exec(l.trim());
     return m !== null && m[1]!.split(/\s+/).some((p) => p.replace(/^"|"$/g, '') === snippetPath);
   });
 }
