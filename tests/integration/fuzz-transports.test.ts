@@ -26,26 +26,12 @@ import { serveEngineSocket, type EngineSocketServer } from '../../main/transport
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { isMethod, methods, requestSchemas, wsRequestSchema, type Method, type Reply } from '../../preload/api';
 import { testEngine, type TestEngine } from '../fixtures/engine';
+import { fuzzSettings } from '../fixtures/fuzz';
 
 // ---------------------------------------------------------------------------------------
 // Replaying
 
-const seed = fuzzSeed();
-/** HITCH_FUZZ_SCALE=10 runs ten times as many cases (a longer hunt), 0.1 a tenth (a quick look). */
-const scale = Number(process.env.HITCH_FUZZ_SCALE ?? 1);
-console.info(`fuzz-transports: seed ${seed}, scale ${scale} (replay with HITCH_FUZZ_SEED=${seed})`);
-
-function fuzzSeed(): number {
-  const given = process.env.HITCH_FUZZ_SEED;
-  if (given === undefined || given === '') return Math.floor(Math.random() * 0x7fffffff);
-  const n = Number(given);
-  if (!Number.isSafeInteger(n)) throw new Error(`HITCH_FUZZ_SEED must be an integer, not ${given}`);
-  return n;
-}
-
-const runs = (numRuns: number): fc.Parameters<unknown> => ({ numRuns: Math.max(1, Math.round(numRuns * scale)), seed });
-/** Room for the properties on a busy machine; each is meant to take seconds. */
-const budget = { timeout: Math.max(60_000, 120_000 * scale) };
+const { scale, runs, budget } = fuzzSettings('fuzz-transports', 60_000);
 /** Messages each transport must have carried, at scale 1. */
 const FLOOD = 10_000;
 

@@ -18,26 +18,12 @@ import { HostStore, savedHostSchema } from '../../main/engine/host-store';
 import { hostFieldMatches, lookupName, parseKnownHosts, readKnownHosts, verifyHostKey, type KnownHostLine } from '../../main/engine/known-hosts';
 import { silentLogger } from '../../main/engine/log';
 import { listAliases, loadCatalog, parseHop, readConfig, resolveFromConfig, type ConfigLine } from '../../main/engine/ssh-config';
+import { fuzzSettings } from '../fixtures/fuzz';
 
 // ---------------------------------------------------------------------------------------
 // Replaying
 
-const seed = fuzzSeed();
-/** HITCH_FUZZ_SCALE=10 runs ten times as many cases (a longer hunt), 0.1 a tenth (a quick look). */
-const scale = Number(process.env.HITCH_FUZZ_SCALE ?? 1);
-console.info(`fuzz-config-files: seed ${seed}, scale ${scale} (replay with HITCH_FUZZ_SEED=${seed})`);
-
-function fuzzSeed(): number {
-  const given = process.env.HITCH_FUZZ_SEED;
-  if (given === undefined || given === '') return Math.floor(Math.random() * 0x7fffffff);
-  const n = Number(given);
-  if (!Number.isSafeInteger(n)) throw new Error(`HITCH_FUZZ_SEED must be an integer, not ${given}`);
-  return n;
-}
-
-const runs = (numRuns: number): fc.Parameters<unknown> => ({ numRuns: Math.max(1, Math.round(numRuns * scale)), seed });
-/** Room for the properties on a busy machine; each is meant to take seconds. */
-const budget = { timeout: Math.max(30_000, 120_000 * scale) };
+const { scale, runs, budget } = fuzzSettings('fuzz-config-files');
 
 const tmp = mkdtempSync(join(tmpdir(), 'hitch-fuzz-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

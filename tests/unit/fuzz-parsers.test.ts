@@ -21,26 +21,12 @@ import { startProxy } from '../../main/engine/control-socket/proxy';
 import type { ControlClient } from '../../main/engine/control-socket/server';
 import { silentLogger, type Logger } from '../../main/engine/log';
 import type { Session } from '../../main/engine/session';
+import { fuzzSettings } from '../fixtures/fuzz';
 
 // ---------------------------------------------------------------------------------------
 // Replaying
 
-const seed = fuzzSeed();
-/** HITCH_FUZZ_SCALE=10 runs ten times as many cases (a longer hunt), 0.1 a tenth (a quick look). */
-const scale = Number(process.env.HITCH_FUZZ_SCALE ?? 1);
-console.info(`fuzz-parsers: seed ${seed}, scale ${scale} (replay with HITCH_FUZZ_SEED=${seed})`);
-
-function fuzzSeed(): number {
-  const given = process.env.HITCH_FUZZ_SEED;
-  if (given === undefined || given === '') return Math.floor(Math.random() * 0x7fffffff);
-  const n = Number(given);
-  if (!Number.isSafeInteger(n)) throw new Error(`HITCH_FUZZ_SEED must be an integer, not ${given}`);
-  return n;
-}
-
-const runs = (numRuns: number): fc.Parameters<unknown> => ({ numRuns: Math.max(1, Math.round(numRuns * scale)), seed });
-/** Room for the properties on a busy machine; each is meant to take seconds. */
-const budget = { timeout: Math.max(30_000, 120_000 * scale) };
+const { scale, runs, budget } = fuzzSettings('fuzz-parsers');
 
 // ---------------------------------------------------------------------------------------
 // Wire helpers and generators
