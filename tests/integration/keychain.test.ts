@@ -138,6 +138,11 @@ describe.skipIf(notLinux !== null)(withReason('without a usable keychain', notLi
     });
     moduleFile = join(dir, 'keychain.cjs');
     writeFileSync(moduleFile, outputText);
+    // keychain.ts builds its errors on the engine's HitchError: ./errors beside it.
+    const errors = ts.transpileModule(readFileSync(join(root, 'main/engine/errors.ts'), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+    });
+    writeFileSync(join(dir, 'errors.js'), errors.outputText);
     childFile = join(dir, 'child.cjs');
     writeFileSync(
       childFile,
