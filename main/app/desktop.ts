@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
 import type { EventMessage, HitchEvent, MasterView, Reply, SettingsView, Snapshot } from '../../preload/api';
+import { HitchClient } from '../../preload/client';
 import { noticeFor } from '../../preload/notifications';
 import type { Logger } from '../engine/log';
 import { linkInArgs } from '../engine/links';
@@ -20,15 +21,18 @@ export interface DesktopDeps {
   log: Logger;
 }
 
-async function ok<T>(deps: DesktopDeps, method: string, params: unknown): Promise<T> {
-  const reply = await deps.call(method, params);
-  if (!reply.ok) throw new Error(reply.error.message);
-  return reply.result as T;
+const clients = new WeakMap<DesktopDeps, HitchClient>();
+
+/** The API, typed by the contract: each method's parameters and result (errors as ApiError). One per shell. */
+function client(deps: DesktopDeps): HitchClient {
+  let c = clients.get(deps);
+  if (!c) clients.set(deps, (c = new HitchClient({ call: (method, params) => deps.call(method, params), onEvent: (listener) => deps.onEvent(listener) })));
+  return c;
 }
 
 /** Opens a session on a host and shows it; the master is connected (or reused) on the way. */
 async function openSession(deps: DesktopDeps, hostId: string): Promise<void> {
-  const session = await ok<{ id: string }>(deps, 'session.open', { hostId, cols: 80, rows: 24 });
+  const session = await client(deps).call('session.open', { hostId, cols: 80, rows: 24 });
   deps.showWindow();
   deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
 }
@@ -39,7 +43,7 @@ async function openSession(deps: DesktopDeps, hostId: string): Promise<void> {
  */
 export async function openLink(deps: DesktopDeps, url: string): Promise<void> {
   deps.showWindow(); // where the confirmation appears
-  const session = await ok<{ id: string } | null>(deps, 'link.open', { url, cols: 80, rows: 24 });
+  const session = await client(deps).call('link.open', { url, cols: 80, rows: 24 });
   if (session) deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
 }
 
@@ -70,12 +74,12 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
         openSession(deps, action.hostId).catch(fail(`Opening a session on ${action.hostId}`));
         break;
       case 'disconnect':
-        ok(deps, 'master.disconnect', { hostId: action.hostId }).catch(fail(`Disconnecting ${action.hostId}`));
+        client(deps).call('master.disconnect', { hostId: action.hostId }).catch(fail(`Disconnecting ${action.hostId}`));
         break;
       case 'disconnect-all':
         for (const h of snapshot?.catalog.hosts ?? []) {
           const m = h.masterId ? masters.get(h.masterId) : undefined;
-          if (m && (m.state === 'ready' || m.state === 'reconnecting')) void deps.call('master.disconnect', { hostId: h.id });
+          if (m && (m.state === 'ready' || m.state === 'reconnecting')) void client(deps).call('master.disconnect', { hostId: h.id }).catch(fail(`Disconnecting ${h.id}`));
         }
         break;
       case 'show':
@@ -103,7 +107,7 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
     pending ??= setTimeout(async () => {
       pending = null;
       try {
-        snapshot = await ok<Snapshot>(deps, 'state.get', {});
+        snapshot = await client(deps).call('state.get', {});
         for (const m of snapshot.masters) masters.set(m.id, m);
         tray?.setContextMenu(Menu.buildFromTemplate(toElectron(trayMenu(snapshot, settings?.recentHosts ?? []))));
       } catch (err) {
@@ -113,7 +117,7 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
   };
 
   // --- notifications and state ------------------------------------------------------------
-  void ok<{ settings: SettingsView }>(deps, 'settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));
+  void client(deps).call('settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));
   deps.onEvent((message) => {
     const event = message as HitchEvent;
     if (event.event === 'settings.changed') settings = event.payload;

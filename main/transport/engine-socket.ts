@@ -15,7 +15,8 @@ import { chmod, link, lstat, mkdir, open, stat, unlink } from 'node:fs/promises'
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { wsRequestSchema, type HitchEvent } from '../../preload/api';
-import type { ErrorInfo, Reply } from '../../preload/channels';
+import type { ErrorInfo } from '../../preload/channels';
+import { RpcClient } from '../../preload/rpc-client';
 import type { Router } from '../api/router';
 import { loadUnix } from '../engine/control-socket/unix';
 import type { Logger } from '../engine/log';
@@ -389,78 +390,38 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
     socket.destroy();
     throw new UntrustedEngineError(path, `it is served by a process of uid ${servedBy}, not of this user (uid ${uid})`);
   }
-  const pending = new Map<number, (reply: Reply) => void>();
-  const listeners = new Set<(event: HitchEvent) => void>();
-  const closeListeners = new Set<(reason: string) => void>();
-  let nextId = 1;
-  let closedReason: string | null = null;
-
-  const finish = (reason: string): void => {
-    if (closedReason !== null) return;
-    closedReason = reason;
-    const lost: Reply = { ok: false, error: { code: 'network', message: reason } };
-    for (const resolve of pending.values()) resolve(lost);
-    pending.clear();
-    for (const listener of closeListeners) listener(reason);
-  };
-
+  const rpc = new RpcClient((message) => socket.write(JSON.stringify(message) + '\n'));
   socket.on(
     'data',
     lineReader(
       MAX_REPLY_BYTES,
       (line) => {
-        let message: Record<string, unknown>;
+        let message: unknown;
         try {
-          message = JSON.parse(line) as Record<string, unknown>;
+          message = JSON.parse(line);
         } catch {
-          return;
+          return; // not JSON: nothing an engine sends
         }
-        if (typeof message !== 'object' || message === null) return;
-        if (typeof message.event === 'string') {
-          for (const listener of listeners) listener(message as unknown as HitchEvent);
-        } else if (typeof message.id === 'number') {
-          const resolve = pending.get(message.id);
-          pending.delete(message.id);
-          const reply: Record<string, unknown> = { ...message };
-          delete reply.id;
-          resolve?.(reply as unknown as Reply);
-        } else if (message.ok === false) {
-          // Not an answer to a request: the engine refused this connection as a whole.
-          const error = message.error as ErrorInfo | undefined;
-          finish(error?.message ?? 'The Hitch engine refused this connection.');
-        }
+        rpc.receive(message);
       },
       () => {
-        finish('A message from the engine was too long.');
+        rpc.lost('A message from the engine was too long.');
         socket.destroy();
       },
     ),
   );
   socket.on('error', () => undefined);
-  socket.on('close', () => finish(`The Hitch engine at ${path} closed the connection (it stopped).`));
+  socket.on('close', () => rpc.lost(`The Hitch engine at ${path} closed the connection (it stopped).`));
 
   return {
     path,
-    call(method, params) {
-      if (closedReason !== null) return Promise.resolve({ ok: false, error: { code: 'network', message: closedReason } });
-      const id = nextId++;
-      return new Promise<Reply>((resolve) => {
-        pending.set(id, resolve);
-        socket.write(JSON.stringify({ id, method, params: params ?? {} }) + '\n');
-      });
-    },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    onClose(listener) {
-      if (closedReason !== null) listener(closedReason);
-      else closeListeners.add(listener);
-    },
+    call: (method, params) => rpc.call(method as string, params),
+    onEvent: (listener) => rpc.onEvent((event) => listener(event as unknown as HitchEvent)),
+    onClose: (listener) => rpc.onClose(listener),
     close() {
       socket.end();
       socket.destroy();
-      finish('Closed.');
+      rpc.lost('Closed.');
     },
   };
 }

@@ -3,7 +3,7 @@ import './app.css';
 import { mount } from 'svelte';
 import App from './App.svelte';
 import { connectBridge } from './lib/bridge';
-import { HitchClient } from './lib/client';
+import { HitchClient } from '../../preload/client';
 
 const target = document.getElementById('app')!;
 const bridge = connectBridge();

@@ -1,6 +1,7 @@
 // Picks the transport: Electron's preload bridge when present, else the web host's WebSocket.
 // Both implement the same HitchBridge, so nothing above this file knows which one it has.
-import type { EventMessage, HitchBridge, Reply } from '../../../preload/channels';
+import type { HitchBridge } from '../../../preload/channels';
+import { RpcClient } from '../../../preload/rpc-client';
 
 declare global {
   interface Window {
@@ -34,56 +35,40 @@ export function connectBridge(): { ok: true; bridge: HitchBridge } | { ok: false
 
 export function webSocketBridge(url: string): HitchBridge {
   const ws = new WebSocket(url);
-  const pending = new Map<number, (reply: Reply) => void>();
-  const listeners = new Set<(event: EventMessage) => void>();
-  let nextId = 1;
-  let closed = false;
-  const opened = new Promise<void>((resolve) => ws.addEventListener('open', () => resolve(), { once: true }));
+  const rpc = new RpcClient((message) => ws.send(JSON.stringify(message)));
+  let wasOpen = false;
+  const opened = new Promise<void>((resolve) =>
+    ws.addEventListener(
+      'open',
+      () => {
+        wasOpen = true;
+        resolve();
+      },
+      { once: true },
+    ),
+  );
 
   ws.addEventListener('message', (message) => {
     let data: unknown;
     try {
       data = JSON.parse(String(message.data));
     } catch {
-      return;
+      return; // not JSON: nothing the web host sends
     }
-    if (typeof data !== 'object' || data === null) return;
-    const record = data as Record<string, unknown>;
-    if (typeof record.event === 'string') {
-      for (const listener of listeners) listener(record as unknown as EventMessage);
-    } else if (typeof record.id === 'number') {
-      const resolve = pending.get(record.id);
-      pending.delete(record.id);
-      resolve?.(record as unknown as Reply);
-    }
+    rpc.receive(data);
   });
-
   ws.addEventListener('close', () => {
-    closed = true;
-    const lost: Reply = {
-      ok: false,
-      error: { code: 'network', message: 'Lost the connection to the Hitch web host. Is it still running?' },
-    };
-    for (const resolve of pending.values()) resolve(lost);
-    pending.clear();
-    for (const listener of listeners) listener({ event: TRANSPORT_CLOSED, payload: null });
+    rpc.lost(wasOpen ? 'Lost the connection to the Hitch web host. Is it still running?' : 'Not connected to the Hitch web host (wrong token, or it stopped).');
+    // The page hears of it as an event, like any other change.
+    rpc.receive({ event: TRANSPORT_CLOSED, payload: null });
   });
 
   return {
     async call(method, params) {
+      // Calls made before the socket opens wait for it (or for its failure).
       await Promise.race([opened, new Promise<void>((r) => ws.addEventListener('close', () => r(), { once: true }))]);
-      if (closed) {
-        return { ok: false, error: { code: 'network', message: 'Not connected to the Hitch web host (wrong token, or it stopped).' } };
-      }
-      const id = nextId++;
-      return new Promise<Reply>((resolve) => {
-        pending.set(id, resolve);
-        ws.send(JSON.stringify({ id, method, params }));
-      });
+      return rpc.call(method, params);
     },
-    onEvent(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    onEvent: (listener) => rpc.onEvent(listener),
   };
 }

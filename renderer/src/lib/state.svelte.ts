@@ -24,7 +24,7 @@ export interface BenchView {
   report: BenchReport | null;
   history: BenchReport[];
 }
-import { ApiError, type HitchClient } from './client';
+import { ApiError, type HitchClient } from '../../../preload/client';
 
 export class HitchState {
   catalog = $state<CatalogView | null>(null);

@@ -1,6 +1,6 @@
 // A typed face on the bridge: `call` knows each method's parameters and result, `on` each
 // event's payload. Errors come back as ApiError with the engine's code and message.
-import type { ErrorInfo, Events, EventName, HitchBridge, Method, Params, Result } from '../../../preload/api';
+import type { ErrorInfo, Events, EventName, HitchBridge, Method, Params, Result } from './api';
 
 export class ApiError extends Error {
   constructor(readonly info: ErrorInfo) {
