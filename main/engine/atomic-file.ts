@@ -1,7 +1,7 @@
 // Files Hitch owns are replaced whole: a crash leaves the old version or the new one, and a
 // file that cannot be understood is moved aside rather than overwritten.
 import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Renames `file` to `<file>.corrupt-<timestamp>`, picking a name that does not exist yet. */
@@ -35,6 +35,7 @@ export interface AtomicWriteOptions {
 export async function writeAtomically(file: string, data: string, opts: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(file);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await sweepLeftovers(dir, basename(file));
   const temp = join(dir, `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
   try {
     const fh = await open(temp, 'wx', 0o600);
@@ -59,4 +60,30 @@ export async function writeAtomically(file: string, data: string, opts: AtomicWr
   const dh = await open(dir, 'r').catch(() => null);
   await dh?.sync().catch(() => {});
   await dh?.close();
+}
+
+/** Whether a process with that pid exists (one of another user's counts: EPERM). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Temp files of `name` that a process killed mid-save left behind (its pid is gone): removed,
+ * so that crashes do not pile them up. Another live process's, and our own, are left alone.
+ */
+async function sweepLeftovers(dir: string, name: string): Promise<void> {
+  const prefix = `.${name}.`;
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix) || !entry.endsWith('.tmp')) continue;
+    const m = /^(\d+)\.[0-9a-f-]{36}\.tmp$/.exec(entry.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && !alive(pid)) await rm(join(dir, entry), { force: true });
+  }
 }
