@@ -14,9 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../main/engine/engine';
 import { createLogger } from '../../main/engine/log';
 import { DEFAULT_SETTINGS } from '../../main/engine/settings';
-import type { MasterView, SessionView } from '../../preload/api';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, testEngine, testKeychain } from '../fixtures/engine';
+import { masterOf, sessionView, shellAnswers, testEngine, testKeychain } from '../fixtures/engine';
 import { failure } from '../fixtures/failure';
 import { startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 
@@ -25,22 +24,6 @@ const root = resolve(import.meta.dirname, '../..');
 const SHELL = { kind: 'shell', cols: 80, rows: 24 } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const count = (text: string, pattern: RegExp): number => (text.match(new RegExp(pattern.source, 'gm')) ?? []).length;
-
-async function masterOf(t: TestEngine, port: number): Promise<MasterView | undefined> {
-  return (await t.engine.snapshot()).masters.find((m) => m.id.endsWith(`:${port}`));
-}
-
-async function sessionView(t: TestEngine, id: string): Promise<SessionView | undefined> {
-  return (await t.engine.snapshot()).sessions.find((s) => s.id === id);
-}
-
-/** Types a command into a shell and waits for its answer; `n` makes each answer unique. */
-let echoes = 0;
-async function shellAnswers(t: TestEngine, sessionId: string): Promise<void> {
-  const n = ++echoes;
-  t.engine.writeSession(sessionId, `echo alive-$((${n}+1000))\n`);
-  await t.waitForOutput(sessionId, new RegExp(`alive-${n + 1000}`), 5_000);
-}
 
 /** `alias` reaching `sshd` through `proxy`: to known_hosts a host of its own, [127.0.0.1]:proxyPort. */
 async function behindProxy(sshd: Sshd, proxy: TcpProxy, alias: string, knownHostsLine = sshd.knownHostsLine): Promise<string> {

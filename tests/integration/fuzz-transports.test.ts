@@ -496,6 +496,36 @@ describe('the router, called with hostile requests', () => {
 // ---------------------------------------------------------------------------------------
 // The web host
 
+/** What a client of either transport received, and a way to wait for its replies. */
+function collector(): {
+  received: Record<string, unknown>[];
+  add(message: Record<string, unknown>): void;
+  replies(from: number, count: number): Promise<Record<string, unknown>[]>;
+} {
+  const received: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  const replies = (from: number, count: number): Promise<Record<string, unknown>[]> =>
+    new Promise((resolve) => {
+      const check = (): void => {
+        const got = received.slice(from).filter((m) => 'ok' in m);
+        if (got.length >= count) {
+          waiters.delete(check);
+          resolve(got);
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    received,
+    add(message) {
+      received.push(message);
+      for (const w of waiters) w();
+    },
+    replies,
+  };
+}
+
 interface WsClient {
   ws: WebSocket;
   /** Every message received, parsed: replies and events. */
@@ -510,25 +540,9 @@ async function openWs(host: WebHost): Promise<WsClient> {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
-  const received: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
-  ws.on('message', (data) => {
-    received.push(JSON.parse(data.toString()) as Record<string, unknown>);
-    for (const w of waiters) w();
-  });
-  const replies = (from: number, count: number): Promise<Record<string, unknown>[]> =>
-    new Promise((resolve) => {
-      const check = (): void => {
-        const got = received.slice(from).filter((m) => 'ok' in m);
-        if (got.length >= count) {
-          waiters.delete(check);
-          resolve(got);
-        }
-      };
-      waiters.add(check);
-      check();
-    });
-  return { ws, received, replies };
+  const inbox = collector();
+  ws.on('message', (data) => inbox.add(JSON.parse(data.toString()) as Record<string, unknown>));
+  return { ws, ...inbox };
 }
 
 const JSON_TEXT_ONLY = 'Messages must be JSON text.';
@@ -614,32 +628,18 @@ async function openLines(path: string): Promise<LineClient> {
     socket.once('connect', () => resolve());
     socket.once('error', reject);
   });
-  const received: Record<string, unknown>[] = [];
-  const waiters = new Set<() => void>();
+  const inbox = collector();
   let pending = '';
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
     pending += chunk;
     let nl: number;
     while ((nl = pending.indexOf('\n')) >= 0) {
-      received.push(JSON.parse(pending.slice(0, nl)) as Record<string, unknown>);
+      inbox.add(JSON.parse(pending.slice(0, nl)) as Record<string, unknown>);
       pending = pending.slice(nl + 1);
     }
-    for (const w of waiters) w();
   });
-  const replies = (from: number, count: number): Promise<Record<string, unknown>[]> =>
-    new Promise((resolve) => {
-      const check = (): void => {
-        const got = received.slice(from).filter((m) => 'ok' in m);
-        if (got.length >= count) {
-          waiters.delete(check);
-          resolve(got);
-        }
-      };
-      waiters.add(check);
-      check();
-    });
-  return { socket, received, replies };
+  return { socket, ...inbox };
 }
 
 const MALFORMED_JSON = 'Malformed JSON. Each line must be one JSON request: {"id": number, "method": string, "params": object}.';

@@ -8,31 +8,15 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MasterView, SessionView } from '../../preload/api';
+import type { SessionView } from '../../preload/api';
 import { startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
-import { type TestEngine, testEngine } from '../fixtures/engine';
+import { masterOf, sessionView, shellAnswers, type TestEngine, testEngine } from '../fixtures/engine';
 import { failure } from '../fixtures/failure';
 import { startProxy } from '../fixtures/tcp-proxy';
 
 const run = promisify(execFile);
 const SHELL = { kind: 'shell', cols: 80, rows: 24 } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function masterOf(t: TestEngine, port: number): Promise<MasterView | undefined> {
-  return (await t.engine.snapshot()).masters.find((m) => m.id.endsWith(`:${port}`));
-}
-
-async function sessionView(t: TestEngine, id: string): Promise<SessionView | undefined> {
-  return (await t.engine.snapshot()).sessions.find((s) => s.id === id);
-}
-
-/** Types a command into a shell and waits for its answer; `n` makes each answer unique. */
-let echoes = 0;
-async function shellAnswers(t: TestEngine, sessionId: string): Promise<void> {
-  const n = ++echoes;
-  t.engine.writeSession(sessionId, `echo alive-$((${n}+1000))\n`);
-  await t.waitForOutput(sessionId, new RegExp(`alive-${n + 1000}`), 5_000);
-}
 
 /** The login's parent sshd process: one per SSH connection. */
 async function sshdOf(t: TestEngine, sessionId: string): Promise<string> {
