@@ -3,6 +3,8 @@
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { HitchError } from './errors';
+import type { Logger } from './log';
 
 /** Renames `file` to `<file>.corrupt-<timestamp>`, picking a name that does not exist yet. */
 export async function moveAside(file: string): Promise<string> {
@@ -85,5 +87,30 @@ async function sweepLeftovers(dir: string, name: string): Promise<void> {
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid !== process.pid && !alive(pid)) await rm(join(dir, entry), { force: true });
+  }
+}
+
+/** Runs operations one after another, in order; one that fails does not stop the next. */
+export class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(op, op);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+}
+
+/**
+ * Saves one of Hitch's files (writeAtomically); a failure is logged and thrown as a HitchError
+ * naming the file, e.g. "Could not save settings to …: ENOSPC…".
+ */
+export async function saveFile(file: string, data: string, what: string, log: Logger): Promise<void> {
+  try {
+    await writeAtomically(file, data);
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    log.error(`${what} not saved`, { file, error });
+    throw new HitchError('internal', `Could not save ${what} to ${file}: ${error}`, { cause: err });
   }
 }

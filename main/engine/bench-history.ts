@@ -3,9 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { benchReportSchema, type BenchReport } from '../../preload/api';
-import { moveAside, writeAtomically } from './atomic-file';
+import { moveAside, saveFile, SerialQueue } from './atomic-file';
 import { toCsv } from './bench-stats';
-import { HitchError } from './errors';
 import type { Logger } from './log';
 
 const FORMAT_VERSION = 1;
@@ -17,8 +16,7 @@ const documentSchema = z.object({ version: z.literal(FORMAT_VERSION), reports: z
 export class BenchHistory {
   private reports: BenchReport[] | null = null;
   private loading: Promise<BenchReport[]> | null = null;
-  /** Saves run one after another; a failed one does not stop the next. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly saves = new SerialQueue();
 
   constructor(
     private readonly file: string,
@@ -54,23 +52,8 @@ export class BenchHistory {
     reports.push(report);
     const mine = reports.filter((r) => r.hostId === report.hostId);
     if (mine.length > KEEP_PER_HOST) reports.splice(reports.indexOf(mine[0]!), 1);
-    await this.serialize(async () => {
-      // The history as it is when this write starts: after a failed save, everything since.
-      const text = JSON.stringify({ version: FORMAT_VERSION, reports }, null, 1);
-      try {
-        await writeAtomically(this.file, text);
-      } catch (err) {
-        const error = err instanceof Error ? err.message : String(err);
-        this.log.error('benchmark history not saved', { file: this.file, error });
-        throw new HitchError('internal', `Could not save benchmark history to ${this.file}: ${error}`, { cause: err });
-      }
-    });
-  }
-
-  private serialize<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(op, op);
-    this.queue = run.catch(() => {});
-    return run;
+    // The history as it is when this write starts: after a failed save, everything since.
+    await this.saves.run(() => saveFile(this.file, JSON.stringify({ version: FORMAT_VERSION, reports }, null, 1), 'benchmark history', this.log));
   }
 
   async of(hostId: string): Promise<BenchReport[]> {

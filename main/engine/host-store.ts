@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { moveAside, writeAtomically } from './atomic-file';
+import { moveAside, SerialQueue, writeAtomically } from './atomic-file';
 import { HitchError } from './errors';
 import type { Logger } from './log';
 
@@ -201,7 +201,7 @@ export class HostStore {
   /** Why changes are refused this run, or null when the store is writable. */
   private readOnly: string | null = null;
   /** Every load and change runs after the previous one, so no write is lost to a race. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly file: string,
@@ -210,7 +210,7 @@ export class HostStore {
 
   /** Reads the file. Missing → empty; corrupt → moved aside; newer or unreadable → read-only. */
   load(): Promise<{ warning: string | null }> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       this.hosts = [];
       this.readOnly = null;
       this.loaded = true;
@@ -294,12 +294,6 @@ export class HostStore {
     });
   }
 
-  private serialize<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(op, op);
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
   private refuseWrites(warning: string): { warning: string } {
     this.readOnly = warning;
     this.log.warn('saved hosts are read-only', { file: this.file, reason: warning });
@@ -308,7 +302,7 @@ export class HostStore {
 
   /** Computes the next list, writes it, and only then makes it current: a failed write changes nothing. */
   private change<T>(next: (hosts: SavedHost[]) => { hosts: SavedHost[]; result: T }): Promise<T> {
-    return this.serialize(async () => {
+    return this.queue.run(async () => {
       // Writing before reading would replace hosts saved in an earlier run.
       if (!this.loaded) throw new HitchError('internal', 'Saved hosts were changed before they were loaded.');
       if (this.readOnly) throw new HitchError('config', this.readOnly);

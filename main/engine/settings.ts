@@ -2,7 +2,7 @@
 // read is reported, kept aside for the person to look at, and the defaults are used.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { moveAside, writeAtomically } from './atomic-file';
+import { moveAside, saveFile, SerialQueue } from './atomic-file';
 import { HitchError } from './errors';
 import type { SettingsView } from '../../preload/api';
 import type { Logger } from './log';
@@ -51,8 +51,7 @@ export const DEFAULT_SETTINGS: Settings = {
 
 export class SettingsStore {
   private current: Settings = { ...DEFAULT_SETTINGS };
-  /** Saves run one after another; a failed one does not stop the next. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly saves = new SerialQueue();
   /** Why the file on disk was not used, if it was not. */
   warning: string | null = null;
 
@@ -94,23 +93,8 @@ export class SettingsStore {
       throw new HitchError('bad-request', `Setting ${issue?.path.join('.') || '?'}: ${issue?.message ?? 'invalid'}.`);
     }
     this.current = { ...this.current, ...parsed.data };
-    await this.serialize(async () => {
-      // The settings as they are when this write starts: after a failed save, everything since.
-      const text = JSON.stringify({ version: FORMAT_VERSION, settings: this.current }, null, 2) + '\n';
-      try {
-        await writeAtomically(this.file, text);
-      } catch (err) {
-        const error = err instanceof Error ? err.message : String(err);
-        this.log.error('settings not saved', { file: this.file, error });
-        throw new HitchError('internal', `Could not save settings to ${this.file}: ${error}`, { cause: err });
-      }
-    });
+    // The settings as they are when this write starts: after a failed save, everything since.
+    await this.saves.run(() => saveFile(this.file, JSON.stringify({ version: FORMAT_VERSION, settings: this.current }, null, 2) + '\n', 'settings', this.log));
     return this.get();
-  }
-
-  private serialize<T>(op: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(op, op);
-    this.queue = run.catch(() => {});
-    return run;
   }
 }
