@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { basename } from 'node:path';
-import { OpenSSHAgent, utils, type AnyAuthMethod, type IdentityCallback, type NextAuthHandler, type ParsedKey } from 'ssh2';
+import { OpenSSHAgent, utils, type AnyAuthMethod, type IdentityCallback, type KeyboardInteractiveCallback, type NextAuthHandler, type ParsedKey, type Prompt } from 'ssh2';
 import type { SecretStore } from './keychain';
 import type { Logger } from './log';
 import type { Prompter } from './prompts';
@@ -115,235 +115,312 @@ async function publicKeysOf(files: string[]): Promise<Buffer[]> {
   return keys;
 }
 
+type KeychainStatus = { ok: true } | { ok: false; reason: string };
+
+/** One login's state, shared by its steps: what happened so far, and how often each method ran. */
+interface Login {
+  ctx: AuthContext;
+  outcome: AuthOutcome;
+  /** `user@hostname`, as prompts name the account. */
+  target: string;
+  /** Asked once per login, on first need: whether the keychain can be used at all. */
+  keychainStatus: Promise<KeychainStatus> | null;
+  /** The publickey offers in order, the agent first, then each IdentityFile; `nextKey` is the next one. */
+  keys: Candidate[];
+  nextKey: number;
+  passwordAttempts: number;
+  savedPasswordTried: boolean;
+  kbdAttempts: number;
+}
+
+/** What a person is asked for, and whether the answer may go to the keychain. */
+interface PromptSpec {
+  kind: 'password' | 'passphrase' | 'keyboard-interactive';
+  title: string;
+  message: string;
+  fields: { label: string; secret: boolean }[];
+  rememberable: boolean;
+}
+
+/** ssh2's authHandler: each time the server asks, offers the next method it still accepts. */
 export function createAuthHandler(ctx: AuthContext, outcome: AuthOutcome) {
   const { host, log } = ctx;
-  const target = `${host.user}@${host.hostname}`;
-  let keychainStatus: Promise<{ ok: true } | { ok: false; reason: string }> | null = null;
-  const keychain = (): Promise<{ ok: true } | { ok: false; reason: string }> =>
-    (keychainStatus ??= ctx.secrets.status().catch((err: Error) => ({ ok: false as const, reason: err.message })));
-
-  const remembered = async (account: string): Promise<string | null> => {
-    if (!(await keychain()).ok) return null;
-    try {
-      return await ctx.secrets.get(account);
-    } catch (err) {
-      log.warn('keychain read failed', { account, error: (err as Error).message });
-      return null;
-    }
+  const login: Login = {
+    ctx,
+    outcome,
+    target: `${host.user}@${host.hostname}`,
+    keychainStatus: null,
+    keys: [],
+    nextKey: 0,
+    passwordAttempts: 0,
+    savedPasswordTried: false,
+    kbdAttempts: 0,
   };
-
-  /** Asks a person, keeping the connect timeout from running meanwhile. */
-  const ask = async (spec: {
-    kind: 'password' | 'passphrase' | 'keyboard-interactive';
-    title: string;
-    message: string;
-    fields: { label: string; secret: boolean }[];
-    rememberable: boolean;
-  }): Promise<{ answers: string[]; remember: boolean } | null> => {
-    if (!ctx.interactive) return null;
-    // Paused first: a locked keyring may itself ask the person to unlock it.
-    ctx.pauseTimeout(true);
-    try {
-      const status = spec.rememberable ? await keychain() : null;
-      const answer = await ctx.prompter.ask({
-        masterId: ctx.masterId,
-        kind: spec.kind,
-        title: spec.title,
-        message: spec.message,
-        fields: spec.fields,
-        canRemember: status?.ok === true,
-        keychainProblem: status && !status.ok ? status.reason : null,
-      });
-      if (!answer) outcome.cancelled = true;
-      // "Remember" counts only where it was offered: without a keychain nothing is kept.
-      return answer && { answers: answer.answers, remember: answer.remember && status?.ok === true };
-    } finally {
-      ctx.pauseTimeout(false);
-    }
-  };
-
-  const agentCandidate: Candidate = {
-    method: 'agent',
-    async prepare() {
-      const setting = host.identityAgent;
-      if (setting === 'none') return null;
-      const path = setting === null || setting === 'SSH_AUTH_SOCK' ? ctx.authSock : expandHome(setting);
-      if (!path) return null;
-      // Connected to, not just found: a killed agent leaves its socket behind, refusing connections,
-      // and ssh2's error about it would end the whole login instead of the next method being tried.
-      const reachable = await new Promise<boolean>((resolve) => {
-        const probe = connect(path)
-          .once('connect', () => {
-            probe.destroy();
-            resolve(true);
-          })
-          .once('error', () => resolve(false));
-      });
-      if (!reachable) {
-        outcome.notes.push(`ssh-agent not reachable at ${path}`);
-        return null;
-      }
-      outcome.tried.push('agent');
-      // IdentitiesOnly: as ssh, offer only the agent's keys that belong to an IdentityFile.
-      const agent = host.identitiesOnly ? new IdentitiesOnlyAgent(path, await publicKeysOf(host.identityFiles.map(expandHome))) : path;
-      return { type: 'agent', username: host.user, agent };
-    },
-  };
-
-  const keyCandidate = (file: string): Candidate => ({
-    method: 'publickey',
-    async prepare() {
-      const data = await readFile(file).catch(() => null);
-      if (!data) return null; // OpenSSH silently skips identity files that do not exist
-      let parsed = utils.parseKey(data);
-      let passphrase: string | undefined;
-      if (parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message)) {
-        const account = passphraseAccount(file);
-        const saved = await remembered(account);
-        if (saved !== null && !(utils.parseKey(data, saved) instanceof Error)) {
-          passphrase = saved;
-          outcome.rememberedSecret = true;
-        } else {
-          for (let attempt = 1; attempt <= MAX_ATTEMPTS && passphrase === undefined; attempt++) {
-            const answer = await ask({
-              kind: 'passphrase',
-              title: `Passphrase for ${basename(file)}`,
-              message:
-                (attempt > 1 ? 'Wrong passphrase, try again. ' : saved !== null ? 'The remembered passphrase no longer fits. ' : '') +
-                `Key ${file}, to log in as ${target}.`,
-              fields: [{ label: 'Passphrase', secret: true }],
-              rememberable: true,
-            });
-            if (!answer) return null; // cancelled: skip this key, as ssh does on an empty passphrase
-            const candidate = answer.answers[0] ?? '';
-            if (!(utils.parseKey(data, candidate) instanceof Error)) {
-              passphrase = candidate;
-              outcome.personTyped(account, candidate, answer.remember);
-            }
-          }
-          if (passphrase === undefined) {
-            outcome.notes.push(`wrong passphrase for ${file}`);
-            return null;
-          }
-        }
-        parsed = utils.parseKey(data, passphrase);
-      }
-      if (parsed instanceof Error) {
-        outcome.notes.push(`cannot use ${file}: ${parsed.message}`);
-        return null;
-      }
-      outcome.tried.push(`publickey (${basename(file)})`);
-      return { type: 'publickey', username: host.user, key: data, passphrase };
-    },
-  });
-
-  let passwordAttempts = 0;
-  let savedPasswordTried = false;
-  const passwordCandidate = (): Candidate => ({
-    method: 'password',
-    async prepare() {
-      const account = passwordAccount(host);
-      if (!savedPasswordTried) {
-        savedPasswordTried = true;
-        const saved = await remembered(account);
-        if (saved !== null) {
-          outcome.tried.push('password (remembered)');
-          outcome.rememberedSecret = true;
-          return { type: 'password', username: host.user, password: saved };
-        }
-      }
-      if (passwordAttempts >= MAX_ATTEMPTS) return null;
-      passwordAttempts++;
-      const answer = await ask({
-        kind: 'password',
-        title: `Password for ${target}`,
-        message: passwordAttempts > 1 || outcome.tried.includes('password (remembered)') ? 'Permission denied, please try again.' : `Log in to ${host.alias} (${target}, port ${host.port}).`,
-        fields: [{ label: 'Password', secret: true }],
-        rememberable: true,
-      });
-      if (!answer) return null;
-      const password = answer.answers[0] ?? '';
-      outcome.rememberedSecret = false;
-      // Stored only after the server accepted it (see MasterConnection).
-      outcome.personTyped(account, password, answer.remember);
-      if (!outcome.tried.includes('password')) outcome.tried.push('password');
-      return { type: 'password', username: host.user, password };
-    },
-  });
-
-  let kbdAttempts = 0;
-  const kbdCandidate = (): Candidate => ({
-    method: 'keyboard-interactive',
-    async prepare() {
-      // Without a person only one round makes sense: a remembered password may answer it.
-      if (kbdAttempts >= (ctx.interactive ? MAX_ATTEMPTS : 1)) return null;
-      kbdAttempts++;
-      if (!outcome.tried.includes('keyboard-interactive')) outcome.tried.push('keyboard-interactive');
-      let savedPasswordUsed = false;
-      return {
-        type: 'keyboard-interactive',
-        username: host.user,
-        prompt: (name, instructions, _lang, prompts, finish) => {
-          void (async () => {
-            if (prompts.length === 0) return finish([]); // servers send empty rounds; answer them
-            // A PAM "Password:" round can take the remembered password, once.
-            const lone = prompts.length === 1 && !prompts[0]!.echo && /password/i.test(prompts[0]!.prompt);
-            if (lone && !savedPasswordUsed && kbdAttempts === 1) {
-              savedPasswordUsed = true;
-              const saved = await remembered(passwordAccount(host));
-              if (saved !== null) {
-                outcome.rememberedSecret = true;
-                return finish([saved]);
-              }
-            }
-            const answer = await ask({
-              kind: 'keyboard-interactive',
-              title: name.trim() || `Log in to ${target}`,
-              message: instructions.trim() || `${host.alias} asks:`,
-              fields: prompts.map((p) => ({ label: p.prompt.trim(), secret: !p.echo })),
-              rememberable: lone,
-            });
-            if (!answer) return finish([]);
-            if (lone) outcome.personTyped(passwordAccount(host), answer.answers[0] ?? '', answer.remember);
-            else outcome.personTyped(ONE_TIME, '', false);
-            finish(answer.answers);
-          })();
-        },
-      };
-    },
-  });
-
-  const candidates: Candidate[] = [agentCandidate, ...host.identityFiles.map((f) => keyCandidate(expandHome(f)))];
-  let nextKey = 0;
+  login.keys = [
+    { method: 'agent', prepare: () => offerAgent(login) },
+    ...host.identityFiles.map((f): Candidate => ({ method: 'publickey', prepare: () => offerKeyFile(login, expandHome(f)) })),
+  ];
 
   return (methodsLeft: string[] | null, partialSuccess: boolean | null, next: NextAuthHandler): void => {
     if (partialSuccess && outcome.current) outcome.succeeded.push(outcome.current);
     // What the server still accepts (before it has said: everything), as far as the config allows.
     const allowed = new Set((methodsLeft ?? host.authMethods).filter((m) => (host.authMethods as string[]).includes(m)));
-    void (async () => {
-      while (!outcome.cancelled) {
-        let candidate: Candidate | undefined;
-        if (allowed.has('publickey') && nextKey < candidates.length) candidate = candidates[nextKey++];
-        else if (allowed.has('keyboard-interactive') && kbdAttempts < (ctx.interactive ? MAX_ATTEMPTS : 1)) candidate = kbdCandidate();
-        else if (allowed.has('password') && (passwordAttempts < MAX_ATTEMPTS || !savedPasswordTried)) candidate = passwordCandidate();
-        if (!candidate) break;
-        const offer = await candidate.prepare();
-        if (!offer) {
-          // A skipped password or keyboard-interactive round still counts as an attempt.
-          if (candidate.method === 'keyboard-interactive' || candidate.method === 'password') {
-            if (outcome.cancelled || !ctx.interactive) break;
-          }
-          continue;
-        }
-        outcome.current = candidate.method === 'agent' ? 'publickey' : candidate.method;
-        next(offer);
-        return;
-      }
-      outcome.current = null;
-      (next as unknown as (m: false) => void)(false); // ssh2: false ends authentication
-    })().catch((err: unknown) => {
+    void offerNext(login, allowed, next).catch((err: unknown) => {
       log.error('authentication step failed', { error: String(err) });
-      (next as unknown as (m: false) => void)(false);
+      endAuthentication(next);
     });
   };
+}
+
+/** Prepares candidates in order until one has something to offer, and hands it to ssh2. */
+async function offerNext(login: Login, allowed: Set<string>, next: NextAuthHandler): Promise<void> {
+  const { ctx, outcome } = login;
+  while (!outcome.cancelled) {
+    const candidate = nextCandidate(login, allowed);
+    if (!candidate) break;
+    const offer = await candidate.prepare();
+    if (!offer) {
+      // A skipped password or keyboard-interactive round still counts as an attempt.
+      if (candidate.method === 'keyboard-interactive' || candidate.method === 'password') {
+        if (outcome.cancelled || !ctx.interactive) break;
+      }
+      continue;
+    }
+    outcome.current = candidate.method === 'agent' ? 'publickey' : candidate.method;
+    next(offer);
+    return;
+  }
+  outcome.current = null;
+  endAuthentication(next);
+}
+
+/** The method order: publickey (agent, then each IdentityFile), keyboard-interactive, password. */
+function nextCandidate(login: Login, allowed: Set<string>): Candidate | undefined {
+  if (allowed.has('publickey') && login.nextKey < login.keys.length) return login.keys[login.nextKey++];
+  if (allowed.has('keyboard-interactive') && login.kbdAttempts < keyboardInteractiveRounds(login.ctx)) {
+    return { method: 'keyboard-interactive', prepare: () => offerKeyboardInteractive(login) };
+  }
+  if (allowed.has('password') && (login.passwordAttempts < MAX_ATTEMPTS || !login.savedPasswordTried)) {
+    return { method: 'password', prepare: () => offerPassword(login) };
+  }
+  return undefined;
+}
+
+function endAuthentication(next: NextAuthHandler): void {
+  (next as unknown as (m: false) => void)(false); // ssh2: false ends authentication
+}
+
+/** Without a person only one round makes sense: a remembered password may answer it. */
+function keyboardInteractiveRounds(ctx: AuthContext): number {
+  return ctx.interactive ? MAX_ATTEMPTS : 1;
+}
+
+/** The agent (IdentityAgent, else SSH_AUTH_SOCK), if one answers there; null to skip it. */
+async function offerAgent(login: Login): Promise<AnyAuthMethod | null> {
+  const { ctx, outcome } = login;
+  const { host } = ctx;
+  const setting = host.identityAgent;
+  if (setting === 'none') return null;
+  const path = setting === null || setting === 'SSH_AUTH_SOCK' ? ctx.authSock : expandHome(setting);
+  if (!path) return null;
+  if (!(await agentReachable(path))) {
+    outcome.notes.push(`ssh-agent not reachable at ${path}`);
+    return null;
+  }
+  outcome.tried.push('agent');
+  // IdentitiesOnly: as ssh, offer only the agent's keys that belong to an IdentityFile.
+  const agent = host.identitiesOnly ? new IdentitiesOnlyAgent(path, await publicKeysOf(host.identityFiles.map(expandHome))) : path;
+  return { type: 'agent', username: host.user, agent };
+}
+
+/**
+ * Connected to, not just found: a killed agent leaves its socket behind, refusing connections,
+ * and ssh2's error about it would end the whole login instead of the next method being tried.
+ */
+function agentReachable(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const probe = connect(path)
+      .once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      })
+      .once('error', () => resolve(false));
+  });
+}
+
+/** One IdentityFile, decrypted if it has a passphrase; null to skip it. */
+async function offerKeyFile(login: Login, file: string): Promise<AnyAuthMethod | null> {
+  const { ctx, outcome } = login;
+  const data = await readFile(file).catch(() => null);
+  if (!data) return null; // OpenSSH silently skips identity files that do not exist
+  let parsed = utils.parseKey(data);
+  let passphrase: string | undefined;
+  if (parsed instanceof Error && /encrypted|passphrase/i.test(parsed.message)) {
+    const found = await passphraseFor(login, file, data);
+    if (found === null) return null;
+    passphrase = found;
+    parsed = utils.parseKey(data, passphrase);
+  }
+  if (parsed instanceof Error) {
+    outcome.notes.push(`cannot use ${file}: ${parsed.message}`);
+    return null;
+  }
+  outcome.tried.push(`publickey (${basename(file)})`);
+  return { type: 'publickey', username: ctx.host.user, key: data, passphrase };
+}
+
+/**
+ * The passphrase of an encrypted key: the remembered one while it still fits, else what a
+ * person types (MAX_ATTEMPTS tries). Null when there is none: cancelled, or wrong every time.
+ */
+async function passphraseFor(login: Login, file: string, data: Buffer): Promise<string | null> {
+  const { outcome } = login;
+  const account = passphraseAccount(file);
+  const saved = await remembered(login, account);
+  if (saved !== null && !(utils.parseKey(data, saved) instanceof Error)) {
+    outcome.rememberedSecret = true;
+    return saved;
+  }
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const answer = await ask(login, {
+      kind: 'passphrase',
+      title: `Passphrase for ${basename(file)}`,
+      message:
+        (attempt > 1 ? 'Wrong passphrase, try again. ' : saved !== null ? 'The remembered passphrase no longer fits. ' : '') +
+        `Key ${file}, to log in as ${login.target}.`,
+      fields: [{ label: 'Passphrase', secret: true }],
+      rememberable: true,
+    });
+    if (!answer) return null; // cancelled: skip this key, as ssh does on an empty passphrase
+    const typed = answer.answers[0] ?? '';
+    if (!(utils.parseKey(data, typed) instanceof Error)) {
+      outcome.personTyped(account, typed, answer.remember);
+      return typed;
+    }
+  }
+  outcome.notes.push(`wrong passphrase for ${file}`);
+  return null;
+}
+
+/** The remembered password first (once per login), then what a person types; null to skip. */
+async function offerPassword(login: Login): Promise<AnyAuthMethod | null> {
+  const { ctx, outcome, target } = login;
+  const { host } = ctx;
+  const account = passwordAccount(host);
+  if (!login.savedPasswordTried) {
+    login.savedPasswordTried = true;
+    const saved = await remembered(login, account);
+    if (saved !== null) {
+      outcome.tried.push('password (remembered)');
+      outcome.rememberedSecret = true;
+      return { type: 'password', username: host.user, password: saved };
+    }
+  }
+  if (login.passwordAttempts >= MAX_ATTEMPTS) return null;
+  login.passwordAttempts++;
+  const answer = await ask(login, {
+    kind: 'password',
+    title: `Password for ${target}`,
+    message: login.passwordAttempts > 1 || outcome.tried.includes('password (remembered)') ? 'Permission denied, please try again.' : `Log in to ${host.alias} (${target}, port ${host.port}).`,
+    fields: [{ label: 'Password', secret: true }],
+    rememberable: true,
+  });
+  if (!answer) return null;
+  const password = answer.answers[0] ?? '';
+  outcome.rememberedSecret = false;
+  // Stored only after the server accepted it (see MasterConnection).
+  outcome.personTyped(account, password, answer.remember);
+  if (!outcome.tried.includes('password')) outcome.tried.push('password');
+  return { type: 'password', username: host.user, password };
+}
+
+/** One keyboard-interactive attempt; the server then sends its rounds of prompts. */
+async function offerKeyboardInteractive(login: Login): Promise<AnyAuthMethod | null> {
+  const { ctx, outcome } = login;
+  if (login.kbdAttempts >= keyboardInteractiveRounds(ctx)) return null;
+  login.kbdAttempts++;
+  if (!outcome.tried.includes('keyboard-interactive')) outcome.tried.push('keyboard-interactive');
+  const attempt = { savedPasswordUsed: false };
+  return {
+    type: 'keyboard-interactive',
+    username: ctx.host.user,
+    prompt: (name, instructions, _lang, prompts, finish) => {
+      void answerRound(login, attempt, { name, instructions, prompts }, finish);
+    },
+  };
+}
+
+/** Answers one round of keyboard-interactive prompts: from the keychain if it can, else a person. */
+async function answerRound(
+  login: Login,
+  attempt: { savedPasswordUsed: boolean },
+  round: { name: string; instructions: string; prompts: Prompt[] },
+  finish: KeyboardInteractiveCallback,
+): Promise<void> {
+  const { ctx, outcome } = login;
+  const { host } = ctx;
+  const { prompts } = round;
+  if (prompts.length === 0) return finish([]); // servers send empty rounds; answer them
+  // A PAM "Password:" round can take the remembered password, once.
+  const lone = prompts.length === 1 && !prompts[0]!.echo && /password/i.test(prompts[0]!.prompt);
+  if (lone && !attempt.savedPasswordUsed && login.kbdAttempts === 1) {
+    attempt.savedPasswordUsed = true;
+    const saved = await remembered(login, passwordAccount(host));
+    if (saved !== null) {
+      outcome.rememberedSecret = true;
+      return finish([saved]);
+    }
+  }
+  const answer = await ask(login, {
+    kind: 'keyboard-interactive',
+    title: round.name.trim() || `Log in to ${login.target}`,
+    message: round.instructions.trim() || `${host.alias} asks:`,
+    fields: prompts.map((p) => ({ label: p.prompt.trim(), secret: !p.echo })),
+    rememberable: lone,
+  });
+  if (!answer) return finish([]);
+  if (lone) outcome.personTyped(passwordAccount(host), answer.answers[0] ?? '', answer.remember);
+  else outcome.personTyped(ONE_TIME, '', false);
+  finish(answer.answers);
+}
+
+/** Whether the keychain can be used, asked once per login (a locked one may ask the person). */
+function keychain(login: Login): Promise<KeychainStatus> {
+  return (login.keychainStatus ??= login.ctx.secrets.status().catch((err: Error) => ({ ok: false as const, reason: err.message })));
+}
+
+/** A secret from the keychain; null if there is none or the keychain cannot be read. */
+async function remembered(login: Login, account: string): Promise<string | null> {
+  if (!(await keychain(login)).ok) return null;
+  try {
+    return await login.ctx.secrets.get(account);
+  } catch (err) {
+    login.ctx.log.warn('keychain read failed', { account, error: (err as Error).message });
+    return null;
+  }
+}
+
+/** Asks a person, keeping the connect timeout from running meanwhile. */
+async function ask(login: Login, spec: PromptSpec): Promise<{ answers: string[]; remember: boolean } | null> {
+  const { ctx, outcome } = login;
+  if (!ctx.interactive) return null;
+  // Paused first: a locked keyring may itself ask the person to unlock it.
+  ctx.pauseTimeout(true);
+  try {
+    const status = spec.rememberable ? await keychain(login) : null;
+    const answer = await ctx.prompter.ask({
+      masterId: ctx.masterId,
+      kind: spec.kind,
+      title: spec.title,
+      message: spec.message,
+      fields: spec.fields,
+      canRemember: status?.ok === true,
+      keychainProblem: status && !status.ok ? status.reason : null,
+    });
+    if (!answer) outcome.cancelled = true;
+    // "Remember" counts only where it was offered: without a keychain nothing is kept.
+    return answer && { answers: answer.answers, remember: answer.remember && status?.ok === true };
+  } finally {
+    ctx.pauseTimeout(false);
+  }
 }

@@ -86,6 +86,17 @@ export function socketError(err: NodeJS.ErrnoException, host: ResolvedHost): Hit
   return new HitchError('network', `Connection to ${where} failed: ${err.message}`, { cause: err });
 }
 
+/** What the host key check found during one connect: it explains a connect that failed. */
+interface HostKeyCheck {
+  verdict: HostKeyVerdict | null;
+  /** Known, or accepted by the config or the person. */
+  ok: boolean;
+  /** Unknown, and the person, asked, did not accept it. */
+  declined: boolean;
+  /** Why the host key could not be checked at all (e.g. an unreadable known_hosts file). */
+  error: HitchError | null;
+}
+
 export class MasterConnection extends EventEmitter<{ closed: [error: HitchError | null]; state: [] }> {
   state: 'connecting' | 'authenticating' | 'ready' | 'closed' = 'connecting';
   authMethod: string | null = null;
@@ -116,88 +127,62 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
 
   /** Connects and authenticates; rejects with a HitchError that says what went wrong. */
   async connect(): Promise<void> {
-    const { host, log, timing } = this.opts;
+    const { host, timing } = this.opts;
     // The host's ConnectTimeout, as ssh honours it; Hitch's default when the config sets none.
     const connectTimeoutMs = host.connectTimeoutSeconds ? host.connectTimeoutSeconds * 1000 : timing.connectTimeoutMs;
     const started = Date.now();
-    const transport = await withTimeout(
+    const transport = await this.openTransportWithin(connectTimeoutMs);
+    // One timeout for the whole connect: the handshake gets what the transport left of it.
+    await this.handshake(transport, Math.max(1000, connectTimeoutMs - (Date.now() - started)));
+  }
+
+  /** A transport to the server within the connect timeout; one that arrives later is closed. */
+  private openTransportWithin(timeoutMs: number): Promise<Duplex> {
+    const { host } = this.opts;
+    return withTimeout(
       this.opts.openTransport(),
-      connectTimeoutMs,
-      () => new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${connectTimeoutMs / 1000} s.`),
+      timeoutMs,
+      () => new HitchError('timeout', `Connection to ${host.hostname} port ${host.port} timed out after ${timeoutMs / 1000} s.`),
       (late) => late.destroy(),
     );
-    const outcome = new AuthOutcome();
-    let verdict: HostKeyVerdict | null = null;
-    let hostKeyOk = false;
-    let hostKeyDeclined = false;
-    /** Why the host key could not be checked at all (e.g. an unreadable known_hosts file). */
-    let hostKeyError: HitchError | null = null;
-    const client = new Client();
+  }
 
-    await new Promise<void>((resolve, reject) => {
+  /**
+   * The SSH handshake, host key check and authentication over the transport. Until the client
+   * is ready, an error, a close or the deadline fails the connect; after, they are the open
+   * connection's.
+   */
+  private handshake(transport: Duplex, timeoutMs: number): Promise<void> {
+    const { host } = this.opts;
+    const client = new Client();
+    const outcome = new AuthOutcome();
+    const hostKey: HostKeyCheck = { verdict: null, ok: false, declined: false, error: null };
+    return new Promise<void>((resolve, reject) => {
       let settled = false;
       // Our own deadline instead of ssh2's readyTimeout, so that it stops while a person types.
-      let remaining = Math.max(1000, connectTimeoutMs - (Date.now() - started));
-      let timer: NodeJS.Timeout | null = null;
-      let timerStart = 0;
-      const runTimer = (): void => {
-        timerStart = Date.now();
-        timer = setTimeout(() => fail(new HitchError('timeout', `${host.hostname} port ${host.port} did not complete the SSH handshake in time.`)), remaining);
-      };
-      const pauseTimeout = (paused: boolean): void => {
-        if (paused && timer) {
-          clearTimeout(timer);
-          timer = null;
-          remaining = Math.max(1000, remaining - (Date.now() - timerStart));
-        } else if (!paused && !timer && !settled) {
-          runTimer();
-        }
-      };
+      const deadline = new ConnectDeadline(timeoutMs, () => fail(new HitchError('timeout', `${host.hostname} port ${host.port} did not complete the SSH handshake in time.`)));
       const fail = (err: HitchError): void => {
         if (settled) return;
         settled = true;
-        if (timer) clearTimeout(timer);
+        deadline.stop();
         this.opts.prompter.cancelFor(this.opts.masterId);
         client.end();
         transport.destroy();
         this.setState('closed');
         reject(err);
       };
-      runTimer();
+      deadline.start();
 
       client.on('handshake', () => this.setState('authenticating'));
       client.on('ready', () => {
         settled = true;
-        if (timer) clearTimeout(timer);
-        this.client = client;
-        this.connectedAt = Date.now();
-        // A key accepted "once" stays accepted for this run, so it never needs the person again.
-        this.needsPerson = outcome.needsPerson;
-        this.rememberedSecret = outcome.rememberedSecret;
-        const final = outcome.current ?? 'none';
-        this.authMethod = [...outcome.succeeded, final].join('+');
-        this.transport = transport;
-        this.startKeepalive(client, transport);
-        this.setState('ready');
-        void this.storeSecrets(outcome);
-        this.refillSpare();
+        deadline.stop();
+        this.becomeReady(client, transport, outcome);
         resolve();
       });
       client.on('error', (err: Error & { level?: string }) => {
-        if (!settled) {
-          if (err.level === 'client-authentication' && outcome.cancelled) {
-            fail(new HitchError('cancelled', `Login to ${host.alias} cancelled.`));
-          } else if (hostKeyError) {
-            fail(hostKeyError);
-          } else if (hostKeyDeclined) {
-            fail(new HitchError('host-key-unknown', `You did not accept the host key of ${host.hostKeyAlias ?? host.hostname}; Hitch did not connect.`));
-          } else {
-            fail(this.describeFailure(err, hostKeyOk ? null : verdict, outcome));
-          }
-          return;
-        }
-        log.warn('connection error', { master: this.opts.masterId, errorLevel: err.level, error: err.message });
-        this.lastError = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : describeDrop(err, host);
+        if (!settled) fail(this.setupFailure(err, hostKey, outcome));
+        else this.noteConnectionError(err);
       });
       // Forwards from the server (ssh -R) go to whoever set them up; unclaimed ones are refused.
       client.on('tcp connection', (info: ForwardedConnectionInfo, accept: () => ClientChannel, reject: () => void) => {
@@ -205,15 +190,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         else reject();
       });
       client.on('close', () => {
-        if (!settled) {
-          fail(hostKeyError ?? new HitchError('network', `${host.hostname} port ${host.port} closed the connection during setup.`));
-          return;
-        }
-        if (this.client !== client) return;
-        this.client = null;
-        this.connectedAt = null;
-        this.setState('closed');
-        this.emit('closed', this.closing ? null : (this.lastError ?? new HitchError('network', `The connection to ${host.alias} was lost.`)));
+        if (!settled) fail(hostKey.error ?? new HitchError('network', `${host.hostname} port ${host.port} closed the connection during setup.`));
+        else this.connectionClosed(client);
       });
 
       client.connect({
@@ -221,34 +199,85 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         username: host.user,
         readyTimeout: 0,
         keepaliveInterval: 0, // our own keepalive (below) also measures the round trip
-        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-          pauseTimeout(true);
-          // One catch for the check and the confirmation alike: saving an accepted key can fail
-          // too (a full disk), and must refuse the connection rather than reject unhandled.
-          let decided = false;
-          this.checkHostKey(key)
-            .then(async (v) => {
-              verdict = v;
-              hostKeyOk = v.status === 'known' || (v.status === 'unknown' && (await this.confirmUnknownKey(key, v)));
-              hostKeyDeclined = !hostKeyOk && v.status === 'unknown' && this.opts.interactive && this.opts.host.strictHostKeyChecking !== 'yes';
-              if (hostKeyOk) this.hostKeyFingerprint = fingerprint(key);
-              decided = true;
-              verify(hostKeyOk);
-            })
-            .catch((err: unknown) => {
-              log.error('host key check failed', { master: this.opts.masterId, error: String(err) });
-              hostKeyOk = false;
-              hostKeyError = toHitchError(err);
-              if (!decided) verify(false);
-            })
-            .finally(() => pauseTimeout(false));
-        },
+        hostVerifier: this.hostVerifier(hostKey, deadline),
         authHandler: createAuthHandler(
-          { ...this.opts, pauseTimeout, interactive: this.opts.interactive },
+          { ...this.opts, pauseTimeout: (paused) => deadline.pause(paused), interactive: this.opts.interactive },
           outcome,
         ) as never,
       });
     });
+  }
+
+  /** Authenticated: the client becomes this connection's, with what authentication found. */
+  private becomeReady(client: Client, transport: Duplex, outcome: AuthOutcome): void {
+    this.client = client;
+    this.connectedAt = Date.now();
+    // A key accepted "once" stays accepted for this run, so it never needs the person again.
+    this.needsPerson = outcome.needsPerson;
+    this.rememberedSecret = outcome.rememberedSecret;
+    const final = outcome.current ?? 'none';
+    this.authMethod = [...outcome.succeeded, final].join('+');
+    this.transport = transport;
+    this.startKeepalive(client, transport);
+    this.setState('ready');
+    void this.storeSecrets(outcome);
+    this.refillSpare();
+  }
+
+  /**
+   * ssh2's hostVerifier: checks the offered key against known_hosts (an unknown one goes to the
+   * config or the person) while the deadline is paused, and records in `check` what it found.
+   */
+  private hostVerifier(check: HostKeyCheck, deadline: ConnectDeadline): (key: Buffer, verify: (ok: boolean) => void) => void {
+    return (key, verify) => {
+      deadline.pause(true);
+      // One catch for the check and the confirmation alike: saving an accepted key can fail
+      // too (a full disk), and must refuse the connection rather than reject unhandled.
+      let decided = false;
+      this.checkHostKey(key)
+        .then(async (v) => {
+          check.verdict = v;
+          check.ok = v.status === 'known' || (v.status === 'unknown' && (await this.confirmUnknownKey(key, v)));
+          check.declined = !check.ok && v.status === 'unknown' && this.opts.interactive && this.opts.host.strictHostKeyChecking !== 'yes';
+          if (check.ok) this.hostKeyFingerprint = fingerprint(key);
+          decided = true;
+          verify(check.ok);
+        })
+        .catch((err: unknown) => {
+          this.opts.log.error('host key check failed', { master: this.opts.masterId, error: String(err) });
+          check.ok = false;
+          check.error = toHitchError(err);
+          if (!decided) verify(false);
+        })
+        .finally(() => deadline.pause(false));
+    };
+  }
+
+  /** Why the connect failed: what we already know (cancelled, host key), else what the error says. */
+  private setupFailure(err: Error & { level?: string }, hostKey: HostKeyCheck, outcome: AuthOutcome): HitchError {
+    const { host } = this.opts;
+    if (err.level === 'client-authentication' && outcome.cancelled) return new HitchError('cancelled', `Login to ${host.alias} cancelled.`);
+    if (hostKey.error) return hostKey.error;
+    if (hostKey.declined) {
+      return new HitchError('host-key-unknown', `You did not accept the host key of ${host.hostKeyAlias ?? host.hostname}; Hitch did not connect.`);
+    }
+    return this.describeFailure(err, hostKey.ok ? null : hostKey.verdict, outcome);
+  }
+
+  /** An error on the open connection: kept to say why it closed, since 'close' follows. */
+  private noteConnectionError(err: Error & { level?: string }): void {
+    const { host } = this.opts;
+    this.opts.log.warn('connection error', { master: this.opts.masterId, errorLevel: err.level, error: err.message });
+    this.lastError = err.level === 'client-socket' ? socketError(err as NodeJS.ErrnoException, host) : describeDrop(err, host);
+  }
+
+  /** The open connection ended: closed by us (no error reported), or lost. */
+  private connectionClosed(client: Client): void {
+    if (this.client !== client) return;
+    this.client = null;
+    this.connectedAt = null;
+    this.setState('closed');
+    this.emit('closed', this.closing ? null : (this.lastError ?? new HitchError('network', `The connection to ${this.opts.host.alias} was lost.`)));
   }
 
   private lastError: HitchError | null = null;
@@ -602,4 +631,41 @@ function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error, dis
       },
     );
   });
+}
+
+/**
+ * The connect timeout for the handshake and authentication: our own timer instead of ssh2's
+ * readyTimeout, so that it can pause while a person is asked something and go on after.
+ */
+class ConnectDeadline {
+  private timer: NodeJS.Timeout | null = null;
+  private runningSince = 0;
+  /** Setup is over (ready or failed): the deadline neither runs nor restarts. */
+  private stopped = false;
+
+  constructor(
+    private remainingMs: number,
+    private readonly expired: () => void,
+  ) {}
+
+  start(): void {
+    this.runningSince = Date.now();
+    this.timer = setTimeout(this.expired, this.remainingMs);
+  }
+
+  /** Paused, the time left is kept (at least a second), to run on when unpaused. */
+  pause(paused: boolean): void {
+    if (paused && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.remainingMs = Math.max(1000, this.remainingMs - (Date.now() - this.runningSince));
+    } else if (!paused && !this.timer && !this.stopped) {
+      this.start();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
 }
