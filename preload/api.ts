@@ -92,6 +92,8 @@ export interface SessionView {
    * stay with that client (no terminal here), but it is listed, watched and signalled like any other.
    */
   external: boolean;
+  /** A `hitch exec` run: its output goes only to the client that ran it; no one else may attach. */
+  private: boolean;
   /** It runs on a pty: closing it hangs up its processes; without one a command can be kept running. */
   tty: boolean;
 }
@@ -266,7 +268,14 @@ const cols = z.number().int().min(2).max(1000);
 const rows = z.number().int().min(1).max(1000);
 
 export const requestSchemas = {
-  'state.get': z.object({}).strict(),
+  /**
+   * Names this client with a key it keeps across its own reloads (a page's sessionStorage):
+   * the sessions a client with that key held, if it went only seconds ago, are this one's
+   * again. Answers with them. A new key starts a new client.
+   */
+  'client.identify': z.object({ key: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/, 'a key is 16 to 128 characters of A-Z, a-z, 0-9, _ and -') }).strict(),
+  /** Everything the UI shows. `watch`: from now on, also the state events that keep it current. */
+  'state.get': z.object({ watch: z.boolean().optional() }).strict(),
   'hosts.reload': z.object({}).strict(),
   /** Hosts added in Hitch; the engine checks each field (see main/engine/host-store.ts). */
   'hosts.add': z.object({ host: z.record(z.string(), z.unknown()) }).strict(),
@@ -299,7 +308,14 @@ export const requestSchemas = {
   'session.resize': z.object({ sessionId, cols, rows }).strict(),
   /** `keep`: leave a command without a terminal running (it then shows as detached). */
   'session.close': z.object({ sessionId, keep: z.boolean().optional() }).strict(),
-  'session.replay': z.object({ sessionId }).strict(),
+  /**
+   * Streams the session to this client: answers with its output so far (the scrollback) and
+   * the offset it ends at; `session.data` and `session.changed` for it follow, from there on.
+   * Opening a session attaches its opener. Refused for another client's `hitch exec` run.
+   */
+  'session.attach': z.object({ sessionId }).strict(),
+  /** Stops streaming the session to this client; the session goes on. */
+  'session.detach': z.object({ sessionId }).strict(),
   'prompt.answer': z
     .object({
       promptId,
@@ -336,6 +352,7 @@ export type Method = keyof typeof requestSchemas;
 export type Params<M extends Method> = z.infer<(typeof requestSchemas)[M]>;
 
 export interface Results {
+  'client.identify': { sessions: SessionView[] };
   'state.get': Snapshot;
   'hosts.reload': CatalogView;
   'hosts.add': CatalogView;
@@ -352,7 +369,8 @@ export interface Results {
   'session.resize': null;
   'session.close': null;
   /** The session's recent output, and the output offset it ends at (see `session.data`). */
-  'session.replay': { data: string; end: number; encoding?: 'base64' };
+  'session.attach': { data: string; end: number; encoding?: 'base64' };
+  'session.detach': null;
   'prompt.answer': null;
   'prompt.cancel': null;
   /** How many secrets were removed. */

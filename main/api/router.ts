@@ -1,30 +1,53 @@
-// The one place requests enter the engine. Every transport (Electron IPC, the web host's
-// WebSocket, the engine socket) hands every incoming message to `call`, which validates it
-// against the API contract's schemas and dispatches it through a table of small handlers.
-import { isMethod, requestSchemas, type Method, type Params, type Reply, type Result } from '../../preload/api';
+// The one place requests enter the engine. Every client's connection (connection.ts, opened
+// by each transport: Electron IPC, the web host's WebSocket, the engine socket) hands its
+// requests to `call` with the caller, which validates them against the API contract's schemas
+// and dispatches them through a table of small handlers.
+import { isMethod, requestSchemas, type HitchEvent, type Method, type Params, type Reply, type Result, type SessionView } from '../../preload/api';
 import type { Engine } from '../engine/engine';
 import { HitchError, toHitchError } from '../engine/errors';
 import type { Logger } from '../engine/log';
 
-type Handlers = { [M in Method]: (engine: Engine, params: Params<M>) => Promise<Result<M>> | Result<M> };
+/** Who is calling: one client of the engine, as its connection knows it. */
+export interface Caller {
+  /** The name its sessions are held under (engine/owners.ts). */
+  readonly owner: string;
+  /** From the reply to this call on, the session's output and changes stream to the caller. */
+  attach(sessionId: string): void;
+  detach(sessionId: string): void;
+  /** From now on the caller receives state events: catalog, masters, sessions, settings, process trees. */
+  watchState(): void;
+  /** The caller is the client that held `key` before (a page reloaded): its sessions, if still held. */
+  identify(key: string): SessionView[];
+}
+
+type Handlers = { [M in Method]: (engine: Engine, params: Params<M>, caller: Caller) => Promise<Result<M>> | Result<M> };
 
 const handlers: Handlers = {
-  'state.get': (engine) => engine.snapshot(),
+  'client.identify': (_engine, { key }, caller) => ({ sessions: caller.identify(key) }),
+  'state.get': (engine, { watch }, caller) => {
+    if (watch) caller.watchState();
+    return engine.snapshot();
+  },
   'hosts.reload': (engine) => engine.reloadCatalog(),
   'hosts.add': (engine, { host }) => engine.addHost(host),
   'hosts.update': (engine, { hostId, patch }) => engine.updateHost(hostId, patch),
   'hosts.remove': (engine, { hostId }) => engine.removeHost(hostId),
   'master.connect': (engine, { hostId }) => engine.connect(hostId),
   'master.disconnect': async (engine, { hostId }) => (await engine.disconnect(hostId), null),
-  'session.open': (engine, { hostId, cols, rows }) => engine.openSession(hostId, { kind: 'shell', cols, rows }),
-  'link.open': (engine, { url, cols, rows }) => engine.openLink(url, { cols, rows }),
-  'session.exec': (engine, { hostId, command, cols, rows, pty, raw }) =>
-    engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }, { raw: raw ?? false }),
+  'session.open': (engine, { hostId, cols, rows }, caller) => opened(caller, engine.openSession(hostId, { kind: 'shell', cols, rows }, { owner: caller.owner })),
+  'link.open': (engine, { url, cols, rows }, caller) => opened(caller, engine.openLink(url, { cols, rows }, caller.owner)),
+  'session.exec': (engine, { hostId, command, cols, rows, pty, raw }, caller) =>
+    opened(caller, engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }, { raw: raw ?? false, owner: caller.owner })),
   'session.write': async (engine, { sessionId, data, encoding }) => (await engine.writeSession(sessionId, data, encoding), null),
   'session.eof': (engine, { sessionId }) => (engine.endSessionInput(sessionId), null),
   'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
   'session.close': (engine, { sessionId, keep }) => (engine.closeSession(sessionId, keep ?? false), null),
-  'session.replay': (engine, { sessionId }) => engine.replaySession(sessionId),
+  'session.attach': (engine, { sessionId }, caller) => {
+    const replay = engine.attachSession(sessionId, caller.owner);
+    caller.attach(sessionId);
+    return replay;
+  },
+  'session.detach': (_engine, { sessionId }, caller) => (caller.detach(sessionId), null),
   'prompt.answer': (engine, { promptId, answers, remember, choice }) => (engine.answerPrompt(promptId, { answers, remember, choice }), null),
   'prompt.cancel': (engine, { promptId }) => (engine.cancelPrompt(promptId), null),
   'secrets.forget': (engine, { hostId }) => engine.forgetSecrets(hostId),
@@ -42,13 +65,31 @@ const handlers: Handlers = {
   'ssh-config.include': (engine, { apply }) => engine.sshConfigInclude(apply),
 };
 
+/** The one who opens a session streams it from the start, without asking. */
+async function opened<T extends SessionView | null>(caller: Caller, session: Promise<T>): Promise<T> {
+  const view = await session;
+  if (view) caller.attach(view.id);
+  return view;
+}
+
+/** One engine as its clients see it: calls, events, and clients arriving and leaving. */
 export interface Router {
-  call(method: unknown, params: unknown): Promise<Reply>;
+  call(caller: Caller, method: unknown, params: unknown): Promise<Reply>;
+  onEvent(listener: (event: HitchEvent) => void): () => void;
+  /** A client arrived under `owner`; the sessions it holds (some, when it comes back by its key). */
+  clientJoined(owner: string): SessionView[];
+  /** A client went; what it holds ends after `graceMs` unless it comes back. */
+  clientLeft(owner: string, graceMs: number): void;
+  readonly log: Logger;
 }
 
 export function createRouter(engine: Engine, log: Logger): Router {
   return {
-    async call(method, params) {
+    log,
+    onEvent: (listener) => engine.onEvent(listener),
+    clientJoined: (owner) => engine.clientJoined(owner),
+    clientLeft: (owner, graceMs) => engine.clientLeft(owner, graceMs),
+    async call(caller, method, params) {
       if (!isMethod(method)) {
         const name = typeof method === 'string' ? `"${method.slice(0, 64)}"` : `a ${typeof method}`;
         log.warn('request rejected', { reason: 'unknown method' });
@@ -63,8 +104,8 @@ export function createRouter(engine: Engine, log: Logger): Router {
         return { ok: false, error: { code: 'bad-request', message } };
       }
       try {
-        const handler = handlers[method] as (engine: Engine, params: unknown) => Promise<unknown> | unknown;
-        return { ok: true, result: await handler(engine, parsed.data) };
+        const handler = handlers[method] as (engine: Engine, params: unknown, caller: Caller) => Promise<unknown> | unknown;
+        return { ok: true, result: await handler(engine, parsed.data, caller) };
       } catch (err) {
         const error = toHitchError(err);
         if (!(err instanceof HitchError)) log.error('request failed', { method, error: error.message });

@@ -3,7 +3,7 @@
 // closing to the tray. Everything goes through the same API as the UI.
 import { join } from 'node:path';
 import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
-import type { EventMessage, HitchEvent, MasterView, Reply, SettingsView, Snapshot } from '../../preload/api';
+import type { EventMessage, HitchBridge, HitchEvent, MasterView, SettingsView, Snapshot } from '../../preload/api';
 import { HitchClient } from '../../preload/client';
 import { noticeFor } from '../../preload/notifications';
 import type { Logger } from '../engine/log';
@@ -11,9 +11,8 @@ import { linkInArgs } from '../engine/links';
 import { trayMenu, type TrayAction, type TrayItem } from './tray-menu';
 
 export interface DesktopDeps {
-  /** The router (local or remote engine): every action is an API call. */
-  call(method: string, params: unknown): Promise<Reply>;
-  onEvent(listener: (event: EventMessage) => void): () => void;
+  /** The shell's own client of the engine (local or remote): every action is an API call. */
+  bridge: HitchBridge;
   /** Shows the main window, creating it if needed; sends the UI an event once it is there. */
   showWindow(): BrowserWindow;
   /** Tells the UI something (e.g. which session to show). */
@@ -26,7 +25,7 @@ const clients = new WeakMap<DesktopDeps, HitchClient>();
 /** The API, typed by the contract: each method's parameters and result (errors as ApiError). One per shell. */
 function client(deps: DesktopDeps): HitchClient {
   let c = clients.get(deps);
-  if (!c) clients.set(deps, (c = new HitchClient({ call: (method, params) => deps.call(method, params), onEvent: (listener) => deps.onEvent(listener) })));
+  if (!c) clients.set(deps, (c = new HitchClient(deps.bridge)));
   return c;
 }
 
@@ -107,7 +106,7 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
     pending ??= setTimeout(async () => {
       pending = null;
       try {
-        snapshot = await client(deps).call('state.get', {});
+        snapshot = await client(deps).call('state.get', { watch: true });
         for (const m of snapshot.masters) masters.set(m.id, m);
         tray?.setContextMenu(Menu.buildFromTemplate(toElectron(trayMenu(snapshot, settings?.recentHosts ?? []))));
       } catch (err) {
@@ -118,7 +117,7 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
 
   // --- notifications and state ------------------------------------------------------------
   void client(deps).call('settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));
-  deps.onEvent((message) => {
+  deps.bridge.onEvent((message) => {
     const event = message as HitchEvent;
     if (event.event === 'settings.changed') settings = event.payload;
     if (event.event === 'master.changed') {

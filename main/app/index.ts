@@ -4,12 +4,13 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { app, BrowserWindow, ipcMain, shell, type IpcMainInvokeEvent } from 'electron';
-import { CALL_CHANNEL, EVENT_CHANNEL, type Reply } from '../../preload/channels';
+import { app, BrowserWindow, ipcMain, shell, type IpcMainEvent, type WebContents } from 'electron';
+import { CALL_CHANNEL, EVENT_CHANNEL } from '../../preload/channels';
+import { inProcessBridge, type Api, type Connection, type Outgoing } from '../api/connection';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
 import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
-import { useOrStartEngine } from '../transport/shared-engine';
+import { useOrStartEngine, type SharedEngine } from '../transport/shared-engine';
 import { setupDesktop } from './desktop';
 import { guardContents } from './window-guards';
 
@@ -25,7 +26,7 @@ function isOwnPage(url: string): boolean {
 }
 
 /** Only our own page may call the engine: not a navigated-away frame, not an iframe. */
-function isTrustedSender(event: IpcMainInvokeEvent): boolean {
+function isTrustedSender(event: IpcMainEvent): boolean {
   return isOwnPage(event.senderFrame?.url ?? '');
 }
 
@@ -38,6 +39,8 @@ const WEB_PREFERENCES = {
 } as const;
 
 let closeToTray = (): boolean => false;
+/** Tells the desktop shell's own client that the engine behind it was replaced. */
+let replaced = (): void => undefined;
 let quitting = false;
 
 function createWindow(): BrowserWindow {
@@ -57,7 +60,30 @@ function createWindow(): BrowserWindow {
   return win;
 }
 
-/** Engine events go only to windows showing Hitch's own page. */
+/**
+ * Each page load of a window is one client of the engine, with a connection of its own
+ * (preload/index.ts names the load). A reload opens a new one; the old one is closed, and so
+ * are all of a window's when it goes.
+ */
+function ipcConnections(api: Api): (contents: WebContents, load: string) => Connection {
+  const byContents = new Map<number, { load: string; connection: Connection }>();
+  return (contents, load) => {
+    const current = byContents.get(contents.id);
+    if (current?.load === load) return current.connection;
+    current?.connection.close();
+    if (!current) contents.once('destroyed', () => {
+      byContents.get(contents.id)?.connection.close();
+      byContents.delete(contents.id);
+    });
+    const connection = api.openConnection((message) => {
+      if (!contents.isDestroyed() && isOwnPage(contents.getURL())) contents.send(EVENT_CHANNEL, message);
+    });
+    byContents.set(contents.id, { load, connection });
+    return connection;
+  };
+}
+
+/** Messages from the desktop shell (not the engine) to windows showing Hitch's own page. */
 function sendToOwnPages(event: unknown): void {
   for (const win of BrowserWindow.getAllWindows()) {
     if (isOwnPage(win.webContents.getURL())) win.webContents.send(EVENT_CHANNEL, event);
@@ -86,23 +112,27 @@ function main(): void {
     runtimeDir: runtimeDirOf(flags, process.env, options.dataDir),
     log,
     createEngine: () => new Engine(options),
-    onReplaced: () => BrowserWindow.getAllWindows().forEach((win) => win.webContents.reload()),
+    onReplaced: () => {
+      replaced();
+      BrowserWindow.getAllWindows().forEach((win) => win.webContents.reload());
+    },
   });
 
-  ipcMain.handle(CALL_CHANNEL, async (event, method: unknown, params: unknown): Promise<Reply> => {
-    if (!isTrustedSender(event)) {
+  const connectionOf = ipcConnections({ openConnection: (send) => connectionWhenReady(shared, send) });
+  ipcMain.on(CALL_CHANNEL, (event, load: unknown, message: unknown) => {
+    if (!isTrustedSender(event) || typeof load !== 'string' || load.length > 64) {
       log.warn('IPC call from an untrusted frame refused', { url: event.senderFrame?.url });
-      return { ok: false, error: { code: 'bad-request', message: 'Calls are accepted only from the Hitch window.' } };
+      const id = (message as { id?: unknown } | null)?.id;
+      event.sender.send(EVENT_CHANNEL, { id: typeof id === 'number' ? id : null, ok: false, error: { code: 'bad-request', message: 'Calls are accepted only from the Hitch window.' } });
+      return;
     }
-    return (await shared).router.call(method, params);
+    connectionOf(event.sender, load).request(message);
   });
 
   // Every web contents Electron creates, whoever opened it, gets the same guards.
   app.on('web-contents-created', (_event, contents) =>
     guardContents(contents, { isOwnPage, openExternal: (url) => void shell.openExternal(url), webPreferences: WEB_PREFERENCES }),
   );
-
-  void shared.then((engine) => engine.subscribe((event) => sendToOwnPages(event)));
 
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
   app.on('before-quit', () => {
@@ -118,9 +148,10 @@ function main(): void {
   void Promise.all([app.whenReady(), shared]).then(
     ([, engine]) => {
       createWindow();
+      const bridge = inProcessBridge(engine.api);
+      replaced = () => bridge.reopen();
       const desktop = setupDesktop({
-        call: (method, params) => engine.router.call(method, params),
-        onEvent: (listener) => engine.subscribe(listener),
+        bridge,
         showWindow,
         sendToWindows: sendToOwnPages,
         log,
@@ -132,6 +163,25 @@ function main(): void {
       app.exit(1);
     },
   );
+}
+
+/** A connection opened once the shared engine is known (the first windows load meanwhile). */
+function connectionWhenReady(shared: Promise<SharedEngine>, send: (message: Outgoing) => void): Connection {
+  let connection: Connection | null = null;
+  let closed = false;
+  const waiting: unknown[] = [];
+  void shared.then((engine) => {
+    if (closed) return;
+    connection = engine.api.openConnection(send);
+    for (const message of waiting.splice(0)) connection.request(message);
+  });
+  return {
+    request: (message) => (connection ? connection.request(message) : waiting.push(message)),
+    close() {
+      closed = true;
+      connection?.close();
+    },
+  };
 }
 
 main();

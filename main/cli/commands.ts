@@ -75,10 +75,9 @@ export async function ls(ctx: Context): Promise<number> {
 }
 
 export async function connect(ctx: Context, host: string): Promise<number> {
-  const conn = await ctx.engine();
   const state = await ctx.call('state.get', {});
   snapshotHost(state, host);
-  const master = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () => ctx.call('master.connect', { hostId: host }));
+  const master = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('master.connect', { hostId: host }));
   ctx.print('connect', { host, master }, (v) => `${host}: ${v.master.state} (${v.master.id}${v.master.authMethod ? `, ${v.master.authMethod}` : ''})`);
   return 0;
 }
@@ -175,19 +174,16 @@ export async function socket(ctx: Context, host: string): Promise<number> {
 export async function bench(ctx: Context, host: string, opts: CommandOptions): Promise<number> {
   const rounds = opts.rounds === undefined ? 20 : Number(opts.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 500) throw new CliError(`--rounds: "${opts.rounds}" is not a whole number from 1 to 500`, USAGE_STATUS);
-  const conn = await ctx.engine();
-  const state = await ctx.call('state.get', {});
+  // Watching the state brings the benchmark's progress events.
+  const state = await ctx.call('state.get', { watch: true });
   snapshotHost(state, host);
   const showProgress = !ctx.json && process.stderr.isTTY === true;
-  const off = conn.onEvent((event) => {
-    if (showProgress && event.event === 'bench.progress' && event.payload.hostId === host) {
-      const { done, total, method } = event.payload;
-      process.stderr.write(`\r\x1b[K${method} ${done}/${total}`);
-    }
+  const off = (await ctx.client()).on('bench.progress', ({ hostId, done, total, method }) => {
+    if (showProgress && hostId === host) process.stderr.write(`\r\x1b[K${method} ${done}/${total}`);
   });
   let report: Output<'bench'>;
   try {
-    report = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () => ctx.call('bench.run', { hostId: host, rounds }));
+    report = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('bench.run', { hostId: host, rounds }));
   } finally {
     off();
     if (showProgress) process.stderr.write('\r\x1b[K');

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { openSync, readFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Method, Params, Result } from '../../preload/api';
+import { ApiError, HitchClient } from '../../preload/client';
 import type { EngineFlags } from '../engine/options';
 import { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir, type EngineConnection } from '../transport/engine-socket';
 import { outputSchemas, type CommandName, type Output } from './schemas';
@@ -34,8 +35,9 @@ export interface CliOptions {
 }
 
 export interface Context extends CliOptions {
-  /** The connection to the engine, opened on first use. */
-  engine(): Promise<EngineConnection>;
+  /** The engine's API, as the app's own windows have it; connected on first use. */
+  client(): Promise<HitchClient>;
+  /** A typed call whose failure is a CliError (one line, the engine's code). */
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>>;
   /** Prints a command's result: its JSON (checked against its schema) or the human text. */
   print<C extends CommandName>(command: C, value: Output<C>, human: (value: Output<C>) => string): void;
@@ -94,13 +96,18 @@ export function createContext(opts: CliOptions): Context {
     });
     return connection;
   };
+  let client: Promise<HitchClient> | null = null;
+  const clientOf = (): Promise<HitchClient> => (client ??= engine().then((conn) => new HitchClient(conn)));
   return {
     ...opts,
-    engine,
+    client: clientOf,
     async call(method, params) {
-      const reply = await (await engine()).call(method, params);
-      if (!reply.ok) throw new CliError(reply.error.message, 1, reply.error.code);
-      return reply.result as Result<typeof method>;
+      try {
+        return await (await clientOf()).call(method, params);
+      } catch (err) {
+        if (err instanceof ApiError) throw new CliError(err.message, 1, err.info.code);
+        throw err;
+      }
     },
     print(command, value, human) {
       if (opts.json) process.stdout.write(JSON.stringify(outputSchemas[command].parse(value)) + '\n');

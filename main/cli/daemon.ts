@@ -1,5 +1,6 @@
 // `hitch daemon`: the engine without a window, serving the engine socket until it is told to
 // stop (SIGTERM, SIGINT). It refuses to start while another engine serves the socket.
+import { localApi } from '../api/connection';
 import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
@@ -11,10 +12,9 @@ export async function daemon(ctx: Context): Promise<number> {
   const log = createLogger();
   const options = engineOptions(ctx.engineFlags, process.env, log);
   const engine = new Engine(options);
-  const router = createRouter(engine, log);
   let server: EngineSocketServer;
   try {
-    server = await serveEngineSocket({ router, subscribe: (l) => engine.onEvent(l), runtimeDir: ctx.runtimeDir, log });
+    server = await serveEngineSocket({ api: localApi(createRouter(engine, log)), runtimeDir: ctx.runtimeDir, log });
   } catch (err) {
     engine.shutdown();
     if (err instanceof EngineRunningError) {

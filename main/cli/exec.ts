@@ -3,7 +3,7 @@
 // forwarded), and the command's exit status as hitch's own (128 + n for signal n). The
 // session is opened raw, so binary output survives; it is removed from the engine at the end.
 import { constants } from 'node:os';
-import type { Events, SessionView } from '../../preload/api';
+import type { SessionView } from '../../preload/api';
 import type { Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 
@@ -24,38 +24,31 @@ export function exitStatusOf(session: SessionView): { status: number; problem: s
 }
 
 export async function execCommand(ctx: Context, host: string, command: string): Promise<number> {
-  const conn = await ctx.engine();
+  const client = await ctx.client();
   const state = await ctx.call('state.get', {});
 
-  // Output may arrive before the reply naming the session: hold everything until then.
+  // The session streams to this client alone, from its first byte, right after the reply
+  // naming it; this client attaches to nothing else, so what arrives before the reply is read
+  // (its continuation runs after the lines that came with it) is that session's too.
   let sessionId: string | null = null;
-  const early: (Events['session.data'] | SessionView)[] = [];
+  const ours = (id: string): boolean => sessionId === null || id === sessionId;
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-  let received = 0;
   let resolveEnd!: (session: SessionView) => void;
   const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
-
-  const output = (data: Events['session.data']): void => {
-    if (data.offset < received) return; // seen already
+  const offData = client.on('session.data', (data) => {
+    if (!ours(data.sessionId)) return;
     const bytes = Buffer.from(data.data, data.encoding === 'base64' ? 'base64' : 'utf8');
-    received = data.offset + bytes.length;
     if (ctx.json) collected[data.stream].push(bytes);
     else (data.stream === 'stderr' ? process.stderr : process.stdout).write(bytes);
-  };
-  const consider = (item: Events['session.data'] | SessionView): void => {
-    if ('offset' in item) output(item);
-    else if (item.state !== 'open') resolveEnd(item);
-  };
-  const off = conn.onEvent((event) => {
-    const item = event.event === 'session.data' ? event.payload : event.event === 'session.changed' ? event.payload : null;
-    if (!item) return;
-    if (sessionId === null) early.push(item);
-    else if (('sessionId' in item ? item.sessionId : item.id) === sessionId) consider(item);
   });
+  const offChanged = client.on('session.changed', (view) => {
+    if (ours(view.id) && view.state !== 'open') resolveEnd(view);
+  });
+  const off = (): void => (offData(), offChanged());
 
   let session: SessionView;
   try {
-    session = await withPrompts(ctx, conn, mastersOf(state.catalog, host), state.prompts, () =>
+    session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () =>
       ctx.call('session.exec', { hostId: host, command, cols: 80, rows: 24, pty: false, raw: true }),
     );
   } catch (err) {
@@ -63,11 +56,15 @@ export async function execCommand(ctx: Context, host: string, command: string): 
     throw err;
   }
   sessionId = session.id;
-  for (const item of early.splice(0)) if (('sessionId' in item ? item.sessionId : item.id) === sessionId) consider(item);
+  const call = (method: 'session.write' | 'session.eof' | 'session.close', params: { sessionId: string; data?: string; encoding?: 'base64' }): Promise<boolean> =>
+    client.call(method, params as never).then(
+      () => true,
+      () => false,
+    );
 
   // Hitch itself interrupted: hang the remote command up rather than leave it running.
   const interrupted = (signal: NodeJS.Signals): void => {
-    void conn.call('session.close', { sessionId: session.id }).finally(() => process.exit(128 + (constants.signals[signal] ?? 0)));
+    void call('session.close', { sessionId: session.id }).finally(() => process.exit(128 + (constants.signals[signal] ?? 0)));
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, interrupted);
   // A reader that went away (`hitch exec … | head`): stop like a shell pipeline does.
@@ -78,10 +75,10 @@ export async function execCommand(ctx: Context, host: string, command: string): 
       for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
         for (let i = 0; i < chunk.length; i += STDIN_CHUNK) {
           const data = chunk.subarray(i, i + STDIN_CHUNK).toString('base64');
-          if (!(await conn.call('session.write', { sessionId: session.id, data, encoding: 'base64' })).ok) return;
+          if (!(await call('session.write', { sessionId: session.id, data, encoding: 'base64' }))) return;
         }
       }
-      await conn.call('session.eof', { sessionId: session.id });
+      await call('session.eof', { sessionId: session.id });
     } catch {
       // stdin unreadable: the command simply gets no (more) input
     }
@@ -90,7 +87,7 @@ export async function execCommand(ctx: Context, host: string, command: string): 
   const end = await ended;
   off();
   // Remove the finished session from the engine: nothing is left to show for it.
-  await conn.call('session.close', { sessionId: session.id });
+  await call('session.close', { sessionId: session.id });
   const { status, problem } = exitStatusOf(end);
   if (ctx.json) {
     ctx.print(

@@ -3,7 +3,6 @@
 // terminal, or with --batch, the question is cancelled and the command fails saying why.
 import type { ReadStream } from 'node:tty';
 import type { CatalogView, PromptView } from '../../preload/api';
-import type { EngineConnection } from '../transport/engine-socket';
 import { CliError, type Context } from './context';
 import { safeForTerminal } from './terminal-text';
 
@@ -98,7 +97,8 @@ async function askPerson(prompt: PromptView, abort: AbortSignal): Promise<Answer
  * Answers the prompts of `masters` while `work` runs. When a prompt cannot be asked, it is
  * cancelled, and the failure `work` then meets is reported as that reason instead.
  */
-export async function withPrompts<T>(ctx: Context, conn: EngineConnection, masters: Set<string>, open: PromptView[], work: () => Promise<T>): Promise<T> {
+export async function withPrompts<T>(ctx: Context, masters: Set<string>, open: PromptView[], work: () => Promise<T>): Promise<T> {
+  const client = await ctx.client();
   const canAsk = !ctx.batch && process.stdin.isTTY === true && typeof (process.stdin as ReadStream).setRawMode === 'function';
   let refusal: string | null = null;
   const closed = new Map<string, AbortController>();
@@ -109,7 +109,7 @@ export async function withPrompts<T>(ctx: Context, conn: EngineConnection, maste
     if (!canAsk) {
       const why = ctx.batch ? '--batch' : 'no terminal';
       refusal = `${safeForTerminal(prompt.title)}: ${prompt.kind === 'host-key' ? 'the host key must be accepted' : 'this needs a person to answer'}, and there is nobody to ask (${why}). Log in once from the app or from \`hitch\` in a terminal.`;
-      void conn.call('prompt.cancel', { promptId: prompt.id });
+      void client.call('prompt.cancel', { promptId: prompt.id }).catch(() => undefined);
       return;
     }
     const abort = new AbortController();
@@ -123,15 +123,17 @@ export async function withPrompts<T>(ctx: Context, conn: EngineConnection, maste
         return;
       }
       closed.delete(prompt.id);
-      const reply = answer ? await conn.call('prompt.answer', { promptId: prompt.id, ...answer }) : await conn.call('prompt.cancel', { promptId: prompt.id });
-      if (!reply.ok) process.stderr.write(`hitch: ${reply.error.message}\n`);
+      try {
+        if (answer) await client.call('prompt.answer', { promptId: prompt.id, ...answer });
+        else await client.call('prompt.cancel', { promptId: prompt.id });
+      } catch (err) {
+        process.stderr.write(`hitch: ${(err as Error).message}\n`);
+      }
     });
   };
 
-  const off = conn.onEvent((event) => {
-    if (event.event === 'prompt.opened') handle(event.payload);
-    if (event.event === 'prompt.closed') closed.get(event.payload.promptId)?.abort();
-  });
+  const offOpened = client.on('prompt.opened', handle);
+  const offClosed = client.on('prompt.closed', ({ promptId }) => closed.get(promptId)?.abort());
   for (const prompt of open) handle(prompt);
   try {
     return await work();
@@ -139,7 +141,8 @@ export async function withPrompts<T>(ctx: Context, conn: EngineConnection, maste
     if (refusal) throw new CliError(refusal);
     throw err;
   } finally {
-    off();
+    offOpened();
+    offClosed();
     for (const abort of closed.values()) abort.abort();
   }
 }

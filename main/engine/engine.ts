@@ -32,6 +32,7 @@ import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './links';
 import type { SecretStore } from './keychain';
 import type { Logger } from './log';
 import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './master';
+import { Owners } from './owners';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes';
 import { SettingsStore } from './settings';
@@ -73,6 +74,8 @@ export interface EngineOptions {
 
 /** ProxyJump chains longer than this are taken for loops. */
 const MAX_JUMP_DEPTH = 8;
+/** Ended sessions kept listed (with how they ended) before the oldest are let go. */
+export const MAX_ENDED_SESSIONS = 100;
 
 /** One master per destination: the same user@host:port through the same jumps. */
 export function masterIdOf(host: ResolvedHost, jump: string | null = host.proxyJump): string {
@@ -109,6 +112,10 @@ export class Engine {
   private readonly acceptedOnce = new Set<string>();
   /** Sessions the user closed: removed as soon as their channel has closed. */
   private readonly dismissed = new Set<string>();
+  /** Ended sessions still listed (tabs showing how they ended), oldest first; bounded. */
+  private readonly ended = new Set<string>();
+  /** The clients holding sessions; what a client leaves behind ends with it. */
+  private readonly owners = new Owners((owner) => this.releaseOwner(owner));
   private nextSessionNumber = 1;
   private readonly timing: Timing;
   private readonly trees: ProcessTrees;
@@ -352,18 +359,29 @@ export class Engine {
 
   // -- sessions --------------------------------------------------------------------------
 
-  /** Opens a shell or runs a command on the host's master, connecting it first if needed. */
-  async openSession(hostId: string, request: Exclude<SessionRequest, { kind: 'custom' }>, options: { raw?: boolean } = {}): Promise<SessionView> {
+  /**
+   * Opens a shell or runs a command on the host's master, connecting it first if needed.
+   * `owner`: the client it belongs to (it ends when that client goes); `raw`: see SessionInfo.
+   */
+  async openSession(
+    hostId: string,
+    request: Exclude<SessionRequest, { kind: 'custom' }>,
+    options: { raw?: boolean; owner?: string | null } = {},
+  ): Promise<SessionView> {
     const master = await this.masterFor(await this.resolved(hostId));
     const { channel, connection } = await master.openSession(request);
+    const owner = options.owner ?? null;
     const session = this.track(master, channel, connection, {
       hostId,
       kind: request.kind,
       command: request.kind === 'exec' ? request.command : null,
       raw: request.kind === 'exec' && options.raw === true,
+      owner,
       tty: request.kind === 'shell' || request.pty !== null,
     });
     this.noteRecent(hostId);
+    // Its client went while the channel was opening: nobody is left to use it.
+    if (owner !== null && !this.owners.holds(owner)) this.closeSession(session.id);
     return session.view();
   }
 
@@ -372,11 +390,11 @@ export class Engine {
    * same as choosing it in Hitch); any other is shown to the person first, exactly where the
    * link would connect, and is added only if they say so. Null when they decline.
    */
-  async openLink(url: string, size: { cols: number; rows: number }): Promise<SessionView | null> {
+  async openLink(url: string, size: { cols: number; rows: number }, owner: string | null = null): Promise<SessionView | null> {
     const link = parseSshLink(url);
     if (!link) throw new HitchError('bad-request', 'Not an ssh:// link Hitch can open: it must be ssh://[user@]host[:port] with no password, path or query.');
     const known = hostForLink(link, this.catalogView(await this.loadedCatalog()).hosts);
-    if (known) return this.openSession(known.id, { kind: 'shell', ...size });
+    if (known) return this.openSession(known.id, { kind: 'shell', ...size }, { owner });
     const add = hostFromLink(link);
     this.options.log.info('ssh:// link to a host not in Hitch: asking the person', { target: linkTarget(link) });
     const answer = await this.prompter.ask({
@@ -391,7 +409,7 @@ export class Engine {
     });
     if (!answer || answer.choice !== 'always') return null;
     await this.addHost(add);
-    return this.openSession(add.id, { kind: 'shell', ...size });
+    return this.openSession(add.id, { kind: 'shell', ...size }, { owner });
   }
 
   /** Makes an open channel a session of the engine: listed, its processes watched, signalled, closed. */
@@ -414,7 +432,7 @@ export class Engine {
         this.options.log.info('session ended', { session: session.id, state: session.state, exitCode: session.exitCode });
       }
       this.emit({ event: 'session.changed', payload: session.view() });
-      if (ended && (external || this.dismissed.has(session.id))) this.removeSession(session.id);
+      if (ended) this.keepOrRemoveEnded(session);
     });
     this.emit({ event: 'session.changed', payload: session.view() });
     if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);
@@ -456,13 +474,61 @@ export class Engine {
     session.close(keep);
   }
 
+  /**
+   * An ended session stays listed only while someone may want to see how it ended: a tab of a
+   * client still there, and then only the newest MAX_ENDED_SESSIONS. A stock client's session
+   * is its client's to show (the master keeps a line about it); one closed by the user, or
+   * whose client has gone, has nobody to show it to.
+   */
+  private keepOrRemoveEnded(session: Session): void {
+    const owner = session.info.owner ?? null;
+    if (session.info.external || this.dismissed.has(session.id) || (owner !== null && !this.owners.holds(owner))) {
+      this.removeSession(session.id);
+      return;
+    }
+    this.ended.add(session.id);
+    for (const oldest of this.ended) {
+      if (this.ended.size <= MAX_ENDED_SESSIONS) break;
+      this.removeSession(oldest);
+    }
+  }
+
   private removeSession(sessionId: string): void {
     this.dismissed.delete(sessionId);
+    this.ended.delete(sessionId);
     if (this.sessions.delete(sessionId)) this.emit({ event: 'session.removed', payload: { sessionId } });
   }
 
-  replaySession(sessionId: string): { data: string; end: number; encoding?: 'base64' } {
-    return this.session(sessionId).replay();
+  // -- clients ---------------------------------------------------------------------------
+
+  /** A client of the engine arrived (or came back within its grace period, by its key). */
+  clientJoined(owner: string): SessionView[] {
+    this.owners.joined(owner);
+    return [...this.sessions.values()].filter((s) => s.info.owner === owner).map((s) => s.view());
+  }
+
+  /** A client went: its sessions end after `graceMs`, unless it comes back first. */
+  clientLeft(owner: string, graceMs: number): void {
+    this.owners.left(owner, graceMs);
+  }
+
+  /** The client has gone for good: it hangs up what it held and lets go of what had ended. */
+  private releaseOwner(owner: string): void {
+    const held = [...this.sessions.values()].filter((s) => s.info.owner === owner);
+    if (held.length > 0) this.options.log.info('client gone: ending its sessions', { sessions: held.length });
+    for (const session of held) this.closeSession(session.id);
+  }
+
+  /**
+   * The session's output so far, for a client about to stream it. A `hitch exec` run's output
+   * belongs to the client that ran it alone.
+   */
+  attachSession(sessionId: string, owner: string): { data: string; end: number; encoding?: 'base64' } {
+    const session = this.session(sessionId);
+    if (session.info.raw && session.info.owner !== owner) {
+      throw new HitchError('forbidden', `Session ${sessionId} is a \`hitch exec\` run by another client: its output goes only to that client.`);
+    }
+    return session.replay();
   }
 
   // -- prompts and secrets ----------------------------------------------------------------
@@ -620,6 +686,7 @@ export class Engine {
 
   /** Closes every master; used when the app quits. Resolves once the control sockets are removed. */
   shutdown(): Promise<void> {
+    this.owners.clear();
     for (const master of this.masters.values()) master.disconnect();
     return this.controlSockets?.shutdown() ?? Promise.resolve();
   }

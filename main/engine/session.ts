@@ -20,8 +20,13 @@ export interface SessionInfo {
   masterId: string;
   kind: SessionView['kind'];
   command: string | null;
-  /** Output passed on as bytes (base64 in events), for exec sessions whose reader wants them verbatim. */
+  /**
+   * Output passed on as bytes (base64 in events), for exec sessions whose reader wants them
+   * verbatim: the `hitch` command's. Its output goes only to the client that ran it.
+   */
   raw?: boolean;
+  /** The engine client holding it (see owners.ts); it ends when that client goes. Null: the engine's own. */
+  owner?: string | null;
   /** Opened by a stock client through a control socket: its input and output are that client's, not ours. */
   external?: boolean;
   /** Runs on a pty (closing the channel then hangs the pty up); unknown counts as yes. */
@@ -104,6 +109,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
       exitSignal: this.exitSignal,
       rootPid: this.rootPid,
       external: this.info.external ?? false,
+      private: this.info.raw ?? false,
       tty: this.info.tty ?? true,
     };
   }

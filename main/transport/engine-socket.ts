@@ -1,8 +1,8 @@
 // The engine socket: the third transport of the API contract, for the `hitch` command and for
 // a desktop app or web host that finds an engine already running. A Unix socket in the user's
 // private runtime directory carrying newline-delimited JSON in the web host's envelope:
-// `{id, method, params}` in, `{id, ok, result|error}` and `{event, payload}` out. Every
-// request goes through the same router as the other transports.
+// `{id, method, params}` in, `{id, ok, result|error}` and `{event, payload}` out. Each client
+// gets its own connection to the API (main/api/connection.ts), as on the other transports.
 //
 // Who may connect: the directory is 0700 and the socket 0600, so the kernel refuses other
 // users at connect() (EACCES); where hitch-native loads, the peer's uid (SO_PEERCRED) is
@@ -14,10 +14,10 @@ import { constants as fsConstants } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { wsRequestSchema, type HitchEvent } from '../../preload/api';
-import type { ErrorInfo } from '../../preload/channels';
+import type { HitchEvent } from '../../preload/api';
+import type { ErrorInfo, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
-import type { Router } from '../api/router';
+import type { Api, Connection, Outgoing } from '../api/connection';
 import { loadUnix } from '../engine/control-socket/unix';
 import type { Logger } from '../engine/log';
 
@@ -31,7 +31,7 @@ const MAX_UNREAD_BYTES = 64 << 20;
 const MAX_SOCKET_PATH_BYTES = 100;
 export const SOCKET_NAME = 'engine.sock';
 
-const ENVELOPE_HINT = 'Each line must be one JSON request: {"id": number, "method": string, "params": object}.';
+const JSON_HINT = 'Each line must be one JSON request: {"id": number, "method": string, "params": object}.';
 
 /** The socket's path in a runtime directory. */
 export function engineSocketPath(runtimeDir: string): string {
@@ -94,9 +94,7 @@ function sendLine(socket: Socket, message: unknown): void {
 // Serving
 
 export interface EngineSocketServerOptions {
-  router: Router;
-  /** Engine events to forward to every client. */
-  subscribe: (listener: (event: HitchEvent) => void) => () => void;
+  api: Api;
   runtimeDir: string;
   log: Logger;
 }
@@ -196,7 +194,7 @@ function listen(server: Server, path: string): Promise<void> {
  * engine serves it already; a socket left by a crashed engine (nothing answers) is replaced.
  */
 export async function serveEngineSocket(opts: EngineSocketServerOptions): Promise<EngineSocketServer> {
-  const { router, log, runtimeDir } = opts;
+  const { api, log, runtimeDir } = opts;
   const path = engineSocketPath(runtimeDir);
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new Error(`The engine socket path ${path} is longer than ${MAX_SOCKET_PATH_BYTES} bytes; set HITCH_RUNTIME_DIR to a shorter directory.`);
@@ -227,11 +225,9 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
       }
       sendLine(socket, message);
     };
-    const refuse = (id: unknown, message: string): void =>
-      send({ id: typeof id === 'number' ? id : null, ok: false, error: { code: 'bad-request', message } satisfies ErrorInfo });
-    /** Raw exec sessions this client opened: nobody else can read their output. */
-    const owned = new Set<string>();
-    const unsubscribe = opts.subscribe((event) => send(event));
+    const refuse = (message: string): void => send({ id: null, ok: false, error: { code: 'bad-request', message } satisfies ErrorInfo });
+    // A command killed mid-run leaves no reader behind: closing this ends what it ran.
+    const connection = api.openConnection(send);
 
     socket.on(
       'data',
@@ -242,25 +238,14 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
           try {
             json = JSON.parse(line);
           } catch {
-            refuse(null, `Malformed JSON. ${ENVELOPE_HINT}`);
+            refuse(`Malformed JSON. ${JSON_HINT}`);
             return;
           }
-          const envelope = wsRequestSchema.safeParse(json);
-          if (!envelope.success) {
-            refuse((json as { id?: unknown } | null)?.id, ENVELOPE_HINT);
-            return;
-          }
-          const { id, method, params } = envelope.data;
-          void router.call(method, params).then((reply) => {
-            if (method === 'session.exec' && reply.ok && (params as { raw?: unknown }).raw === true) {
-              owned.add((reply.result as { id: string }).id);
-            }
-            send({ id, ...reply });
-          });
+          connection.request(json);
         },
         () => {
           log.warn('engine socket refused a request', { reason: 'over 1 MiB' });
-          refuse(null, `A request is at most ${MAX_REQUEST_BYTES} bytes; this one was longer. Closing the connection.`);
+          refuse(`A request is at most ${MAX_REQUEST_BYTES} bytes; this one was longer. Closing the connection.`);
           socket.end();
         },
       ),
@@ -268,9 +253,7 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
     socket.on('error', (err) => log.debug('engine socket client error', { error: err.message }));
     socket.on('close', () => {
       clients.delete(socket);
-      unsubscribe();
-      // A command killed mid-run leaves no reader behind for its output: hang the job up.
-      for (const sessionId of owned) void router.call('session.close', { sessionId });
+      connection.close();
     });
   };
 
@@ -315,8 +298,9 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
 // ---------------------------------------------------------------------------------------
 // Connecting
 
-/** A connection to a running engine; usable wherever a Router and an event source are. */
-export interface EngineConnection extends Router {
+/** A connection to a running engine, as one client of it (the `hitch` command). */
+export interface EngineConnection {
+  call(method: string, params: unknown): Promise<Reply>;
   onEvent(listener: (event: HitchEvent) => void): () => void;
   /** Called once when the connection ends (the engine stopped, or close() was called). */
   onClose(listener: (reason: string) => void): void;
@@ -368,8 +352,8 @@ async function peerUid(socket: Socket): Promise<number | null> {
   }
 }
 
-/** Connects to the engine serving `path`; throws NoEngineError when none does. */
-export async function connectEngineSocket(path: string): Promise<EngineConnection> {
+/** A socket to the engine serving `path`, checked to be this user's; NoEngineError when none serves it. */
+async function openEngineSocket(path: string): Promise<Socket> {
   await checkSocketPlace(path);
   const socket = await new Promise<Socket>((resolve, reject) => {
     const sock = connect(path);
@@ -390,7 +374,11 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
     socket.destroy();
     throw new UntrustedEngineError(path, `it is served by a process of uid ${servedBy}, not of this user (uid ${uid})`);
   }
-  const rpc = new RpcClient((message) => socket.write(JSON.stringify(message) + '\n'));
+  return socket;
+}
+
+/** Reads the engine's messages off the socket: each line one JSON value. */
+function readMessages(socket: Socket, onMessage: (message: unknown) => void, tooLong: () => void): void {
   socket.on(
     'data',
     lineReader(
@@ -402,26 +390,72 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
         } catch {
           return; // not JSON: nothing an engine sends
         }
-        rpc.receive(message);
+        onMessage(message);
       },
-      () => {
-        rpc.lost('A message from the engine was too long.');
-        socket.destroy();
-      },
+      tooLong,
     ),
   );
   socket.on('error', () => undefined);
+}
+
+/** Connects to the engine serving `path`; throws NoEngineError when none does. */
+export async function connectEngineSocket(path: string): Promise<EngineConnection> {
+  const socket = await openEngineSocket(path);
+  const rpc = new RpcClient((message) => socket.write(JSON.stringify(message) + '\n'));
+  readMessages(
+    socket,
+    (message) => rpc.receive(message),
+    () => {
+      rpc.lost('A message from the engine was too long.');
+      socket.destroy();
+    },
+  );
   socket.on('close', () => rpc.lost(`The Hitch engine at ${path} closed the connection (it stopped).`));
 
   return {
     path,
-    call: (method, params) => rpc.call(method as string, params),
+    call: (method, params) => rpc.call(method, params),
     onEvent: (listener) => rpc.onEvent((event) => listener(event as unknown as HitchEvent)),
     onClose: (listener) => rpc.onClose(listener),
     close() {
       socket.end();
       socket.destroy();
       rpc.lost('Closed.');
+    },
+  };
+}
+
+/**
+ * One client's connection relayed to the engine serving `path` over a socket of its own, so
+ * that the engine sees that client as it is (its sessions, its attachments): a web host or
+ * desktop app that uses a running engine opens one per page. Requests wait for the socket.
+ */
+export function relayToEngineSocket(path: string, send: (message: Outgoing) => void): Connection {
+  let closed = false;
+  const waiting: unknown[] = [];
+  let socket: Socket | null = null;
+  const lost = (message: string): void => {
+    if (!closed) send({ id: null, ok: false, error: { code: 'network', message } });
+  };
+  openEngineSocket(path).then(
+    (sock) => {
+      if (closed) return void sock.destroy();
+      socket = sock;
+      readMessages(sock, (message) => !closed && send(message as Outgoing), () => (lost('A message from the engine was too long.'), sock.destroy()));
+      sock.on('close', () => lost(`The Hitch engine at ${path} closed the connection (it stopped).`));
+      for (const message of waiting.splice(0)) sock.write(JSON.stringify(message) + '\n');
+    },
+    (err: Error) => lost(`Cannot reach the Hitch engine: ${err.message}`),
+  );
+  return {
+    request(message) {
+      if (closed) return;
+      if (socket) socket.write(JSON.stringify(message) + '\n');
+      else waiting.push(message);
+    },
+    close() {
+      closed = true;
+      socket?.destroy();
     },
   };
 }

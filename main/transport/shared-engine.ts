@@ -1,13 +1,22 @@
 // One engine per user. A desktop app or web host starting up uses the engine that already
-// serves the engine socket (`hitch daemon`, another window host) by forwarding calls and
-// events to it; only when none answers does it start its own and serve the socket itself.
-// Two engines would fight over the same masters, control sockets and data files.
-import type { HitchEvent } from '../../preload/api';
-import type { Reply } from '../../preload/channels';
-import { createRouter, type Router } from '../api/router';
+// serves the engine socket (`hitch daemon`, another window host), relaying each of its
+// clients to it over a socket of its own; only when none answers does it start its own and
+// serve the socket itself. Two engines would fight over the same masters, control sockets
+// and data files.
+import { localApi, type Api, type Connection, type Outgoing } from '../api/connection';
+import { createRouter } from '../api/router';
 import type { Engine } from '../engine/engine';
 import type { Logger } from '../engine/log';
-import { connectEngineSocket, EngineRunningError, engineSocketPath, NoEngineError, serveEngineSocket, type EngineConnection, type EngineSocketServer } from './engine-socket';
+import {
+  connectEngineSocket,
+  EngineRunningError,
+  engineSocketPath,
+  NoEngineError,
+  relayToEngineSocket,
+  serveEngineSocket,
+  type EngineConnection,
+  type EngineSocketServer,
+} from './engine-socket';
 
 export interface SharedEngineOptions {
   runtimeDir: string;
@@ -22,9 +31,8 @@ export interface SharedEngineOptions {
 }
 
 export interface SharedEngine {
-  /** Forwards to whichever engine is in use now. */
-  router: Router;
-  subscribe(listener: (event: HitchEvent) => void): () => void;
+  /** Connections to whichever engine is in use when each is opened. */
+  api: Api;
   /** Whether this process runs the engine (true) or uses the one serving the socket. */
   readonly local: boolean;
   readonly socketPath: string;
@@ -33,22 +41,18 @@ export interface SharedEngine {
 
 interface Backend {
   local: boolean;
-  call(method: unknown, params: unknown): Promise<Reply>;
+  api: Api;
   close(): Promise<void>;
 }
 
 export async function useOrStartEngine(opts: SharedEngineOptions): Promise<SharedEngine> {
   const { log, runtimeDir } = opts;
   const socketPath = engineSocketPath(runtimeDir);
-  const listeners = new Set<(event: HitchEvent) => void>();
-  const forward = (event: HitchEvent): void => {
-    for (const listener of listeners) listener(event);
-  };
   let closing = false;
 
-  const remote = (conn: EngineConnection): Backend => {
-    conn.onEvent(forward);
-    conn.onClose((reason) => {
+  /** `watch` only tells when the engine in use stops; clients have sockets of their own. */
+  const remote = (watch: EngineConnection): Backend => {
+    watch.onClose((reason) => {
       if (closing) return;
       log.warn('the engine in use stopped; starting or finding another', { reason });
       backend = attach().then(
@@ -65,15 +69,15 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
       backend.catch(() => undefined);
     });
     log.info('using the running engine', { socket: socketPath });
-    return { local: false, call: (m, p) => conn.call(m, p), close: async () => conn.close() };
+    return { local: false, api: { openConnection: (send) => relayToEngineSocket(socketPath, send) }, close: async () => watch.close() };
   };
 
   const startLocal = async (): Promise<Backend> => {
     const engine = opts.createEngine();
-    const router = createRouter(engine, log);
+    const api = localApi(createRouter(engine, log));
     let server: EngineSocketServer | null = null;
     try {
-      server = await serveEngineSocket({ router, subscribe: (l) => engine.onEvent(l), runtimeDir, log });
+      server = await serveEngineSocket({ api, runtimeDir, log });
     } catch (err) {
       if (err instanceof EngineRunningError) {
         engine.shutdown();
@@ -82,10 +86,9 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
       // The app still works without the socket; only `hitch` and other hosts cannot reach it.
       log.error('engine socket not served', { error: (err as Error).message });
     }
-    engine.onEvent(forward);
     return {
       local: true,
-      call: (m, p) => router.call(m, p),
+      api,
       close: async () => {
         engine.shutdown();
         await server?.close();
@@ -113,17 +116,7 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
   let local = (await backend).local;
 
   return {
-    router: {
-      call: (method, params) =>
-        backend.then(
-          (b) => b.call(method, params),
-          (err: Error): Reply => ({ ok: false, error: { code: 'network', message: `No Hitch engine to use: ${err.message}` } }),
-        ),
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
+    api: { openConnection: (send) => connectionOnBackend(backend, send) },
     get local() {
       return local;
     },
@@ -131,6 +124,33 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
     async close() {
       closing = true;
       await (await backend.catch(() => null))?.close();
+    },
+  };
+}
+
+/** A connection to the backend once it is known; requests made before then wait for it. */
+function connectionOnBackend(backend: Promise<Backend>, send: (message: Outgoing) => void): Connection {
+  let connection: Connection | null = null;
+  let closed = false;
+  const waiting: unknown[] = [];
+  backend.then(
+    (b) => {
+      if (closed) return;
+      connection = b.api.openConnection(send);
+      for (const message of waiting.splice(0)) connection.request(message);
+    },
+    (err: Error) => {
+      if (!closed) send({ id: null, ok: false, error: { code: 'network', message: `No Hitch engine to use: ${err.message}` } });
+    },
+  );
+  return {
+    request(message) {
+      if (connection) connection.request(message);
+      else if (!closed) waiting.push(message);
+    },
+    close() {
+      closed = true;
+      connection?.close();
     },
   };
 }

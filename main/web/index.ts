@@ -34,8 +34,7 @@ async function main(): Promise<void> {
     onReplaced: () => host?.dropClients(),
   });
   host = await startWebHost({
-    router: engine.router,
-    subscribe: (listener) => engine.subscribe(listener),
+    api: engine.api,
     staticDir: resolve(__dirname, '../renderer'),
     log,
     port,

@@ -7,14 +7,12 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { wsRequestSchema, type HitchEvent } from '../../preload/api';
-import type { Router } from '../api/router';
+import type { Api } from '../api/connection';
 import type { Logger } from '../engine/log';
 
 export interface WebHostOptions {
-  router: Router;
-  /** Engine events to forward to every connected page. */
-  subscribe: (listener: (event: HitchEvent) => void) => () => void;
+  /** Each page gets a connection of its own: its sessions, its attachments. */
+  api: Api;
   /** The built renderer (out/renderer). */
   staticDir: string;
   log: Logger;
@@ -80,7 +78,7 @@ function tokensEqual(given: string | null, expected: string): boolean {
 }
 
 export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
-  const { router, log, staticDir } = opts;
+  const { api, log, staticDir } = opts;
   if (opts.token !== undefined) {
     const weak = weakTokenReason(opts.token);
     if (weak) throw new Error(weak);
@@ -171,8 +169,8 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       }
       ws.send(JSON.stringify(message));
     };
-    const unsubscribe = opts.subscribe((event) => send(event));
-    ws.on('close', unsubscribe);
+    const connection = api.openConnection(send);
+    ws.on('close', () => connection.close());
     ws.on('error', (err) => log.warn('web client error', { error: err.message }));
     ws.on('message', (raw, isBinary) => {
       let json: unknown;
@@ -183,17 +181,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
         send({ id: null, ok: false, error: { code: 'bad-request', message: 'Messages must be JSON text.' } });
         return;
       }
-      const envelope = wsRequestSchema.safeParse(json);
-      if (!envelope.success) {
-        send({
-          id: null,
-          ok: false,
-          error: { code: 'bad-request', message: 'A request is {"id": number, "method": string, "params": object}.' },
-        });
-        return;
-      }
-      const { id, method, params } = envelope.data;
-      void router.call(method, params).then((reply) => send({ id, ...reply }));
+      connection.request(json);
     });
   };
 

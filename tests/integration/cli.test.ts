@@ -4,11 +4,10 @@
 // checked against their schemas, and the engine socket refusing what it must refuse.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, link, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { chmod, link, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,27 +22,10 @@ import {
   psOutputSchema,
   socketOutputSchema,
 } from '../../main/cli/schemas';
+import { CLI, ensureBuilt, WEB } from '../fixtures/built';
 import { startSshd, TEST_PASSWORD, TEST_USER, type Sshd } from '../fixtures/sshd';
 
 const run = promisify(execFile);
-const root = resolve(import.meta.dirname, '../..');
-const CLI = join(root, 'out/main/cli.js');
-const WEB = join(root, 'out/main/web.js');
-
-/** Builds out/ when a source is newer than the built CLI (the tests run what users run). */
-async function ensureBuilt(): Promise<void> {
-  const built = statSync(CLI, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  const newest = async (dir: string): Promise<number> => {
-    let max = 0;
-    for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-      if (entry.isFile() && /\.(ts|svelte)$/.test(entry.name)) max = Math.max(max, (await stat(join(entry.parentPath, entry.name))).mtimeMs);
-    }
-    return max;
-  };
-  const sources = Math.max(await newest(join(root, 'main')), await newest(join(root, 'preload')));
-  if (sources > built) await run('npx', ['electron-vite', 'build'], { cwd: root });
-}
-
 interface Ran {
   status: number | null;
   signal: NodeJS.Signals | null;

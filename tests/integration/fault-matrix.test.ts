@@ -57,7 +57,7 @@ describe('a network that resets connections mid-session', () => {
         expect(dropped?.reconnectAt).toBeGreaterThan(Date.now() - 100);
         // The cut session stays listed, marked, with its output.
         await expect.poll(async () => (await sessionView(t, cut.id))?.state).toBe('disconnected');
-        expect(t.engine.replaySession(cut.id).data).toMatch(/alive-\d+/);
+        expect(t.engine.attachSession(cut.id, 'test').data).toMatch(/alive-\d+/);
         await shellAnswers(t, steady.id);
 
         await expect.poll(async () => (await masterOf(t, proxy.port))?.state, { timeout: 10_000, interval: 50 }).toBe('ready');

@@ -118,7 +118,7 @@ describe('connection faults', () => {
       expect((await master())?.error?.message).toMatch(/victim|127\.0\.0\.1/);
       const session = (await t2.engine.snapshot()).sessions.find((x) => x.id === s.id);
       expect(session?.state).toBe('disconnected');
-      expect(t2.engine.replaySession(s.id).data).toContain('before-2'); // scrollback kept
+      expect(t2.engine.attachSession(s.id, 'test').data).toContain('before-2'); // scrollback kept
 
       await other.start();
       await expect.poll(async () => (await master())?.state, { timeout: 15_000 }).toBe('ready');

@@ -1,6 +1,6 @@
-// Property-based fuzzing of the API as every transport that runs here carries it: the router
-// itself (what Electron IPC hands every message to), the web host's WebSocket and the engine's
-// Unix socket. Malformed and hostile messages (wrong shapes, wrong types, huge numbers, deep
+// Property-based fuzzing of the API as every transport that runs here carries it: a client's
+// connection itself (what Electron IPC hands every message to), the web host's WebSocket and
+// the engine's Unix socket. Malformed and hostile messages (wrong shapes, wrong types, huge numbers, deep
 // nesting, `__proto__` and `constructor` keys, binary frames, broken JSON) each get one clear
 // error reply, never a throw or an `internal` error; the connection stays usable, other clients
 // are unaffected, and afterwards the engine still answers and has not grown without bound.
@@ -19,6 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localApi, type Api } from '../../main/api/connection';
 import { createRouter, type Router } from '../../main/api/router';
 import type { ErrorCode } from '../../main/engine/errors';
 import { KeychainError, type SecretStore } from '../../main/engine/keychain';
@@ -108,7 +109,8 @@ const hostileKey = fc.oneof(
 
 /** One valid request per method: the starting point that mutations break (or keep). */
 const TEMPLATES: { [M in Method]: Record<string, unknown> } = {
-  'state.get': {},
+  'client.identify': { key: 'fuzz-client-key-0001' },
+  'state.get': { watch: true },
   'hosts.reload': {},
   'hosts.add': { host: { id: 'fuzzhost', hostname: '127.0.0.1', port: 1 } },
   'hosts.update': { hostId: 'fuzzhost', patch: { port: 2 } },
@@ -122,7 +124,8 @@ const TEMPLATES: { [M in Method]: Record<string, unknown> } = {
   'session.eof': { sessionId: 's1' },
   'session.resize': { sessionId: 's1', cols: 80, rows: 24 },
   'session.close': { sessionId: 's1', keep: true },
-  'session.replay': { sessionId: 's1' },
+  'session.attach': { sessionId: 's1' },
+  'session.detach': { sessionId: 's1' },
   'prompt.answer': { promptId: 'p1', answers: ['yes'], remember: false, choice: 'once' },
   'prompt.cancel': { promptId: 'p1' },
   'secrets.forget': { hostId: 'ghost' },
@@ -425,11 +428,41 @@ const CONFIG = 'Host alpha\n  HostName 127.0.0.1\n  Port 1\n  User fuzz\n';
 
 let t: TestEngine;
 let router: Router;
+let api: Api;
+/** One client's calls through a connection of its own, as the Electron shell's IPC makes them. */
+let call: (method: unknown, params: unknown) => Promise<Record<string, unknown>>;
 let base: string;
+
+/** Calls through a connection, each reply matched by id (ids are the caller's own). */
+function connectionCaller(of: Api): typeof call {
+  const waiting = new Map<number, (reply: Record<string, unknown>) => void>();
+  let nextCall = 0;
+  const connection = of.openConnection((message) => {
+    const reply = message as Record<string, unknown>;
+    if (typeof reply.id !== 'number') return;
+    waiting.get(reply.id)?.(reply);
+    waiting.delete(reply.id);
+  });
+  return (method, params) =>
+    new Promise((resolve) => {
+      const id = ++nextCall;
+      waiting.set(id, resolve);
+      connection.request({ id, method, params });
+    });
+}
+
+/** The reply without its id, as the router worded it. */
+function withoutId(reply: Record<string, unknown>): Reply {
+  const rest = { ...reply };
+  delete rest.id;
+  return rest as unknown as Reply;
+}
 
 beforeAll(async () => {
   t = await testEngine(CONFIG, { timing: { connectTimeoutMs: 2_000 }, secrets: memorySecrets() });
   router = createRouter(t.engine, t.engine.options.log);
+  api = localApi(router);
+  call = connectionCaller(api);
   // The person at the screen: cancels every prompt (a link to an unknown host asks first),
   // unless a fuzzed prompt.answer or prompt.cancel got there first.
   t.engine.onEvent((e) => {
@@ -452,7 +485,7 @@ afterAll(async () => {
 
 /** After a flood: the engine answers state.get correctly, nobody's prototype changed, no `internal` failure was logged. */
 async function expectEngineUnharmed(before: { heap: number; rss: number }): Promise<void> {
-  expectSnapshot(await within(router.call('state.get', {}), 10_000, 'state.get after the flood'));
+  expectSnapshot(withoutId(await within(call('state.get', {}), 10_000, 'state.get after the flood')));
   expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   expect(Object.keys(Object.prototype)).toEqual([]);
   expect(t.logLines.filter((l) => /"msg":"request failed"/.test(l))).toEqual([]);
@@ -462,14 +495,14 @@ async function expectEngineUnharmed(before: { heap: number; rss: number }): Prom
   expect(after.rss - before.rss, 'RSS growth').toBeLessThan(100 * 1024 * 1024);
 }
 
-describe('the router, called with hostile requests', () => {
+describe('a connection, sent hostile requests', () => {
   // Found by the property below, before it was given a keychain of its own: with no OS keychain
   // (no D-Bus session bus), KeychainError was no HitchError and the router called it internal.
   it('calls a keychain that cannot be reached a keychain problem, not an internal error', async () => {
     const unavailable = (): Promise<never> => Promise.reject(new KeychainError('No OS keychain is available (no D-Bus session bus), so Hitch cannot remove the saved password.'));
     const own = await testEngine(CONFIG, { secrets: { status: async () => ({ ok: false, reason: 'none' }), get: unavailable, set: unavailable, delete: unavailable } });
     try {
-      const reply = await createRouter(own.engine, own.engine.options.log).call('secrets.forget', { hostId: 'alpha' });
+      const reply = await connectionCaller(localApi(createRouter(own.engine, own.engine.options.log)))('secrets.forget', { hostId: 'alpha' });
       expect(reply).toMatchObject({ ok: false, error: { code: 'keychain', message: expect.stringMatching(/No OS keychain is available/) } });
     } finally {
       await own.close();
@@ -482,8 +515,12 @@ describe('the router, called with hostile requests', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(request, { minLength: 50, maxLength: 50 }), async (batch) => {
         // Fifty at once: the engine takes requests concurrently from its transports.
-        const replies = await within(Promise.all(batch.map((r) => router.call(r.method, r.params))), 30_000, 'a batch of router calls');
-        replies.forEach((reply, i) => expectClearReply(batch[i]!, reply));
+        const replies = await within(Promise.all(batch.map((r) => call(r.method, r.params))), 30_000, 'a batch of calls');
+        replies.forEach((reply, i) => {
+          // A method that is no string cannot be a request at all: the connection refuses its envelope.
+          if (wsRequestSchema.safeParse({ id: 1, method: batch[i]!.method, params: batch[i]!.params }).success) expectClearReply(batch[i]!, withoutId(reply));
+          else expect(withoutId(reply)).toEqual({ ok: false, error: { code: 'bad-request', message: ENVELOPE_SHAPE } });
+        });
         sent += batch.length;
       }),
       runs(FLOOD / 50),
@@ -556,7 +593,7 @@ describe('the web host, sent hostile WebSocket messages', () => {
     const staticDir = join(base, 'renderer');
     await mkdir(staticDir);
     await writeFile(join(staticDir, 'index.html'), '<!doctype html><title>Hitch</title>');
-    host = await startWebHost({ router, subscribe: (l) => t.engine.onEvent(l), staticDir, log: t.engine.options.log });
+    host = await startWebHost({ api, staticDir, log: t.engine.options.log });
   });
   afterAll(() => host?.close());
 
@@ -583,7 +620,7 @@ describe('the web host, sent hostile WebSocket messages', () => {
             expected.push({ refusal: refusal(null, JSON_TEXT_ONLY) });
           } else {
             client.ws.send(text);
-            expected.push(expectationFor(text, refusal(null, JSON_TEXT_ONLY), () => refusal(null, ENVELOPE_SHAPE))!);
+            expected.push(expectationFor(text, refusal(null, JSON_TEXT_ONLY), (json) => refusal((json as { id?: unknown } | null)?.id, ENVELOPE_SHAPE))!);
           }
         }
         // Then one ordinary request: the connection still works.
@@ -643,7 +680,6 @@ async function openLines(path: string): Promise<LineClient> {
 }
 
 const MALFORMED_JSON = 'Malformed JSON. Each line must be one JSON request: {"id": number, "method": string, "params": object}.';
-const LINE_SHAPE = 'Each line must be one JSON request: {"id": number, "method": string, "params": object}.';
 
 /** Writes `data` in pieces cut at `cuts` (a line, and a UTF-8 sequence, may arrive in halves). */
 function writeInPieces(socket: Socket, data: Buffer, cuts: number[]): void {
@@ -660,7 +696,7 @@ describe('the engine socket, sent hostile lines', () => {
   let nextId = 2_000_000;
 
   beforeAll(async () => {
-    server = await serveEngineSocket({ router, subscribe: (l) => t.engine.onEvent(l), runtimeDir: join(base, 'run'), log: t.engine.options.log });
+    server = await serveEngineSocket({ api, runtimeDir: join(base, 'run'), log: t.engine.options.log });
   });
   afterAll(() => server?.close());
 
@@ -684,14 +720,14 @@ describe('the engine socket, sent hostile lines', () => {
           const text = wireText(m, nextId++).replace(/\n/g, ' ');
           lines.push(text);
           if (Buffer.from(text).toString().trim() === '') continue;
-          expected.push(expectationFor(text, refusal(null, MALFORMED_JSON), (json) => refusal((json as { id?: unknown } | null)?.id, LINE_SHAPE))!);
+          expected.push(expectationFor(text, refusal(null, MALFORMED_JSON), (json) => refusal((json as { id?: unknown } | null)?.id, ENVELOPE_SHAPE))!);
         }
         const check = nextId++;
         lines.push(JSON.stringify({ id: check, method: 'state.get', params: {} }));
         expected.push({ id: check, request: { method: 'state.get', params: {} } });
         writeInPieces(client.socket, Buffer.from(lines.join('\n') + '\n'), cuts);
         const replies = await within(client.replies(from, expected.length), 30_000, 'the replies to a batch');
-        expectRepliesMatch(expected, replies, [MALFORMED_JSON, LINE_SHAPE]);
+        expectRepliesMatch(expected, replies, [MALFORMED_JSON, ENVELOPE_SHAPE]);
         expectSnapshot(replies.find((r) => r.id === check) as unknown as Reply);
         sent += batch.length;
 

@@ -318,7 +318,7 @@ describe('a master over its life', () => {
     it('runs a command and reports its output and exit code', async () => {
       const s = await t.engine.openSession('procs', { kind: 'exec', command: 'echo out; echo err >&2; exit 3', pty: null });
       expect(await ended(s.id)).toMatchObject({ kind: 'exec', exitCode: 3, exitSignal: null });
-      const { data } = t.engine.replaySession(s.id);
+      const { data } = t.engine.attachSession(s.id, 'test');
       expect(data).toContain('out\n');
       expect(data).toContain('err\n');
     });

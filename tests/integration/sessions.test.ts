@@ -60,7 +60,7 @@ describe('shell sessions on one master', () => {
     const s = await t.engine.openSession('testhost', { kind: 'shell', cols: 80, rows: 24 });
     t.engine.writeSession(s.id, 'echo marker-$((6*7))\n');
     await t.waitForOutput(s.id, /marker-42/);
-    const replay = t.engine.replaySession(s.id);
+    const replay = t.engine.attachSession(s.id, 'test');
     expect(replay.data).toContain('marker-42');
     expect(replay.end).toBe(replay.data.length);
   });

@@ -3,19 +3,21 @@
 // exactly where it would connect, and nothing is saved unless the person says so.
 import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inProcessBridge, localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
-import type { Router } from '../../main/api/router';
+import type { HitchBridge } from '../../preload/channels';
 import { freePort, startSshd, type Sshd } from '../fixtures/sshd';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 
 let sshd: Sshd;
 let t: TestEngine;
-let router: Router;
+/** A client of the engine, as the desktop shell is when it hands a link over. */
+let router: HitchBridge;
 
 beforeAll(async () => {
   sshd = await startSshd();
   t = await testEngine(sshd.clientConfig('alpha'));
-  router = createRouter(t.engine, t.engine.options.log);
+  router = inProcessBridge(localApi(createRouter(t.engine, t.engine.options.log)));
 });
 
 afterAll(async () => {

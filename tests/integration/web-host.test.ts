@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localApi, type Api } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { testEngine, type TestEngine } from '../fixtures/engine';
@@ -62,12 +63,7 @@ describe('web host', () => {
     await writeFile(join(staticDir, 'index.html'), '<!doctype html><title>Hitch</title>');
     await writeFile(join(base, 'secret.txt'), 'not for the page');
     const log = t.engine.options.log;
-    host = await startWebHost({
-      router: createRouter(t.engine, log),
-      subscribe: (l) => t.engine.onEvent(l),
-      staticDir,
-      log,
-    });
+    host = await startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir, log });
   });
   afterAll(async () => {
     await host?.close();
@@ -164,7 +160,7 @@ describe('web host', () => {
 
   it('refuses a chosen token weaker than 128 bits, saying how to make one', async () => {
     const log = t.engine.options.log;
-    const start = (token: string) => startWebHost({ router: createRouter(t.engine, log), subscribe: () => () => undefined, staticDir, log, token });
+    const start = (token: string) => startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir, log, token });
     await expect(start('secret')).rejects.toThrow(/at least 128 bits.*openssl rand/);
     await expect(start('a'.repeat(21))).rejects.toThrow(/HITCH_WEB_TOKEN must be/);
     const strong = await start('abcdefghijklmnopqrstuv');
@@ -173,16 +169,15 @@ describe('web host', () => {
 
   it('disconnects a page that stops reading instead of queueing events for it without bound', async () => {
     const log = t.engine.options.log;
+    // An engine with a flood of output for the page: the page's connection is the sink.
     const sink: { emit: ((e: HitchEvent) => void) | null } = { emit: null };
-    const slow = await startWebHost({
-      router: createRouter(t.engine, log),
-      subscribe: (l) => {
-        sink.emit = l;
-        return () => (sink.emit = null);
+    const flooding: Api = {
+      openConnection(send) {
+        sink.emit = send;
+        return { request: () => undefined, close: () => (sink.emit = null) };
       },
-      staticDir,
-      log,
-    });
+    };
+    const slow = await startWebHost({ api: flooding, staticDir, log });
     try {
       const { ws } = await openApi(slow.port, { token: slow.token });
       const closed = new Promise<void>((resolve) => ws!.once('close', () => resolve()));
@@ -193,7 +188,7 @@ describe('web host', () => {
         sink.emit({ event: 'session.data', payload: { sessionId: 's1', data, offset: i * data.length } } as HitchEvent);
         await new Promise((r) => setImmediate(r));
       }
-      expect(sink.emit).toBeNull(); // unsubscribed: the connection was dropped
+      expect(sink.emit).toBeNull(); // closed: the page was dropped
       (ws as unknown as { _socket: { resume(): void } })._socket.resume();
       await closed;
     } finally {

@@ -26,6 +26,21 @@ export interface BenchView {
 }
 import { ApiError, type HitchClient } from '../../../preload/client';
 
+/** sessionStorage: this page's client key and its tabs, which outlive a reload but not the page. */
+const CLIENT_KEY = 'hitch.client';
+const TABS_KEY = 'hitch.tabs';
+
+/** The key this page names itself with to the engine; the same after a reload of this tab. */
+function clientKey(): string {
+  let key = sessionStorage.getItem(CLIENT_KEY);
+  if (!key || !/^[A-Za-z0-9_-]{16,128}$/.test(key)) {
+    const bytes = crypto.getRandomValues(new Uint8Array(18));
+    key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
+    sessionStorage.setItem(CLIENT_KEY, key);
+  }
+  return key;
+}
+
 export class HitchState {
   catalog = $state<CatalogView | null>(null);
   masters = $state<Record<string, MasterView>>({});
@@ -38,13 +53,14 @@ export class HitchState {
   outcomes = $state<SignalOutcome[]>([]);
   /** The benchmark panel, when open. */
   bench = $state<BenchView | null>(null);
-  /** Sessions stock clients run through a control socket that the person chose to see as tabs. */
-  shownExternal = $state<string[]>([]);
   /**
-   * The tabs: the sessions opened in Hitch, and those external ones the person asked to see.
-   * Other external sessions (every `git fetch` through "Use from ssh") are listed per host.
+   * This page's tabs, in order: the sessions opened here, and those the person brought here
+   * (from another window, the tray, or a stock client's session). Every other session of the
+   * engine (other windows', `hitch exec` runs, every `git fetch` through "Use from ssh") is
+   * listed under its host instead.
    */
-  tabs = $derived(this.sessions.filter((s) => !s.external || this.shownExternal.includes(s.id)));
+  tabIds = $state<string[]>([]);
+  tabs = $derived(this.tabIds.map((id) => this.sessions.find((s) => s.id === id)).filter((s): s is SessionView => s !== undefined));
   /** The session shown in the terminal area (its focused pane). */
   activeSessionId = $state<string | null>(null);
   /** The session in the second pane, when the terminal area is split. */
@@ -72,7 +88,7 @@ export class HitchState {
       if (notice && this.settings?.notifications !== false) this.notify(notice);
     });
     client.on('settings.changed', (settings) => (this.settings = settings));
-    client.on('ui.show-session', ({ sessionId }) => (this.activeSessionId = sessionId));
+    client.on('ui.show-session', ({ sessionId }) => this.show(sessionId));
     client.on('prompt.opened', (prompt) => {
       if (!this.prompts.some((p) => p.id === prompt.id)) this.prompts.push(prompt);
     });
@@ -92,16 +108,19 @@ export class HitchState {
 
   async load(): Promise<void> {
     await this.attempt(async () => {
-      const snap = await this.client.call('state.get', {});
+      // A reload of this page takes back the sessions it held, and shows its tabs as they were.
+      const { sessions: held } = await this.client.call('client.identify', { key: clientKey() });
+      const snap = await this.client.call('state.get', { watch: true });
       this.catalog = snap.catalog;
       this.masters = Object.fromEntries(snap.masters.map((m) => [m.id, m]));
       for (const s of snap.sessions) this.upsertSession(s);
       this.prompts = snap.prompts;
+      const before = JSON.parse(sessionStorage.getItem(TABS_KEY) ?? '[]') as unknown;
+      const restored = Array.isArray(before) ? before.filter((id): id is string => typeof id === 'string') : [];
+      for (const id of [...restored, ...held.map((s) => s.id)]) if (this.sessions.some((s) => s.id === id)) this.show(id);
       // A window opened for one session (#session=s3) starts on that session.
       const wanted = /^#session=(s\d+)$/.exec(location.hash)?.[1];
-      const session = wanted ? this.sessions.find((s) => s.id === wanted) : undefined;
-      if (session?.external) this.showExternal(session.id);
-      else if (session) this.activeSessionId = session.id;
+      if (wanted && this.sessions.some((s) => s.id === wanted)) this.show(wanted);
       const { settings, warning } = await this.client.call('settings.get', {});
       this.settings = settings;
       if (warning) this.notice = warning;
@@ -112,13 +131,24 @@ export class HitchState {
     const i = this.sessions.findIndex((s) => s.id === session.id);
     if (i >= 0) this.sessions[i] = session;
     else this.sessions.push(session);
-    if (!session.external) this.activeSessionId ??= session.id;
   }
 
-  /** Shows a stock client's session as a tab (its processes, how it ends). */
-  showExternal(sessionId: string): void {
-    if (!this.shownExternal.includes(sessionId)) this.shownExternal.push(sessionId);
+  /** Shows a session in a tab here and brings it to the front (its terminal attaches to it). */
+  show(sessionId: string): void {
+    if (!this.tabIds.includes(sessionId)) {
+      this.tabIds.push(sessionId);
+      this.saveTabs();
+    }
     this.activeSessionId = sessionId;
+  }
+
+  private saveTabs(): void {
+    sessionStorage.setItem(TABS_KEY, JSON.stringify(this.tabIds));
+  }
+
+  /** Sessions on a master that are not tabs here: other windows', and `hitch exec` runs. */
+  elsewhere(masterId: string): SessionView[] {
+    return this.sessions.filter((s) => s.masterId === masterId && !s.external && !this.tabIds.includes(s.id));
   }
 
   private dropSession(sessionId: string): void {
@@ -126,7 +156,10 @@ export class HitchState {
     if (i < 0) return;
     const tab = this.tabs.findIndex((s) => s.id === sessionId);
     this.sessions.splice(i, 1);
-    this.shownExternal = this.shownExternal.filter((id) => id !== sessionId);
+    if (this.tabIds.includes(sessionId)) {
+      this.tabIds = this.tabIds.filter((id) => id !== sessionId);
+      this.saveTabs();
+    }
     if (this.splitSessionId === sessionId) this.splitSessionId = null;
     if (this.activeSessionId === sessionId) this.activeSessionId = this.tabs[Math.max(0, tab - 1)]?.id ?? null;
     if (this.activeSessionId !== null && this.activeSessionId === this.splitSessionId) this.splitSessionId = null;
@@ -154,8 +187,11 @@ export class HitchState {
     const session = await this.attempt(() => this.client.call('session.open', { hostId, cols: 80, rows: 24 }));
     if (!session) return;
     this.upsertSession(session);
-    if (where === 'split') this.splitSessionId = session.id;
-    else this.activeSessionId = session.id;
+    if (where === 'split') {
+      if (!this.tabIds.includes(session.id)) this.tabIds.push(session.id);
+      this.saveTabs();
+      this.splitSessionId = session.id;
+    } else this.show(session.id);
   }
 
   /** A window showing this session (it reattaches with its scrollback); the same page, another view. */
@@ -195,7 +231,7 @@ export class HitchState {
     const session = await this.attempt(() => this.client.call('session.open', { hostId, cols: 80, rows: 24 }));
     if (session) {
       this.upsertSession(session);
-      this.activeSessionId = session.id;
+      this.show(session.id);
     }
   }
 
@@ -204,7 +240,7 @@ export class HitchState {
     const session = await this.attempt(() => this.client.call('session.exec', { hostId, command, cols: 80, rows: 24, pty }));
     if (session) {
       this.upsertSession(session);
-      this.activeSessionId = session.id;
+      this.show(session.id);
     }
   }
 
