@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchMethod, BenchResult } from '../preload/api';
-import { quantile, summarize } from '../main/engine/bench-stats';
+import { quantile, summarize } from '../main/engine/bench/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';

@@ -225,7 +225,7 @@ export interface SshConfigInclude {
   preview: string;
 }
 
-/** The person's settings (main/engine/settings.ts holds their schema and defaults). */
+/** The person's settings (main/engine/config/settings.ts holds their schema and defaults). */
 export interface SettingsView {
   idleTimeoutMinutes: number | null;
   keepaliveSeconds: number;
@@ -277,7 +277,7 @@ export const requestSchemas = {
   /** Everything the UI shows. `watch`: from now on, also the state events that keep it current. */
   'state.get': z.object({ watch: z.boolean().optional() }).strict(),
   'hosts.reload': z.object({}).strict(),
-  /** Hosts added in Hitch; the engine checks each field (see main/engine/host-store.ts). */
+  /** Hosts added in Hitch; the engine checks each field (see main/engine/config/host-store.ts). */
   'hosts.add': z.object({ host: z.record(z.string(), z.unknown()) }).strict(),
   'hosts.update': z.object({ hostId, patch: z.record(z.string(), z.unknown()) }).strict(),
   'hosts.remove': z.object({ hostId }).strict(),

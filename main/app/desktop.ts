@@ -7,7 +7,7 @@ import type { EventMessage, HitchBridge, HitchEvent, MasterView, SettingsView, S
 import { HitchClient } from '../../preload/client';
 import { noticeFor } from '../../preload/notifications';
 import type { Logger } from '../engine/log';
-import { linkInArgs } from '../engine/links';
+import { linkInArgs } from '../engine/config/links';
 import { trayMenu, type TrayAction, type TrayItem } from './tray-menu';
 
 export interface DesktopDeps {

@@ -9,7 +9,7 @@ import { CALL_CHANNEL, EVENT_CHANNEL } from '../../preload/channels';
 import { inProcessBridge, type Api, type Connection, type Outgoing } from '../api/connection';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
+import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/config/options';
 import { useOrStartEngine, type SharedEngine } from '../transport/shared-engine';
 import { setupDesktop } from './desktop';
 import { guardContents } from './window-guards';

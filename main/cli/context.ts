@@ -5,7 +5,7 @@ import { openSync, readFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Method, Params, Result } from '../../preload/api';
 import { ApiError, HitchClient } from '../../preload/client';
-import type { EngineFlags } from '../engine/options';
+import type { EngineFlags } from '../engine/config/options';
 import { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir, type EngineConnection } from '../transport/engine-socket';
 import { outputSchemas, type CommandName, type Output } from './schemas';
 

@@ -4,7 +4,7 @@ import { localApi } from '../api/connection';
 import { createRouter } from '../api/router';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions } from '../engine/options';
+import { engineOptions } from '../engine/config/options';
 import { EngineRunningError, serveEngineSocket, type EngineSocketServer } from '../transport/engine-socket';
 import { CliError, type Context } from './context';
 

@@ -3,7 +3,7 @@
 // runs it. Exit status 0 on success; otherwise one line on stderr and 1 (2 for a usage error;
 // `exec` passes the remote status on and uses 255 for its own failures, as ssh does).
 import { parseArgs } from 'node:util';
-import { engineFlagSpec, runtimeDirOf, type EngineFlags } from '../engine/options';
+import { engineFlagSpec, runtimeDirOf, type EngineFlags } from '../engine/config/options';
 import * as commands from './commands';
 import { CliError, createContext, USAGE_STATUS, type CliOptions, type Context } from './context';
 import { daemon } from './daemon';

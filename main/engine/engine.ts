@@ -20,25 +20,25 @@ import type {
 import { access } from 'node:fs/promises';
 import type { ClientChannel } from 'ssh2';
 import { writeAtomically } from './atomic-file';
-import { passphraseAccount, passwordAccount } from './auth';
-import { runBench } from './bench';
-import { BenchHistory } from './bench-history';
+import { passphraseAccount, passwordAccount } from './masters/auth';
+import { runBench } from './bench/bench';
+import { BenchHistory } from './bench/bench-history';
 import { ControlSockets, defaultControlSocketDir, type MasterPort } from './control-socket';
 import { includeSnippet, snippet, type SnippetHost } from './control-socket/ssh-config';
 import { HitchError } from './errors';
-import { HostMaster } from './host-master';
-import { HostStore, savedHostSshArgs } from './host-store';
-import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './links';
-import type { SecretStore } from './keychain';
+import { HostMaster } from './masters/host-master';
+import { HostStore, savedHostSshArgs } from './config/host-store';
+import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './config/links';
+import type { SecretStore } from './masters/keychain';
 import type { Logger } from './log';
-import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './master';
-import { Owners } from './owners';
+import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './masters/master';
+import { Owners } from './sessions/owners';
 import { expandHome } from './paths';
-import { ProcessTrees } from './processes';
-import { SettingsStore } from './settings';
-import { Prompter, type PromptAnswer } from './prompts';
-import { Session, type SessionInfo } from './session';
-import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './ssh-config';
+import { ProcessTrees } from './processes/processes';
+import { SettingsStore } from './config/settings';
+import { Prompter, type PromptAnswer } from './masters/prompts';
+import { Session, type SessionInfo } from './sessions/session';
+import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './config/ssh-config';
 
 export interface EngineOptions {
   /** The OpenSSH config the host list comes from. */

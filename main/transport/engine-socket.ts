@@ -18,7 +18,7 @@ import type { HitchEvent } from '../../preload/api';
 import type { ErrorInfo, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
 import type { Api, Connection, Outgoing } from '../api/connection';
-import { loadUnix } from '../engine/control-socket/unix';
+import { loadUnix } from '../native/unix';
 import type { Logger } from '../engine/log';
 
 /** Requests longer than this are refused and the connection closed. */

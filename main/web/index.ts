@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
-import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/options';
+import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/config/options';
 import { useOrStartEngine } from '../transport/shared-engine';
 import { startWebHost, type WebHost } from './server';
 

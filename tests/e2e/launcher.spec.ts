@@ -121,6 +121,10 @@ test('a tab opened in a new window shows that session with its output', async ({
   const popup = context.waitForEvent('page');
   await page.getByRole('button', { name: /^New window for .* #2$/ }).click();
   const win = await popup;
-  await expect(win.getByRole('tab', { selected: true })).toContainText('#2');
+  // A window of its own: that one session, with its output, and none of the opener's other tabs.
+  await expect(win.getByRole('tab')).toHaveCount(1);
+  await expect.poll(() => termText(win, '.term-pane.active')).toContain('in-second-7');
+  await win.reload();
+  await expect(win.getByRole('tab')).toHaveCount(1);
   await expect.poll(() => termText(win, '.term-pane.active')).toContain('in-second-7');
 });

@@ -101,3 +101,26 @@ test('finds text in the scrollback, and copies and pastes with Ctrl+Shift', asyn
   await page.keyboard.press('Enter');
   await expect.poll(() => activeTerminalText(page)).toContain('pasted-line-17');
 });
+
+test("another page has tabs of its own, lists this page's sessions, and can open one here", async ({ page, hitch, context }) => {
+  await page.goto(hitch.url);
+  await page.locator('li[data-host="testhost"]').getByRole('button', { name: 'New shell' }).click();
+  await runInActiveTerminal(page, 'echo first-page-$((30+3))');
+  await expect.poll(() => activeTerminalText(page)).toContain('first-page-33');
+
+  const other = await context.newPage();
+  await other.goto(hitch.url);
+  const host = other.locator('li[data-host="testhost"]');
+  await expect(host.getByTestId('master-state')).toHaveText('connected');
+  await expect(other.getByRole('tab')).toHaveCount(0);
+  await host.getByRole('button', { name: 'Details' }).click();
+  const elsewhere = host.getByTestId('elsewhere-sessions');
+  await expect(elsewhere).toContainText('in another window');
+  await elsewhere.getByRole('button', { name: 'Open here' }).click();
+  await expect(other.getByRole('tab')).toHaveCount(1);
+  await expect.poll(() => activeTerminalText(other)).toContain('first-page-33');
+  // Both pages now stream it: what one types, both show.
+  await runInActiveTerminal(other, 'echo typed-in-other-$((40+4))');
+  await expect.poll(() => activeTerminalText(page)).toContain('typed-in-other-44');
+  await expect(page.getByRole('tab')).toHaveCount(1);
+});

@@ -4,15 +4,15 @@
 // secret to its log. Every case runs against a real sshd; the keychain is the throwaway Secret
 // Service of scripts/with-keyring.sh.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PromptAnswer } from '../../main/engine/prompts';
+import type { PromptAnswer } from '../../main/engine/masters/prompts';
 import type { MasterView, PromptView } from '../../preload/api';
+import { transpileSources } from '../fixtures/transpiled';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
 import { type TestEngine, testEngine, testKeychain } from '../fixtures/engine';
 import { failure } from '../fixtures/failure';
@@ -334,18 +334,8 @@ describe('logging in', () => {
     let dir: string;
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'hitch-nokeychain-'));
-      // The same layout as the sources, so the engine's relative imports resolve.
-      for (const sub of ['main/engine', 'main/engine/control-socket', 'preload']) {
-        await mkdir(join(dir, sub), { recursive: true });
-        for (const file of await readdir(join(root, sub))) {
-          if (!file.endsWith('.ts')) continue;
-          const source = await readFile(join(root, sub, file), 'utf8');
-          const { outputText } = ts.transpileModule(source, {
-            compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-          });
-          await writeFile(join(dir, sub, file.replace(/\.ts$/, '.js')), outputText);
-        }
-      }
+      // The sources as CommonJS, in their layout, so the engine's relative imports resolve.
+      await transpileSources(dir);
     });
     afterAll(async () => {
       await rm(dir, { recursive: true, force: true });
@@ -357,7 +347,7 @@ describe('logging in', () => {
       // the password is remembered, and reconnecting still needs them.
       const child = `
         const { Engine } = require('./main/engine/engine.js');
-        const { osKeychain } = require('./main/engine/keychain.js');
+        const { osKeychain } = require('./main/engine/masters/keychain.js');
         const { createLogger } = require('./main/engine/log.js');
         const logLines = [];
         const prompts = [];

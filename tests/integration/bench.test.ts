@@ -1,7 +1,7 @@
 // One quick run of every benchmark method against the test server: the report is complete
 // and well-formed, and a method that cannot run says why instead of failing the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BENCH_METHODS } from '../../main/engine/bench';
+import { BENCH_METHODS } from '../../main/engine/bench/bench';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 

@@ -9,13 +9,13 @@ import { mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../main/engine/engine';
 import { createLogger } from '../../main/engine/log';
-import { DEFAULT_SETTINGS } from '../../main/engine/settings';
+import { DEFAULT_SETTINGS } from '../../main/engine/config/settings';
 import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
 import { masterOf, sessionView, shellAnswers, testEngine, testKeychain } from '../fixtures/engine';
+import { transpileSources } from '../fixtures/transpiled';
 import { failure } from '../fixtures/failure';
 import { startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 
@@ -461,24 +461,14 @@ describe('the engine killed with SIGKILL while it saves', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hitch-sigkill-'));
     // The real stores, transpiled to CommonJS, in the same layout so relative imports resolve.
-    for (const sub of ['main/engine', 'preload']) {
-      await mkdir(join(dir, sub), { recursive: true });
-      for (const file of await readdir(join(root, sub))) {
-        if (!file.endsWith('.ts') || file.endsWith('.d.ts')) continue;
-        const source = await readFile(join(root, sub, file), 'utf8');
-        const { outputText } = ts.transpileModule(source, {
-          compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-        });
-        await writeFile(join(dir, sub, file.replace(/\.ts$/, '.js')), outputText);
-      }
-    }
+    await transpileSources(dir);
     // Loads what is on disk (a restart), announces it, then saves new versions without pause.
     await writeFile(
       join(dir, 'saver.cjs'),
       `
       const { appendFileSync } = require('node:fs');
-      const { HostStore } = require('./main/engine/host-store.js');
-      const { SettingsStore } = require('./main/engine/settings.js');
+      const { HostStore } = require('./main/engine/config/host-store.js');
+      const { SettingsStore } = require('./main/engine/config/settings.js');
       const { silentLogger } = require('./main/engine/log.js');
       (async () => {
         const hosts = new HostStore('data/hosts.json', silentLogger);

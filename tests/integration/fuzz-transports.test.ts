@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localApi, type Api } from '../../main/api/connection';
 import { createRouter, type Router } from '../../main/api/router';
 import type { ErrorCode } from '../../main/engine/errors';
-import { KeychainError, type SecretStore } from '../../main/engine/keychain';
+import { KeychainError, type SecretStore } from '../../main/engine/masters/keychain';
 import { serveEngineSocket, type EngineSocketServer } from '../../main/transport/engine-socket';
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { isMethod, methods, requestSchemas, wsRequestSchema, type Method, type Reply } from '../../preload/api';

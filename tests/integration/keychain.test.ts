@@ -3,13 +3,13 @@
 // private D-Bus session, from scripts/with-keyring.sh), never a mock. The failure cases run in
 // child processes, because the D-Bus address is fixed when a process first connects.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeychainError, osKeychain, secretAccount } from '../../main/engine/keychain';
+import { KeychainError, osKeychain, secretAccount } from '../../main/engine/masters/keychain';
+import { transpileSources } from '../fixtures/transpiled';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');
@@ -130,19 +130,11 @@ describe.skipIf(notLinux !== null)(withReason('without a usable keychain', notLi
   let moduleFile: string;
   let childFile: string;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hitch-keychain-'));
-    const source = readFileSync(join(root, 'main/engine/keychain.ts'), 'utf8');
-    const { outputText } = ts.transpileModule(source, {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-    });
-    moduleFile = join(dir, 'keychain.cjs');
-    writeFileSync(moduleFile, outputText);
-    // keychain.ts builds its errors on the engine's HitchError: ./errors beside it.
-    const errors = ts.transpileModule(readFileSync(join(root, 'main/engine/errors.ts'), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
-    });
-    writeFileSync(join(dir, 'errors.js'), errors.outputText);
+    // keychain.ts and what it imports (the engine's HitchError), as CommonJS.
+    await transpileSources(dir);
+    moduleFile = join(dir, 'main/engine/masters/keychain.js');
     childFile = join(dir, 'child.cjs');
     writeFileSync(
       childFile,

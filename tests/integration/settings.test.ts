@@ -4,7 +4,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../main/engine/engine';
-import { DEFAULT_SETTINGS } from '../../main/engine/settings';
+import { DEFAULT_SETTINGS } from '../../main/engine/config/settings';
 import { startSshd } from '../fixtures/sshd';
 import { testEngine } from '../fixtures/engine';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../preload/api';
-import { BenchHistory } from '../../main/engine/bench-history';
+import { BenchHistory } from '../../main/engine/bench/bench-history';
 import type { Logger } from '../../main/engine/log';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hitch-bench-history-'));

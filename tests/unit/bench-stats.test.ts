@@ -1,6 +1,6 @@
 // The benchmark's arithmetic: what "median", "p95" and "ratio" mean in its reports.
 import { describe, expect, it } from 'vitest';
-import { interleave, quantile, ratio, summarize, toCsv } from '../../main/engine/bench-stats';
+import { interleave, quantile, ratio, summarize, toCsv } from '../../main/engine/bench/bench-stats';
 
 describe('benchmark statistics', () => {
   it('takes the median of odd and even samples', () => {

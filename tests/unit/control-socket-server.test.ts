@@ -9,8 +9,8 @@ import type { Forwards } from '../../main/engine/control-socket/forwards';
 import { MSG, MessageWriter } from '../../main/engine/control-socket/frames';
 import type { MasterPort } from '../../main/engine/control-socket/master-port';
 import { ControlSocketServer } from '../../main/engine/control-socket/server';
-import { loadUnix, type Unix } from '../../main/engine/control-socket/unix';
-import { UnixConnection } from '../../main/engine/control-socket/unix-socket';
+import { loadUnix, type Unix } from '../../main/native/unix';
+import { UnixConnection } from '../../main/native/unix-socket';
 import { createLogger } from '../../main/engine/log';
 
 let dir: string;

@@ -14,10 +14,10 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { includeSnippet } from '../../main/engine/control-socket/ssh-config';
 import { HitchError } from '../../main/engine/errors';
-import { HostStore, savedHostSchema } from '../../main/engine/host-store';
-import { hostFieldMatches, lookupName, parseKnownHosts, readKnownHosts, verifyHostKey, type KnownHostLine } from '../../main/engine/known-hosts';
+import { HostStore, savedHostSchema } from '../../main/engine/config/host-store';
+import { hostFieldMatches, lookupName, parseKnownHosts, readKnownHosts, verifyHostKey, type KnownHostLine } from '../../main/engine/masters/known-hosts';
 import { silentLogger } from '../../main/engine/log';
-import { listAliases, loadCatalog, parseHop, readConfig, resolveFromConfig, type ConfigLine } from '../../main/engine/ssh-config';
+import { listAliases, loadCatalog, parseHop, readConfig, resolveFromConfig, type ConfigLine } from '../../main/engine/config/ssh-config';
 import { fuzzSettings } from '../fixtures/fuzz';
 
 // ---------------------------------------------------------------------------------------

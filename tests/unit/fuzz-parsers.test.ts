@@ -20,7 +20,7 @@ import { MAX_PACKET_LENGTH, PacketParser, PacketWriter, SSH_MSG, type Packet } f
 import { startProxy } from '../../main/engine/control-socket/proxy';
 import type { ControlClient } from '../../main/engine/control-socket/server';
 import { silentLogger, type Logger } from '../../main/engine/log';
-import type { Session } from '../../main/engine/session';
+import type { Session } from '../../main/engine/sessions/session';
 import { fuzzSettings } from '../fixtures/fuzz';
 
 // ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HitchError } from '../../main/engine/errors';
-import { HostStore, savedHostSshArgs, type SavedHost } from '../../main/engine/host-store';
+import { HostStore, savedHostSshArgs, type SavedHost } from '../../main/engine/config/host-store';
 import { silentLogger } from '../../main/engine/log';
 
 let tmp: string;

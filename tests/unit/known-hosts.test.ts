@@ -16,7 +16,7 @@ import {
   parseKnownHosts,
   readKnownHosts,
   verifyHostKey,
-} from '../../main/engine/known-hosts';
+} from '../../main/engine/masters/known-hosts';
 
 interface TestKey {
   /** The `ssh-keygen` key file (private), with `.pub` beside it. */

@@ -1,7 +1,7 @@
 // ssh:// links from the browser or another app: parsed strictly, matched to known hosts.
 import { describe, expect, it } from 'vitest';
 import type { HostView } from '../../preload/api';
-import { hostForLink, hostFromLink, linkInArgs, parseSshLink } from '../../main/engine/links';
+import { hostForLink, hostFromLink, linkInArgs, parseSshLink } from '../../main/engine/config/links';
 import { hostView } from '../fixtures/views';
 
 describe('ssh:// links', () => {

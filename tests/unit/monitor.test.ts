@@ -3,8 +3,8 @@
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
-import type { MasterConnection } from '../../main/engine/master';
-import { MAX_SCRIPT_OUTPUT, ProcessMonitor } from '../../main/engine/monitor';
+import type { MasterConnection } from '../../main/engine/masters/master';
+import { MAX_SCRIPT_OUTPUT, ProcessMonitor } from '../../main/engine/processes/monitor';
 
 /** A channel that answers the monitor's greeting, then prints what the test says. */
 function fakeChannel(greeting: string): { channel: ClientChannel; closed: () => boolean } {

@@ -2,7 +2,7 @@
 // long idle masters live, and a bad value is refused with the flag's name.
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../main/engine/log';
-import { engineOptions, parseIdleTimeout, runtimeDirOf } from '../../main/engine/options';
+import { engineOptions, parseIdleTimeout, runtimeDirOf } from '../../main/engine/config/options';
 
 describe('engine settings', () => {
   it('takes flags over HITCH_* variables over defaults', () => {

@@ -16,7 +16,7 @@ import {
   remember,
   type PsRow,
   type TreeInput,
-} from '../../main/engine/process-tree';
+} from '../../main/engine/processes/process-tree';
 
 const fixture = (name: string): string => readFileSync(new URL(`fixtures/${name}`, import.meta.url), 'utf8');
 const dataLines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');

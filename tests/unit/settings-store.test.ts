@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../main/engine/log';
-import { DEFAULT_SETTINGS, SettingsStore } from '../../main/engine/settings';
+import { DEFAULT_SETTINGS, SettingsStore } from '../../main/engine/config/settings';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hitch-settings-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

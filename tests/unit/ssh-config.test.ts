@@ -18,7 +18,7 @@ import {
   resolveFromConfig,
   tokenizeLine,
   type ConfigLine,
-} from '../../main/engine/ssh-config';
+} from '../../main/engine/config/ssh-config';
 
 const HOME = userInfo().homedir;
 const USER = userInfo().username;

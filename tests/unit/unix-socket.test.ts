@@ -8,8 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadUnix, type Unix } from '../../main/engine/control-socket/unix';
-import { UnixConnection, UnixListener } from '../../main/engine/control-socket/unix-socket';
+import { loadUnix, type Unix } from '../../main/native/unix';
+import { UnixConnection, UnixListener } from '../../main/native/unix-socket';
 
 let unix: Unix;
 let dir: string;

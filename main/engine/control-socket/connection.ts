@@ -5,7 +5,7 @@ import type { Logger } from '../log';
 import type { Forwards } from './forwards';
 import type { MessageReader } from './frames';
 import type { MasterPort } from './master-port';
-import type { Unix } from './unix';
+import type { Unix } from '../../native/unix';
 
 export interface ControlServerPort {
   readonly master: MasterPort;

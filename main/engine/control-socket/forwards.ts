@@ -6,7 +6,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log';
-import type { ForwardedConnectionInfo, MasterConnection } from '../master';
+import type { ForwardedConnectionInfo, MasterConnection } from '../masters/master';
 import { FWD } from './frames';
 import type { MasterPort } from './master-port';
 import { socksHandshake } from './socks';

@@ -2,13 +2,13 @@
 // it is not (closed, failed, reconnecting), never again after `ssh -O stop` until the master
 // has closed. The path is on the master (HostMaster.controlPath) for the UI and the ssh config
 // snippet. Forwards asked for through the socket belong to the master and end with it.
-import type { HostMaster } from '../host-master';
+import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
 import { Forwards } from './forwards';
 import type { MasterPort } from './master-port';
 import { ControlSocketServer } from './server';
 import { controlPathFor, controlPathProblem, preparePrivateDir, type Destination } from './socket-path';
-import { loadUnix } from './unix';
+import { loadUnix } from '../../native/unix';
 
 export { defaultControlSocketDir, controlPathFor } from './socket-path';
 export type { MasterPort, ExternalSessionSpec } from './master-port';

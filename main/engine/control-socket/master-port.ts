@@ -2,8 +2,8 @@
 // master, so nothing under control-socket/ reaches into the engine's own state.
 import type { ClientChannel } from 'ssh2';
 import type { Logger } from '../log';
-import type { MasterConnection } from '../master';
-import type { Session } from '../session';
+import type { MasterConnection } from '../masters/master';
+import type { Session } from '../sessions/session';
 
 export interface ExternalSessionSpec {
   /** Gives the freshly opened channel its purpose: pty, env, then shell, exec or subsystem. */

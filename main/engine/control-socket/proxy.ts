@@ -12,8 +12,8 @@
 // protocol closes that one client.
 import type { ClientChannel } from 'ssh2';
 import { HitchError } from '../errors';
-import type { Session } from '../session';
-import { requestEnv, requestExec, requestPty, requestShell, requestSignal, requestSubsystem } from '../ssh2-channels';
+import type { Session } from '../sessions/session';
+import { requestEnv, requestExec, requestPty, requestShell, requestSignal, requestSubsystem } from '../masters/ssh2-channels';
 import { ProtocolError, reply } from './frames';
 import type { ExternalSessionSpec } from './master-port';
 import {

@@ -11,8 +11,8 @@ import type { ConnectionState, ControlConnection, ControlServerPort } from './co
 import { handlers } from './handlers';
 import type { MasterPort } from './master-port';
 import { closeQuietly } from './streams';
-import type { Unix } from './unix';
-import { UnixConnection, UnixListener } from './unix-socket';
+import type { Unix } from '../../native/unix';
+import { UnixConnection, UnixListener } from '../../native/unix-socket';
 
 /** How long a client may take to pass the descriptors a request announced. */
 const FD_TIMEOUT_MS = 10_000;

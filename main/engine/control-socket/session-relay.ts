@@ -5,7 +5,7 @@
 // on the control connection for the exit status; the master closes it when the channel ends.
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import { requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../ssh2-channels';
+import { requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../masters/ssh2-channels';
 import { PORT_STREAMLOCAL, reply } from './frames';
 import type { ExternalSessionSpec } from './master-port';
 import type { ControlConnection } from './connection';

@@ -29,6 +29,8 @@ import { ApiError, type HitchClient } from '../../../preload/client';
 /** sessionStorage: this page's client key and its tabs, which outlive a reload but not the page. */
 const CLIENT_KEY = 'hitch.client';
 const TABS_KEY = 'hitch.tabs';
+/** In a window opened for one session: that session, once the window has made itself its own. */
+const OWN_WINDOW_KEY = 'hitch.window';
 
 /** The key this page names itself with to the engine; the same after a reload of this tab. */
 function clientKey(): string {
@@ -108,6 +110,14 @@ export class HitchState {
 
   async load(): Promise<void> {
     await this.attempt(async () => {
+      // A window opened for one session (#session=s3) starts as a window of its own: the
+      // opener's key and tabs, which the browser copied into it, are not its.
+      const wanted = /^#session=(s\d+)$/.exec(location.hash)?.[1];
+      if (wanted && sessionStorage.getItem(OWN_WINDOW_KEY) !== wanted) {
+        sessionStorage.setItem(OWN_WINDOW_KEY, wanted);
+        sessionStorage.removeItem(CLIENT_KEY);
+        sessionStorage.setItem(TABS_KEY, '[]');
+      }
       // A reload of this page takes back the sessions it held, and shows its tabs as they were.
       const { sessions: held } = await this.client.call('client.identify', { key: clientKey() });
       const snap = await this.client.call('state.get', { watch: true });
@@ -118,8 +128,6 @@ export class HitchState {
       const before = JSON.parse(sessionStorage.getItem(TABS_KEY) ?? '[]') as unknown;
       const restored = Array.isArray(before) ? before.filter((id): id is string => typeof id === 'string') : [];
       for (const id of [...restored, ...held.map((s) => s.id)]) if (this.sessions.some((s) => s.id === id)) this.show(id);
-      // A window opened for one session (#session=s3) starts on that session.
-      const wanted = /^#session=(s\d+)$/.exec(location.hash)?.[1];
       if (wanted && this.sessions.some((s) => s.id === wanted)) this.show(wanted);
       const { settings, warning } = await this.client.call('settings.get', {});
       this.settings = settings;

@@ -5,9 +5,9 @@
 import { EventEmitter } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import type { ClientChannel } from 'ssh2';
-import type { OutputStream, SessionView } from '../../preload/api';
-import type { MasterConnection } from './master';
-import { requestSignal } from './ssh2-channels';
+import type { OutputStream, SessionView } from '../../../preload/api';
+import type { MasterConnection } from '../masters/master';
+import { requestSignal } from '../masters/ssh2-channels';
 
 /** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
 const BATCH_MS = 5;

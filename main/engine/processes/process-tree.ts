@@ -1,6 +1,6 @@
 // Reading `ps` output into processes, and deciding which of them belong to which session.
 // Pure functions: the remote side only ever runs the fixed command in PS_COMMAND.
-import type { ProcessView } from '../../preload/api';
+import type { ProcessView } from '../../../preload/api';
 
 /**
  * One `ps` invocation both procps (Linux) and BSD/macOS understand: every process, fixed

@@ -5,9 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { moveAside, SerialQueue, writeAtomically } from './atomic-file';
-import { HitchError } from './errors';
-import type { Logger } from './log';
+import { moveAside, SerialQueue, writeAtomically } from '../atomic-file';
+import { HitchError } from '../errors';
+import type { Logger } from '../log';
 
 /**
  * The file format this build reads and writes. When the shape changes, bump it and upgrade

@@ -3,14 +3,14 @@
 // (the new children of the connection's sshd process, in the order the sessions opened),
 // labels every process with its session, keeps processes that outlived their session as
 // detached, and sends the UI only what changed.
-import type { ProcessView, SignalName, SignalOutcome, SignalScope } from '../../preload/api';
-import { HitchError } from './errors';
-import type { HostMaster } from './host-master';
-import type { Logger } from './log';
-import type { MasterConnection } from './master';
+import type { ProcessView, SignalName, SignalOutcome, SignalScope } from '../../../preload/api';
+import { HitchError } from '../errors';
+import type { HostMaster } from '../masters/host-master';
+import type { Logger } from '../log';
+import type { MasterConnection } from '../masters/master';
 import { ProcessMonitor, type KillResult } from './monitor';
 import { buildTree, descendants, diffTrees, remember } from './process-tree';
-import type { Session } from './session';
+import type { Session } from '../sessions/session';
 
 interface Tracker {
   monitor: Promise<ProcessMonitor> | null;

@@ -6,13 +6,13 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_METHODS, type BenchMethod, type BenchReport } from '../../preload/api';
+import { BENCH_METHODS, type BenchMethod, type BenchReport } from '../../../preload/api';
 import { interleave, ratio, summarize } from './bench-stats';
-import { HitchError } from './errors';
-import type { HostMaster } from './host-master';
-import type { MasterConnection } from './master';
-import { expandHome } from './paths';
-import type { ResolvedHost } from './ssh-config';
+import { HitchError } from '../errors';
+import type { HostMaster } from '../masters/host-master';
+import type { MasterConnection } from '../masters/master';
+import { expandHome } from '../paths';
+import type { ResolvedHost } from '../config/ssh-config';
 
 export { BENCH_METHODS };
 

@@ -4,8 +4,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { HitchError } from './errors';
-import { matchPattern } from './ssh-config';
+import { HitchError } from '../errors';
+import { matchPattern } from '../config/ssh-config';
 
 export interface KnownHostLine {
   file: string;

@@ -9,10 +9,10 @@ import { connect } from 'node:net';
 import { basename } from 'node:path';
 import { OpenSSHAgent, utils, type AnyAuthMethod, type IdentityCallback, type KeyboardInteractiveCallback, type NextAuthHandler, type ParsedKey, type Prompt } from 'ssh2';
 import type { SecretStore } from './keychain';
-import type { Logger } from './log';
+import type { Logger } from '../log';
 import type { Prompter } from './prompts';
-import type { ResolvedHost } from './ssh-config';
-import { expandHome } from './paths';
+import type { ResolvedHost } from '../config/ssh-config';
+import { expandHome } from '../paths';
 
 export interface AuthDeps {
   authSock: string | undefined;

@@ -2,8 +2,8 @@
 // keyboard-interactive prompts (OTP codes), an unknown host key, a further connection past
 // MaxSessions. Each is an open prompt until answered or cancelled; the UI shows the open
 // ones and answers by id. Answers go straight to whoever asked and are never stored here.
-import type { PromptView } from '../../preload/api';
-import { HitchError } from './errors';
+import type { PromptView } from '../../../preload/api';
+import { HitchError } from '../errors';
 
 export interface PromptAnswer {
   answers: string[];

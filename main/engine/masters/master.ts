@@ -6,10 +6,10 @@ import { connect as tcpConnect, Socket } from 'node:net';
 import { Client, type ClientChannel } from 'ssh2';
 import { openBareSession, ping, requestExec, requestPty, requestShell } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
-import { HitchError, toHitchError, type ErrorCode } from './errors';
+import { HitchError, toHitchError, type ErrorCode } from '../errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
-import { expandHome } from './paths';
-import type { ResolvedHost } from './ssh-config';
+import { expandHome } from '../paths';
+import type { ResolvedHost } from '../config/ssh-config';
 
 export interface Timing {
   /** TCP connect, handshake and the non-interactive part of authentication. */

@@ -2,10 +2,10 @@
 // exported as JSON or CSV.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { benchReportSchema, type BenchReport } from '../../preload/api';
-import { moveAside, saveFile, SerialQueue } from './atomic-file';
+import { benchReportSchema, type BenchReport } from '../../../preload/api';
+import { moveAside, saveFile, SerialQueue } from '../atomic-file';
 import { toCsv } from './bench-stats';
-import type { Logger } from './log';
+import type { Logger } from '../log';
 
 const FORMAT_VERSION = 1;
 /** Older reports beyond this many per host are dropped. */

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
-import { HitchError } from './errors';
+import { HitchError } from '../errors';
 
 export interface ConfigLine {
   file: string;

@@ -5,11 +5,11 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import type { EndedSessionView, MasterState, MasterView } from '../../preload/api';
+import type { EndedSessionView, MasterState, MasterView } from '../../../preload/api';
 import type { AuthDeps } from './auth';
-import { HitchError } from './errors';
+import { HitchError } from '../errors';
 import { MasterConnection, tcpTransport, type SessionRequest, type Timing } from './master';
-import type { ResolvedHost } from './ssh-config';
+import type { ResolvedHost } from '../config/ssh-config';
 
 export interface HostMasterOptions extends AuthDeps {
   id: string;

@@ -2,10 +2,10 @@
 // read is reported, kept aside for the person to look at, and the defaults are used.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { moveAside, saveFile, SerialQueue } from './atomic-file';
-import { HitchError } from './errors';
-import type { SettingsView } from '../../preload/api';
-import type { Logger } from './log';
+import { moveAside, saveFile, SerialQueue } from '../atomic-file';
+import { HitchError } from '../errors';
+import type { SettingsView } from '../../../preload/api';
+import type { Logger } from '../log';
 
 const FORMAT_VERSION = 1;
 

@@ -2,7 +2,7 @@
 // (Secret Service on Linux, Keychain on macOS, Credential Manager on Windows), never in our
 // own files. When there is no usable keychain, Hitch still works: it asks each time.
 import { AsyncEntry, type EntryOptions } from '@napi-rs/keyring';
-import { HitchError } from './errors';
+import { HitchError } from '../errors';
 
 export type KeychainStatus = { ok: true } | { ok: false; reason: string };
 

@@ -3,9 +3,9 @@
 // snapshot, no new channel, nothing printed into any terminal. Scripts are assembled only
 // from integers and names from a fixed list, never from text a person or a server supplied.
 import type { ClientChannel } from 'ssh2';
-import { SIGNAL_NAMES, type SignalName } from '../../preload/api';
-import { HitchError } from './errors';
-import type { MasterConnection } from './master';
+import { SIGNAL_NAMES, type SignalName } from '../../../preload/api';
+import { HitchError } from '../errors';
+import type { MasterConnection } from '../masters/master';
 import { PS_COMMAND, parsePs, type PsRow } from './process-tree';
 
 

@@ -2,7 +2,7 @@
 // opens a session on a host the catalog knows (reusing its master); a host it does not know is
 // added only after the person confirms (Engine.openLink). Pure functions; the desktop shell
 // registers the protocol and passes links to the engine's `link.open`.
-import type { HostView } from '../../preload/api';
+import type { HostView } from '../../../preload/api';
 
 export interface SshLink {
   user: string | null;

@@ -3,9 +3,9 @@
 // app data unless they mean to.
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
-import type { EngineOptions } from './engine';
-import { osKeychain } from './keychain';
-import type { Logger } from './log';
+import type { EngineOptions } from '../engine';
+import { osKeychain } from '../masters/keychain';
+import type { Logger } from '../log';
 import { defaultConfigPath } from './ssh-config';
 
 export interface EngineFlags {
