@@ -94,6 +94,16 @@ export interface SessionView {
   external: boolean;
   /** A `hitch exec` run: its output goes only to the client that ran it; no one else may attach. */
   private: boolean;
+  /**
+   * A shell that outlives the connection: it runs in tmux on the host, under Hitch's own tmux
+   * server, and reconnecting reattaches to it. False for commands and for a shell that is not
+   * (`notDurable` says why).
+   */
+  durable: boolean;
+  /** Why a shell is not durable ("install tmux on web1", "durable shells are off"); null otherwise. */
+  notDurable: string | null;
+  /** Its connection dropped and Hitch is bringing it back: the shell itself is still running. */
+  reconnecting: boolean;
   /** It runs on a pty: closing it hangs up its processes; without one a command can be kept running. */
   tty: boolean;
 }
@@ -238,6 +248,10 @@ export interface SettingsView {
   closeToTray: boolean;
   notifications: boolean;
   recentHosts: string[];
+  /** Shells outlive the connection where the host has tmux (see SessionView.durable). */
+  durableShells: boolean;
+  /** Hosts whose shells are ordinary ones even so. */
+  notDurableHosts: string[];
 }
 
 export interface CatalogView {
@@ -413,6 +427,8 @@ export interface Events {
     stream: OutputStream;
     /** Raw exec sessions: `data` is bytes in base64 and `offset` counts bytes. */
     encoding?: 'base64';
+    /** The terminal starts over: clear it, then write `data` (a durable shell redrawn after reconnecting). */
+    reset?: true;
   };
   /** The session was closed by the user and is gone from the engine. */
   'session.removed': { sessionId: string };

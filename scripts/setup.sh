@@ -20,6 +20,8 @@ if command -v dpkg-query >/dev/null; then
     need xvfb
     # Stock clients the control socket tests drive: rsync, git, and util-linux's script (a pty).
     need rsync git util-linux
+    # Durable shells live in tmux on the test server (the test sshd runs on this machine).
+    need tmux
   fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"

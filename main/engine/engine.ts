@@ -17,6 +17,7 @@ import type {
   SshConfigInclude,
   SshConfigSnippet,
 } from '../../preload/api';
+import { randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import type { ClientChannel } from 'ssh2';
 import { writeAtomically } from './atomic-file';
@@ -31,8 +32,10 @@ import { HostStore, savedHostSshArgs } from './config/host-store';
 import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './config/links';
 import type { SecretStore } from './masters/keychain';
 import type { Logger } from './log';
-import { DEFAULT_TIMING, type MasterConnection, type SessionRequest, type Timing } from './masters/master';
+import { DEFAULT_TIMING, type SessionRequest, type Timing } from './masters/master';
+import { DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
+import { controlCommand } from './sessions/tmux-control';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
 import { SettingsStore } from './config/settings';
@@ -60,6 +63,8 @@ export interface EngineOptions {
   idleTimeoutMs?: number | null;
   /** Keep one session channel open ahead of need per connection (one round trip less). On by default. */
   spareChannel?: boolean;
+  /** Overrides the durableShells setting (tests that are about ordinary shells). */
+  durableShells?: boolean;
   /**
    * Watch each connection's processes (one monitor channel per connection, which takes a
    * MaxSessions slot). On by default.
@@ -116,6 +121,12 @@ export class Engine {
   private readonly ended = new Set<string>();
   /** The clients holding sessions; what a client leaves behind ends with it. */
   private readonly owners = new Owners((owner) => this.releaseOwner(owner));
+  /** Masters whose host has no tmux: their shells are ordinary ones. */
+  private readonly withoutTmux = new Set<string>();
+  /** Per master, the durable shell starting now: they start one at a time. */
+  private readonly durableStarts = new Map<string, Promise<void>>();
+  /** Durable shells being brought back right now. */
+  private readonly rejoining = new Set<string>();
   private nextSessionNumber = 1;
   private readonly timing: Timing;
   private readonly trees: ProcessTrees;
@@ -316,7 +327,10 @@ export class Engine {
       prompter: this.prompter,
       log: this.options.log,
     });
-    master.on('changed', () => this.emit({ event: 'master.changed', payload: master.view() }));
+    master.on('changed', () => {
+      this.emit({ event: 'master.changed', payload: master.view() });
+      if (master.view().state === 'ready') this.rejoinDurable(master);
+    });
     master.on('dropped', (connection) => {
       for (const session of this.sessions.values()) if (session.connection === connection) session.markDropped();
     });
@@ -332,7 +346,7 @@ export class Engine {
       log: this.options.log,
       openSession: async (spec) => {
         const { channel, connection } = await master.openSession({ kind: 'custom', setup: spec.setup });
-        const session = this.track(master, channel, connection, { hostId, kind: spec.kind, command: spec.command, external: true });
+        const session = this.track(master, new Session(this.sessionInfo(master, { hostId, kind: spec.kind, command: spec.command, external: true }), channel, connection));
         return { channel, session };
       },
       forwardOut: (host, port) => master.forwardOut(host, port),
@@ -369,16 +383,26 @@ export class Engine {
     options: { raw?: boolean; owner?: string | null } = {},
   ): Promise<SessionView> {
     const master = await this.masterFor(await this.resolved(hostId));
-    const { channel, connection } = await master.openSession(request);
     const owner = options.owner ?? null;
-    const session = this.track(master, channel, connection, {
+    const info = {
       hostId,
       kind: request.kind,
       command: request.kind === 'exec' ? request.command : null,
       raw: request.kind === 'exec' && options.raw === true,
       owner,
       tty: request.kind === 'shell' || request.pty !== null,
-    });
+    };
+    let session: Session;
+    if (request.kind === 'shell') {
+      const durable = await this.openDurable(master, hostId, { cols: request.cols, rows: request.rows }, info);
+      if (typeof durable === 'string') {
+        const { channel, connection } = await master.openSession(request);
+        session = this.track(master, new Session(this.sessionInfo(master, { ...info, notDurable: durable }), channel, connection));
+      } else session = this.track(master, durable);
+    } else {
+      const { channel, connection } = await master.openSession(request);
+      session = this.track(master, new Session(this.sessionInfo(master, info), channel, connection));
+    }
     this.noteRecent(hostId);
     // Its client went while the channel was opening: nobody is left to use it.
     if (owner !== null && !this.owners.holds(owner)) this.closeSession(session.id);
@@ -412,13 +436,91 @@ export class Engine {
     return this.openSession(add.id, { kind: 'shell', ...size }, { owner });
   }
 
-  /** Makes an open channel a session of the engine: listed, its processes watched, signalled, closed. */
-  private track(master: HostMaster, channel: ClientChannel, connection: MasterConnection, info: Omit<SessionInfo, 'id' | 'masterId'>): Session {
-    const session = new Session({ id: `s${this.nextSessionNumber++}`, masterId: master.id, ...info }, channel, connection);
+  /** A new session's id and master, with what it is. */
+  private sessionInfo(master: HostMaster, info: Omit<SessionInfo, 'id' | 'masterId'>): SessionInfo {
+    return { id: `s${this.nextSessionNumber++}`, masterId: master.id, ...info };
+  }
+
+  /**
+   * A durable shell in tmux on the host, or why there is none (then the caller opens an
+   * ordinary shell): durable shells turned off, or no tmux on the host (remembered per master).
+   */
+  private async openDurable(master: HostMaster, hostId: string, size: { cols: number; rows: number }, info: Omit<SessionInfo, 'id' | 'masterId'>): Promise<DurableShell | string> {
+    const settings = this.settings.get();
+    if (!(this.options.durableShells ?? settings.durableShells)) return 'durable shells are turned off in the settings';
+    if (settings.notDurableHosts.includes(hostId)) return `durable shells are turned off for ${hostId}`;
+    if (this.withoutTmux.has(master.id)) return `install tmux on ${hostId} to keep shells across disconnections`;
+    const name = `hitch-${randomBytes(8).toString('hex')}`;
+    // Two tmux servers starting at once on one socket both fail ("server exited
+    // unexpectedly"), and so does a client that meets a server just exiting with its last
+    // session: shells start one at a time per master, and a failed start is tried again.
+    const previous = this.durableStarts.get(master.id) ?? Promise.resolve();
+    const start = previous.then(async (): Promise<DurableShell | string> => {
+      let why = '';
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(name, size), pty: null });
+        const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
+        let status: number | null = null;
+        let stderr = '';
+        channel.once('exit', (code: unknown) => (status = typeof code === 'number' ? code : null));
+        channel.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-500)));
+        try {
+          await shell.carry(channel, connection, false);
+          return shell;
+        } catch (err) {
+          await new Promise((r) => setTimeout(r, 20)); // the exit status arrives just before the close
+          if (status === 127) {
+            this.withoutTmux.add(master.id);
+            this.options.log.info('no tmux on the host: shells there are ordinary ones', { host: hostId });
+            return `install tmux on ${hostId} to keep shells across disconnections`;
+          }
+          why = stderr.trim() || (err as Error).message;
+          this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: why });
+          await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
+      }
+      return `tmux on ${hostId} did not start a shell (${why})`;
+    });
+    this.durableStarts.set(master.id, start.then(() => undefined, () => undefined));
+    return start;
+  }
+
+  /** The master is back: its durable shells that lost their connection rejoin their tmux sessions. */
+  private rejoinDurable(master: HostMaster): void {
+    for (const session of this.sessions.values()) {
+      if (!(session instanceof DurableShell) || session.info.masterId !== master.id || !session.reconnecting || this.rejoining.has(session.id)) continue;
+      this.rejoining.add(session.id);
+      void (async () => {
+        let status: number | null = null;
+        try {
+          const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(session.name, 'attach'), pty: null });
+          channel.once('exit', (code: unknown) => (status = typeof code === 'number' ? code : null));
+          await session.carry(channel, connection, true);
+          if (this.options.processTrees !== false) this.trees.rootKnown(master, session);
+          this.options.log.info('durable shell rejoined', { session: session.id });
+        } catch (err) {
+          await new Promise((r) => setImmediate(r)); // the exit status arrives just before the close
+          this.options.log.warn('durable shell not rejoined', { session: session.id, status, error: (err as Error).message });
+          // tmux refused to attach (the session is gone from the host); a failure to reach the
+          // host waits for the next reconnect instead.
+          if (status !== null && status !== 0) session.lost();
+        } finally {
+          this.rejoining.delete(session.id);
+        }
+      })();
+    }
+  }
+
+  /** Makes a session (its channel open) one of the engine's: listed, its processes watched, signalled, closed. */
+  private track(master: HostMaster, session: Session): Session {
+    const info = session.info;
     this.sessions.set(session.id, session);
     master.sessionOpened();
-    session.on('data', (offset, data, stream) =>
-      this.emit({ event: 'session.data', payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}) } }),
+    session.on('data', (offset, data, stream, reset) =>
+      this.emit({
+        event: 'session.data',
+        payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}), ...(reset ? { reset: true as const } : {}) },
+      }),
     );
     session.on('changed', () => {
       const ended = session.state !== 'open';
@@ -435,7 +537,10 @@ export class Engine {
       if (ended) this.keepOrRemoveEnded(session);
     });
     this.emit({ event: 'session.changed', payload: session.view() });
-    if (this.options.processTrees !== false) this.trees.sessionOpened(master, session);
+    if (this.options.processTrees !== false) {
+      if (session instanceof DurableShell) this.trees.rootKnown(master, session);
+      else this.trees.sessionOpened(master, session);
+    }
     this.options.log.info('session opened', { host: info.hostId, master: master.id, session: session.id, kind: info.kind, external: info.external ?? false });
     return session;
   }

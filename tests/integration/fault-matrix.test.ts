@@ -17,7 +17,7 @@ import { keygen, startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
 import { masterOf, sessionView, shellAnswers, testEngine, testKeychain } from '../fixtures/engine';
 import { transpileSources } from '../fixtures/transpiled';
 import { failure } from '../fixtures/failure';
-import { startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');
@@ -25,12 +25,6 @@ const SHELL = { kind: 'shell', cols: 80, rows: 24 } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const count = (text: string, pattern: RegExp): number => (text.match(new RegExp(pattern.source, 'gm')) ?? []).length;
 
-/** `alias` reaching `sshd` through `proxy`: to known_hosts a host of its own, [127.0.0.1]:proxyPort. */
-async function behindProxy(sshd: Sshd, proxy: TcpProxy, alias: string, knownHostsLine = sshd.knownHostsLine): Promise<string> {
-  const knownHosts = join(sshd.dir, `known_hosts_${alias}`);
-  await writeFile(knownHosts, `[127.0.0.1]:${proxy.port} ${knownHostsLine.split(' ').slice(1).join(' ')}\n`);
-  return sshd.clientConfig(alias).replace(`Port ${sshd.port}`, `Port ${proxy.port}`).replace(sshd.knownHosts, knownHosts);
-}
 
 async function fingerprintOf(pubFile: string): Promise<string> {
   const { stdout } = await run('ssh-keygen', ['-l', '-f', pubFile]);

@@ -27,6 +27,10 @@ export const settingsSchema = z
     notifications: z.boolean(),
     /** Hosts most recently used, newest first (the launcher's "recent" group). */
     recentHosts: z.array(z.string().max(255)).max(20),
+    /** Shells run in tmux on hosts that have it, so they outlive the connection. */
+    durableShells: z.boolean(),
+    /** Hosts whose shells are ordinary ones even so. */
+    notDurableHosts: z.array(z.string().max(255)).max(1000),
   })
   .strict();
 
@@ -47,6 +51,8 @@ export const DEFAULT_SETTINGS: Settings = {
   closeToTray: true,
   notifications: true,
   recentHosts: [],
+  durableShells: true,
+  notDurableHosts: [],
 };
 
 export class SettingsStore {
@@ -78,7 +84,7 @@ export class SettingsStore {
   }
 
   get(): Settings {
-    return { ...this.current, recentHosts: [...this.current.recentHosts] };
+    return { ...this.current, recentHosts: [...this.current.recentHosts], notDurableHosts: [...this.current.notDurableHosts] };
   }
 
   /**

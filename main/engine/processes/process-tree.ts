@@ -149,6 +149,15 @@ export function buildTree(input: TreeInput): ProcessView[] {
     inTree.add(pid);
     out.push(view(byPid.get(pid)!, false));
   }
+  // A durable shell runs under the tmux server, not sshd: its tree hangs from its root.
+  for (const root of roots.values()) {
+    if (inTree.has(root) || !byPid.has(root)) continue;
+    for (const pid of [root, ...descendants(rows, root)]) {
+      if (inTree.has(pid)) continue;
+      inTree.add(pid);
+      out.push(view(byPid.get(pid)!, false));
+    }
+  }
   for (const r of rows) {
     if (inTree.has(r.pid) || monitorFamily.has(r.pid) || r.pid === sshdPid || !sameProcess(r)) continue;
     // Only the top of a reparented family is checked here; its children follow below.

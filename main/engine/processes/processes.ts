@@ -10,6 +10,7 @@ import type { Logger } from '../log';
 import type { MasterConnection } from '../masters/master';
 import { ProcessMonitor, type KillResult } from './monitor';
 import { buildTree, descendants, diffTrees, remember } from './process-tree';
+import type { DurableShell } from '../sessions/durable-shell';
 import type { Session } from '../sessions/session';
 
 interface Tracker {
@@ -17,6 +18,8 @@ interface Tracker {
   /** Sessions on this connection, in the order they opened, still without a known root pid. */
   pending: Session[];
   roots: Map<string, number>;
+  /** tmux clients carrying durable shells: children of sshd, but no session's and not shown. */
+  carriers: Set<number>;
   /** Start times (s) of processes seen in this connection's tree. */
   known: Map<number, number>;
 }
@@ -59,7 +62,7 @@ export class ProcessTrees {
   private tracker(connection: MasterConnection): Tracker {
     let t = this.trackers.get(connection);
     if (!t) {
-      t = { monitor: null, pending: [], roots: new Map(), known: new Map() };
+      t = { monitor: null, pending: [], roots: new Map(), carriers: new Set(), known: new Map() };
       this.trackers.set(connection, t);
     }
     return t;
@@ -117,6 +120,18 @@ export class ProcessTrees {
     }
   }
 
+  /**
+   * A durable shell whose pane process is known from tmux: it is the session's root, and its
+   * tmux client (a child of sshd) belongs to no session. Takes a snapshot to show it.
+   */
+  rootKnown(master: HostMaster, session: DurableShell): void {
+    const t = this.tracker(session.connection);
+    if (session.rootPid !== null) t.roots.set(session.id, session.rootPid);
+    if (session.carrierPid !== null) t.carriers.add(session.carrierPid);
+    this.deps.emitSession(session);
+    this.refresh(master).catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }));
+  }
+
   /** Takes a snapshot of every connection of the master; emits the difference. */
   refresh(master: HostMaster): Promise<ProcessView[]> {
     return this.slot(() => this.snapshotAll(master));
@@ -136,7 +151,8 @@ export class ProcessTrees {
         this.deps.log.warn('no process snapshot for a connection', { master: master.id, error: (err as Error).message });
         continue;
       }
-      const { rows, at } = snapshot;
+      const { at } = snapshot;
+      const rows = t.carriers.size === 0 ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid));
       // New children of sshd belong to the sessions waiting for a root, in opening order:
       // sshd forks each session's process when it accepts the request, in request order.
       t.pending = t.pending.filter((s) => s.state === 'open');

@@ -31,16 +31,18 @@ export interface SessionInfo {
   external?: boolean;
   /** Runs on a pty (closing the channel then hangs the pty up); unknown counts as yes. */
   tty?: boolean;
+  /** A shell that could not be made durable, and why. */
+  notDurable?: string;
 }
 
-export class Session extends EventEmitter<{ data: [offset: number, data: string, stream: OutputStream]; changed: [] }> {
+export class Session extends EventEmitter<{ data: [offset: number, data: string, stream: OutputStream, reset: boolean]; changed: [] }> {
   state: SessionView['state'] = 'open';
   exitCode: number | null = null;
   exitSignal: string | null = null;
   readonly openedAt = Date.now();
 
   /** One decoder per stream: a character split across chunks is never mixed with the other. */
-  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  private decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   /** Output gathered for the next batch: text, or bytes for a raw session; all of one stream. */
   private pending: (string | Buffer)[] = [];
   private pendingStream: OutputStream = 'stdout';
@@ -52,16 +54,24 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   /** The session's first remote process, once a process snapshot has found it. */
   rootPid: number | null = null;
   /** The connection under this session dropped: its end is a disconnection, not an exit. */
-  private dropped = false;
+  protected dropped = false;
 
+  /**
+   * `channel` null: a subclass carries the session its own way (a durable shell) and
+   * overrides what uses the channel (write, resize, close, signal, endInput).
+   */
   constructor(
     readonly info: SessionInfo,
-    private readonly channel: ClientChannel,
-    /** The SSH connection carrying this session. */
-    readonly connection: MasterConnection,
+    private readonly channel: ClientChannel | null,
+    /** The SSH connection carrying this session (a durable shell moves to a new one on reconnect). */
+    public connection: MasterConnection,
   ) {
     super();
-    if (!info.external) {
+    if (channel) this.wire(channel);
+  }
+
+  private wire(channel: ClientChannel): void {
+    if (!this.info.external) {
       channel.on('data', (chunk: Buffer) => this.receive(chunk, 'stdout'));
       channel.stderr.on('data', (chunk: Buffer) => this.receive(chunk, 'stderr'));
     }
@@ -110,11 +120,14 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
       rootPid: this.rootPid,
       external: this.info.external ?? false,
       private: this.info.raw ?? false,
+      durable: false,
+      notDurable: this.info.notDurable ?? null,
+      reconnecting: false,
       tty: this.info.tty ?? true,
     };
   }
 
-  private receive(chunk: Buffer, stream: OutputStream): void {
+  protected receive(chunk: Buffer, stream: OutputStream): void {
     if (this.info.raw) this.gather(Buffer.from(chunk), stream);
     else this.receiveText(this.decoders[stream].write(chunk), stream);
   }
@@ -131,7 +144,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
 
-  private flush(): void {
+  protected flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pending.length === 0) return;
@@ -140,7 +153,21 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
-    this.emit('data', offset, typeof data === 'string' ? data : data.toString('base64'), this.pendingStream);
+    this.emit('data', offset, typeof data === 'string' ? data : data.toString('base64'), this.pendingStream, false);
+  }
+
+  /**
+   * The terminal starts over from `screen` (a durable shell reattached: its history and screen
+   * as the server kept them): the scrollback is replaced, and viewers clear and redraw.
+   */
+  protected restartOutput(screen: string): void {
+    this.flush();
+    this.decoders.stdout = new StringDecoder('utf8');
+    this.scrollback = [screen];
+    this.scrollbackChars = screen.length;
+    const offset = this.sent;
+    this.sent += screen.length;
+    this.emit('data', offset, screen, 'stdout', true);
   }
 
   private keep(data: string | Buffer): void {
@@ -161,20 +188,20 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   /** Resolves once the channel has taken the data (waits while the server's window is full). */
   write(data: string | Buffer): Promise<void> {
     // An external session's input is its client's: nothing is typed into it from here.
-    if (this.state !== 'open' || this.info.external || this.channel.write(data)) return Promise.resolve();
+    if (this.state !== 'open' || this.info.external || this.channel!.write(data)) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
-        this.channel.off('drain', done);
-        this.channel.off('close', done);
+        this.channel!.off('drain', done);
+        this.channel!.off('close', done);
         resolve();
       };
-      this.channel.on('drain', done);
-      this.channel.on('close', done);
+      this.channel!.on('drain', done);
+      this.channel!.on('close', done);
     });
   }
 
   resize(cols: number, rows: number): void {
-    if (this.state === 'open' && !this.info.external) this.channel.setWindow(rows, cols, 0, 0);
+    if (this.state === 'open' && !this.info.external) this.channel!.setWindow(rows, cols, 0, 0);
   }
 
   /**
@@ -186,8 +213,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   close(keep = false): void {
     if (this.state !== 'open') return;
     // `keep`: the person chose to leave the job running; it then shows as detached.
-    if (this.info.kind === 'exec' && !keep) requestSignal(this.channel, 'HUP');
-    this.channel.close();
+    if (this.info.kind === 'exec' && !keep) requestSignal(this.channel!, 'HUP');
+    this.channel!.close();
     if (keep) {
       // sshd holds the channel open until the command exits; for the person it has ended now.
       this.flush();
@@ -198,11 +225,11 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
 
   /** The SSH "signal" channel request: sshd delivers it to the session's processes. */
   signal(name: string): void {
-    if (this.state === 'open') requestSignal(this.channel, name); // also after the input ended
+    if (this.state === 'open') requestSignal(this.channel!, name); // also after the input ended
   }
 
   /** Ends the input of an exec session (like closing stdin). */
   endInput(): void {
-    if (this.state === 'open') this.channel.end();
+    if (this.state === 'open') this.channel!.end();
   }
 }

@@ -1,0 +1,188 @@
+// A shell that outlives its connection. It runs in tmux on the host, in a session of Hitch's
+// own tmux server (tmux-control.ts), and Hitch talks to it as a tmux control-mode client over
+// an exec channel: the shell's output arrives as the bytes it wrote (so xterm.js keeps the
+// scrollback as for any shell), keys go in as hex. When the connection drops, the channel goes
+// and the shell and its jobs stay; once the master is back, `carry` rejoins it over a new
+// channel, and the terminal is redrawn from the history and screen tmux kept meanwhile.
+import type { ClientChannel } from 'ssh2';
+import type { SessionView } from '../../../preload/api';
+import type { MasterConnection } from '../masters/master';
+import { Session, type SessionInfo } from './session';
+import { commands, ControlParser } from './tmux-control';
+
+/** One tmux control client on an exec channel: commands in, replies in order, pane output. */
+class ControlClient {
+  /** Replies still due, oldest first; the first is tmux's answer to starting the client itself. */
+  private readonly waiting: { resolve(lines: string[]): void; reject(err: Error): void }[] = [];
+  readonly started: Promise<string[]>;
+  /** tmux said %exit: the session ended (its shell exited) or was killed. */
+  exited = false;
+
+  constructor(
+    private readonly channel: ClientChannel,
+    output: (pane: string, data: Buffer) => void,
+  ) {
+    this.started = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    const parser = new ControlParser({
+      output,
+      reply: (ok, lines) => {
+        const next = this.waiting.shift();
+        if (ok) next?.resolve(lines);
+        else next?.reject(new Error(lines.join(' ') || 'tmux refused a command'));
+      },
+      exit: () => (this.exited = true),
+    });
+    channel.on('data', (chunk: Buffer) => parser.push(chunk));
+    channel.stderr.on('data', () => undefined); // tmux's own complaints end in the exit status
+    channel.on('close', () => {
+      for (const w of this.waiting.splice(0)) w.reject(new Error('the tmux client went away'));
+    });
+  }
+
+  run(command: string): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.channel.write(command + '\n');
+    });
+  }
+
+  close(): void {
+    this.channel.close();
+  }
+}
+
+export class DurableShell extends Session {
+  private control: ControlClient | null = null;
+  /** The pane the shell runs in (`%3`), once known. */
+  private pane: string | null = null;
+  private size: { cols: number; rows: number };
+  /** The tmux control client on the host (a child of sshd, not part of the shell's tree). */
+  carrierPid: number | null = null;
+  /** The shell's connection dropped (or its tmux client went): it is being brought back. */
+  reconnecting = false;
+  /** How the person ended it: `kill` (tab closed) or `detach` (left running on the host). */
+  private ending: 'kill' | 'detach' | null = null;
+
+  constructor(
+    info: SessionInfo,
+    /** The tmux session name, Hitch's own (`hitch-` and 16 hex digits). */
+    readonly name: string,
+    connection: MasterConnection,
+    size: { cols: number; rows: number },
+  ) {
+    super(info, null, connection);
+    this.size = size;
+  }
+
+  /**
+   * Carries the shell over `channel`, a control client of this tmux session just started on
+   * `connection` (`rejoin`: attached to the running shell after a reconnect, so the terminal is
+   * redrawn from what tmux kept). Resolves once the shell is live again; rejects, leaving the
+   * channel closed, when tmux would not take it (the session is gone).
+   */
+  async carry(channel: ClientChannel, connection: MasterConnection, rejoin: boolean): Promise<void> {
+    // Until the pane is known (and, rejoining, until its history is drawn), output waits or,
+    // when the history will hold it anyway, is dropped.
+    const early: { pane: string; data: Buffer }[] = [];
+    let live = false;
+    const control = new ControlClient(channel, (pane, data) => {
+      if (live) {
+        if (pane === this.pane) this.receive(data, 'stdout');
+      } else if (!rejoin) early.push({ pane, data });
+    });
+    channel.on('close', () => this.carrierClosed(control));
+    try {
+      await control.started;
+      for (const option of commands.serverOptions()) await control.run(option);
+      const [described] = await control.run(commands.describe(this.name));
+      const [pane, pid, clientPid] = (described ?? '').split(' ');
+      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(described)}`);
+      await control.run(commands.resize(this.size.cols, this.size.rows));
+      this.pane = pane;
+      this.rootPid = Number(pid);
+      this.carrierPid = Number(clientPid);
+      if (rejoin) this.restartOutput(await this.screen(control, pane));
+    } catch (err) {
+      channel.close();
+      throw err;
+    }
+    this.connection = connection;
+    this.control = control;
+    live = true;
+    for (const { pane, data } of early) if (pane === this.pane) this.receive(data, 'stdout');
+    this.reconnecting = false;
+    this.dropped = false;
+    this.emit('changed');
+  }
+
+  /** The pane's history and screen as tmux kept them, ending with the cursor where it is. */
+  private async screen(control: ControlClient, pane: string): Promise<string> {
+    const lines = await control.run(commands.capture(pane));
+    const [x, y] = (await control.run(commands.cursor(pane)))[0]?.split(' ').map(Number) ?? [0, 0];
+    // Lines as tmux gives them (the screen's trailing blank lines included), then the cursor
+    // put back: its row counts from the top of the screen, which the last lines now fill.
+    return `${lines.join('\r\n')}\x1b[0m\x1b[${(y ?? 0) + 1};${(x ?? 0) + 1}H`;
+  }
+
+  private carrierClosed(control: ControlClient): void {
+    if (control !== this.control) return; // a carrier that never went live, or an old one
+    this.control = null;
+    if (this.state !== 'open') return;
+    if (this.ending !== null || control.exited) {
+      // Closed here, detached here, or the shell exited on the host: it has ended for Hitch.
+      this.flush();
+      this.state = 'closed';
+    } else this.reconnecting = true;
+    this.emit('changed');
+  }
+
+  /** Could not be brought back: the tmux session is gone from the host (say, the host rebooted). */
+  lost(): void {
+    if (this.state !== 'open') return;
+    this.reconnecting = false;
+    this.state = 'disconnected';
+    this.emit('changed');
+  }
+
+  override view(): SessionView {
+    return { ...super.view(), durable: true, reconnecting: this.reconnecting };
+  }
+
+  override write(data: string | Buffer): Promise<void> {
+    const control = this.control;
+    const pane = this.pane;
+    if (this.state !== 'open' || !control || !pane) return Promise.resolve();
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    // Keys go in order; the answer to the last piece says tmux has them all.
+    const sent = commands.sendKeys(pane, bytes).map((line) => control.run(line));
+    return Promise.all(sent).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  override resize(cols: number, rows: number): void {
+    this.size = { cols, rows };
+    if (this.state === 'open' && this.control) this.control.run(commands.resize(cols, rows)).catch(() => undefined);
+  }
+
+  /** Ends the shell on the host (`keep`: leaves it running there, detached, to reopen later). */
+  override close(keep = false): void {
+    if (this.state !== 'open') return;
+    this.ending = keep ? 'detach' : 'kill';
+    const control = this.control;
+    if (!control) {
+      // Between connections: nothing carries it now; it is ended (or left) from here.
+      this.state = 'closed';
+      this.emit('changed');
+      return;
+    }
+    if (keep) control.close();
+    else control.run(commands.kill(this.name)).then(() => control.close(), () => control.close());
+  }
+
+  /** Signals go to the shell's processes by pid (over the monitor), never to the tmux client. */
+  override signal(): void {}
+
+  override endInput(): void {}
+}

@@ -1,0 +1,166 @@
+// tmux control mode (the tmux manual's CONTROL MODE section), the way durable shells talk to
+// the tmux server that keeps them on the host. Hitch writes commands, one per line; tmux
+// answers each with a block (`%begin … %end` or `%error`) and reports a pane's output as
+// `%output %PANE DATA`, where DATA is the bytes the program wrote, with control characters and
+// backslashes as octal escapes (`\015`). Everything else (`%window-add`, `%layout-change`…) is
+// a notification Hitch does not need.
+//
+// Only fixed command words, pane ids (`%12`), session names Hitch made (see durableName) and
+// integers are ever written: nothing a person or a server typed reaches tmux's command parser.
+
+/** The tmux server of Hitch's durable shells: its own socket name, so a person's tmux is never touched. */
+export const TMUX_SOCKET_NAME = 'hitch';
+/** Durable session names are Hitch's own: `hitch-` and 16 hex digits. */
+const NAME = /^hitch-[0-9a-f]{16}$/;
+const PANE = /^%[0-9]{1,9}$/;
+/** Bytes per send-keys command (each byte is three characters of hex and a space). */
+const KEYS_PER_COMMAND = 256;
+
+export function isDurableName(name: string): boolean {
+  return NAME.test(name);
+}
+
+function checkName(name: string): string {
+  if (!NAME.test(name)) throw new Error(`not a durable session name: ${JSON.stringify(name)}`);
+  return name;
+}
+
+function checkPane(pane: string): string {
+  if (!PANE.test(pane)) throw new Error(`not a tmux pane id: ${JSON.stringify(pane)}`);
+  return pane;
+}
+
+function checkSize(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error(`not a terminal size: ${n}`);
+  return n;
+}
+
+/**
+ * The server's settings, set on every attach (the server may have been started by an older
+ * Hitch). The server stays up when its last shell ends: a client starting a shell just as an
+ * emptied server exits fails ("server exited unexpectedly"), and two starting servers on one
+ * socket leave one orphaned; `tmux -L hitch kill-server` ends it by hand. No status line, no prefix key (every key goes to the shell), a long history for
+ * what the shell printed while nobody was attached, the pane's size from this client alone.
+ */
+const SERVER_OPTIONS = [
+  'set-option -s exit-empty off',
+  'set-option -g status off',
+  'set-option -g prefix None',
+  'set-option -g prefix2 None',
+  'set-option -g escape-time 0',
+  'set-option -g history-limit 50000',
+  'set-option -g remain-on-exit off',
+  'set-option -g default-terminal screen-256color',
+  'set-option -g window-size latest',
+];
+
+/**
+ * The remote command that starts (or, with `attach`, rejoins) a durable shell in control mode.
+ * Exit status 127 when the host has no tmux: the caller then opens an ordinary shell.
+ */
+export function controlCommand(name: string, size: { cols: number; rows: number } | 'attach'): string {
+  checkName(name);
+  const tmux = `tmux -L ${TMUX_SOCKET_NAME} -f /dev/null -C`;
+  const start = size === 'attach' ? `attach-session -t ${name}` : `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`;
+  return `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${start}`;
+}
+
+/** Lists Hitch's durable sessions on a host: `NAME PANE PID` per line (none when no server runs). */
+export const LIST_COMMAND = `tmux -L ${TMUX_SOCKET_NAME} list-panes -a -F '#{session_name} #{pane_id} #{pane_pid}' 2>/dev/null || true`;
+
+export const commands = {
+  serverOptions: (): string[] => [...SERVER_OPTIONS],
+  /** The pane of a session, its process (the shell) and this control client's own pid: `%3 12345 12300`. */
+  describe: (name: string): string => `display-message -p -t ${checkName(name)} '#{pane_id} #{pane_pid} #{client_pid}'`,
+  resize: (cols: number, rows: number): string => `refresh-client -C ${checkSize(cols)}x${checkSize(rows)}`,
+  /** Input as hex bytes, so any byte (a control key, UTF-8) reaches the shell as typed. */
+  sendKeys(pane: string, bytes: Buffer): string[] {
+    checkPane(pane);
+    const lines: string[] = [];
+    for (let i = 0; i < bytes.length; i += KEYS_PER_COMMAND) {
+      const hex = [...bytes.subarray(i, i + KEYS_PER_COMMAND)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+      lines.push(`send-keys -t ${pane} -H ${hex}`);
+    }
+    return lines;
+  },
+  /** The pane's history and screen with their colours, from the oldest line kept. */
+  capture: (pane: string): string => `capture-pane -p -e -S - -E - -t ${checkPane(pane)}`,
+  /** Where the cursor is (0-based) and how tall the pane is. */
+  cursor: (pane: string): string => `display-message -p -t ${checkPane(pane)} '#{cursor_x} #{cursor_y} #{pane_height}'`,
+  kill: (name: string): string => `kill-session -t ${checkName(name)}`,
+};
+
+export interface ControlHandlers {
+  output(pane: string, data: Buffer): void;
+  /** The answer to the oldest command still waiting: its lines, or the error tmux gave. */
+  reply(ok: boolean, lines: string[]): void;
+  /** The control client is leaving (its session ended, or it was detached). */
+  exit(reason: string | null): void;
+}
+
+/** Turns tmux's `\ooo` escapes back into the bytes the program wrote. */
+export function unescapeOutput(escaped: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(escaped.length);
+  let n = 0;
+  for (let i = 0; i < escaped.length; i++) {
+    const b = escaped[i]!;
+    if (b === 0x5c && i + 3 < escaped.length && isOctal(escaped[i + 1]) && isOctal(escaped[i + 2]) && isOctal(escaped[i + 3])) {
+      out[n++] = ((escaped[i + 1]! - 48) << 6) | ((escaped[i + 2]! - 48) << 3) | (escaped[i + 3]! - 48);
+      i += 3;
+    } else out[n++] = b;
+  }
+  return out.subarray(0, n);
+}
+
+function isOctal(b: number | undefined): boolean {
+  return b !== undefined && b >= 48 && b <= 55;
+}
+
+const OUTPUT = Buffer.from('%output ');
+const BEGIN = Buffer.from('%begin ');
+const END = Buffer.from('%end ');
+const ERROR = Buffer.from('%error ');
+const EXIT = Buffer.from('%exit');
+
+/** Reads a control client's output stream, line by line, into the handlers. */
+export class ControlParser {
+  private pending: Buffer[] = [];
+  /** The lines of the reply block being read, or null outside a block. */
+  private block: string[] | null = null;
+
+  constructor(private readonly handlers: ControlHandlers) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      const line = this.pending.length > 0 ? Buffer.concat([...this.pending, piece]) : piece;
+      this.pending = [];
+      this.line(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.pending.push(Buffer.from(chunk.subarray(start)));
+  }
+
+  private line(line: Buffer): void {
+    if (this.block !== null) {
+      // Inside a reply block, every line is the command's output, but its end.
+      if (startsWith(line, END) || startsWith(line, ERROR)) {
+        const lines = this.block;
+        this.block = null;
+        this.handlers.reply(startsWith(line, END), lines);
+      } else this.block.push(line.toString('utf8'));
+      return;
+    }
+    if (startsWith(line, OUTPUT)) {
+      const rest = line.subarray(OUTPUT.length);
+      const space = rest.indexOf(32);
+      if (space > 0) this.handlers.output(rest.subarray(0, space).toString('latin1'), unescapeOutput(rest.subarray(space + 1)));
+    } else if (startsWith(line, BEGIN)) this.block = [];
+    else if (startsWith(line, EXIT)) this.handlers.exit(line.length > EXIT.length + 1 ? line.subarray(EXIT.length + 1).toString('utf8') : null);
+  }
+}
+
+function startsWith(line: Buffer, prefix: Buffer): boolean {
+  return line.length >= prefix.length && line.subarray(0, prefix.length).equals(prefix);
+}

@@ -1,0 +1,116 @@
+// Durable shells against a real sshd with tmux, the network between Hitch and the server cut
+// by a TCP proxy: the shell and its jobs keep running on the host, and after the master
+// reconnects the tab rejoins the same shell (same pid), redrawn with what it printed meanwhile.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionView } from '../../preload/api';
+import { masterOf, sessionView, testEngine, type TestEngine } from '../fixtures/engine';
+import { startSshd, type Sshd } from '../fixtures/sshd';
+import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+
+const SHELL = { kind: 'shell', cols: 80, rows: 24 } as const;
+// Keepalives every 500 ms, three missed: a silent network is noticed within two seconds.
+const TIMING = { keepaliveIntervalMs: 500, keepaliveCountMax: 3, connectTimeoutMs: 15_000 };
+
+let sshd: Sshd;
+let proxy: TcpProxy;
+let t: TestEngine;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  // A tmux server an earlier run of these tests left to the test user is not ours to trust.
+  await promisify(execFile)('pkill', ['-u', sshd.user, 'tmux']).catch(() => undefined);
+  proxy = await startProxy({ targetPort: sshd.port });
+  t = await testEngine((await behindProxy(sshd, proxy, 'web1')) + sshd.clientConfig('direct'), { durableShells: true, timing: TIMING });
+}, 30_000);
+
+afterAll(async () => {
+  // Hitch's tmux server on the test host goes with the tests.
+  const kill = await t?.engine.openSession('direct', { kind: 'exec', command: 'tmux -L hitch kill-server; echo server-gone', pty: null }).catch(() => null);
+  if (kill) await t.waitForOutput(kill.id, /server-gone/).catch(() => undefined);
+  await t?.close();
+  await proxy?.close();
+  await sshd?.stop();
+});
+
+/** Types a command and waits for its answer (`n` makes it unique); returns the match. */
+let marks = 0;
+async function ask(sessionId: string, command: (n: number) => string, answer: (n: number) => RegExp): Promise<RegExpMatchArray> {
+  const n = ++marks + 1000;
+  await t.engine.writeSession(sessionId, command(n) + '\n');
+  return t.waitForOutput(sessionId, answer(n), 10_000);
+}
+
+const shellPid = async (sessionId: string): Promise<number> => Number((await ask(sessionId, (n) => `echo pid-${n}=$$`, (n) => new RegExp(`pid-${n}=(\\d+)`)))[1]);
+
+async function rejoined(sessionId: string): Promise<SessionView> {
+  await expect.poll(async () => (await sessionView(t, sessionId))?.reconnecting, { timeout: 20_000, interval: 50 }).toBe(false);
+  const view = (await sessionView(t, sessionId))!;
+  expect(view.state).toBe('open');
+  return view;
+}
+
+describe('a durable shell', () => {
+  it('runs in tmux, with the shell as the root of its process tree', async () => {
+    const s = await t.engine.openSession('web1', SHELL);
+    expect(s.notDurable).toBeNull();
+    expect(s).toMatchObject({ durable: true, notDurable: null, reconnecting: false });
+    const pid = await shellPid(s.id);
+    expect((await sessionView(t, s.id))?.rootPid).toBe(pid);
+    await expect
+      .poll(async () => (await t.engine.processTree('web1')).processes.find((p) => p.pid === pid)?.sessionId, { timeout: 10_000 })
+      .toBe(s.id);
+    t.engine.closeSession(s.id);
+  });
+
+  for (const cut of ['reset', 'silence'] as const) {
+    it(`keeps its shell and jobs through a ${cut === 'reset' ? 'reset connection' : 'silent network for 3 s'}, and shows what ran meanwhile`, async () => {
+      const s = await t.engine.openSession('web1', SHELL);
+      const pid = await shellPid(s.id);
+      // A job that prints while the network is gone.
+      await ask(s.id, (n) => `(sleep 1; echo during-$((${n}+1))) & echo started-${n}`, (n) => new RegExp(`started-${n}`));
+      const during = `during-${marks + 1000 + 1}`;
+      if (cut === 'reset') proxy.resetAll();
+      else proxy.blackhole(true);
+      await expect.poll(async () => (await sessionView(t, s.id))?.reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
+      if (cut === 'silence') {
+        await new Promise((r) => setTimeout(r, 3_000));
+        proxy.blackhole(false);
+        proxy.resetAll(); // the stale connection is gone for good; new ones flow
+      }
+      await rejoined(s.id);
+      expect((await masterOf(t, proxy.port))?.state).toBe('ready');
+      await t.waitForOutput(s.id, new RegExp(during), 10_000); // redrawn from what tmux kept
+      expect(await shellPid(s.id)).toBe(pid); // the same shell answers
+      t.engine.closeSession(s.id);
+    }, 60_000);
+  }
+
+  it('ends its tmux session on the host when closed, and leaves it running when detached', async () => {
+    const list = async (): Promise<string> => {
+      const s = await t.engine.openSession('direct', { kind: 'exec', command: "tmux -L hitch list-sessions -F '#{session_name}' 2>/dev/null; echo end-of-list", pty: null });
+      return (await t.waitForOutput(s.id, /([^]*)end-of-list/))[1]!;
+    };
+    const closed = await t.engine.openSession('web1', SHELL);
+    const kept = await t.engine.openSession('web1', SHELL);
+    await shellPid(closed.id);
+    await shellPid(kept.id);
+    const before = await list();
+    expect(before.trim().split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(2);
+    t.engine.closeSession(closed.id);
+    t.engine.closeSession(kept.id, true);
+    await expect.poll(async () => (await list()).trim().split('\n').length, { timeout: 10_000 }).toBe(before.trim().split('\n').length - 1);
+  });
+
+  it('is an ordinary shell, saying why, when durable shells are off for the host', async () => {
+    await t.engine.updateSettings({ notDurableHosts: ['web1'] });
+    try {
+      const s = await t.engine.openSession('web1', SHELL);
+      expect(s).toMatchObject({ durable: false, notDurable: 'durable shells are turned off for web1' });
+      t.engine.closeSession(s.id);
+    } finally {
+      await t.engine.updateSettings({ notDurableHosts: [] });
+    }
+  });
+});
