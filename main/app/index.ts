@@ -100,6 +100,9 @@ function showWindow(): BrowserWindow {
 
 function main(): void {
   // One Hitch per user: a second launch (say, from an ssh:// link) hands its arguments over.
+  // The engine runs in this process: its young generation as small as `hitch daemon`'s
+  // (DAEMON_NODE_FLAGS in main/cli/context.ts), so thousands of sessions leave memory flat.
+  app.commandLine.appendSwitch('js-flags', '--max-semi-space-size=2');
   if (!app.requestSingleInstanceLock()) {
     app.quit();
     return;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_FLAGS } from '../../main/cli/context';
 import { MSG, MessageWriter } from '../../main/engine/control-socket/frames';
 import { loadUnix, type Unix } from '../../main/native/unix';
 import { UnixConnection } from '../../main/native/unix-socket';
@@ -19,6 +20,14 @@ import { startSshd, type Sshd } from '../fixtures/sshd';
 const run = promisify(execFile);
 const CLI = resolve(import.meta.dirname, '../../out/main/cli.js');
 const RUNS = Number(process.env.HITCH_EXTERNAL_RUNS ?? 3000);
+/**
+ * A fresh engine is not yet at its working size: code is still being compiled, and V8 sizes its
+ * old generation only at its first full collection, which comes after one to three thousand
+ * sessions (RSS climbs ~15-20 MB until then, and drops back). Growth is measured after these.
+ */
+const WARM_UP = 3000;
+/** RSS is read every STEP sessions: the growth is judged from the lowest reading, not only the first. */
+const STEP = 500;
 
 let sshd: Sshd;
 let dir: string;
@@ -40,7 +49,8 @@ beforeAll(async () => {
     HITCH_IDLE_TIMEOUT: 'never',
     SSH_AUTH_SOCK: '',
   };
-  daemon = spawn(process.execPath, [CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Started as `hitch --start` starts it (main/cli/context.ts), with the engine's Node flags.
+  daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((ok, fail) => {
     daemon.stdout!.once('data', () => ok());
     daemon.once('exit', (code) => fail(new Error(`hitch daemon exited with ${code}`)));
@@ -108,35 +118,49 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
+/** The process's RSS high-water mark (VmHWM), for the log. */
+function peakRssMb(pid: number): number {
+  return Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
 async function state(): Promise<Snapshot> {
   const reply = await engine.call('state.get', {});
   if (!reply.ok) throw new Error(reply.error.message);
   return reply.result as Snapshot;
 }
 
-// Skipped, for a stated reason: measured here, 10,000 runs grow the daemon's RSS by 18.5 MB
-// (91.6 → 110.1 MB; it was 12.6 MB per 200 runs before ended sessions were let go), against
-// issue #12's bound of 5 MB. It is not retained JavaScript: heap snapshots (which collect
-// first) before and after 3,000 runs are 12.8 and 12.0 MB. What grows is the process's
-// high-water mark of transient garbage and buffers; lowering that is the work left.
-describe.skip('thousands of stock-client sessions through one master (skipped: engine RSS grows 18.5 MB per 10,000 with no retained heap, bound 5 MB; see above)', () => {
+// Issue #12: 10,000 sessions grow the engine's RSS by at most 5 MB, measured from a warmed-up
+// engine (see WARM_UP): what is asked is that memory stays flat, not that a fresh process
+// is at its working size. (Without DAEMON_NODE_FLAGS that size is ~23 MB larger: V8 doubles the
+// young generation twice under this load, 2 × 4 → 2 × 16 MB, in the first couple of thousand
+// sessions, and RSS stays there.)
+describe('thousands of stock-client sessions through one master', () => {
   it('keep no session, remember five, and leave the engine’s memory flat', async () => {
-    await runMany(500, 8); // warm-up: code paths compiled, pools and buffers at their size
+    await runMany(WARM_UP, 8);
     await expect.poll(async () => (await state()).sessions.length, { timeout: 10_000 }).toBe(0);
     const before = rssMb(daemon.pid!);
+    let lowest = before;
     const started = Date.now();
-    await runMany(RUNS, 8);
+    for (let done = 0; done < RUNS; done += STEP) {
+      await runMany(Math.min(STEP, RUNS - done), 8);
+      lowest = Math.min(lowest, rssMb(daemon.pid!));
+    }
     console.log(`${RUNS} sessions in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await expect.poll(async () => (await state()).sessions.length, { timeout: 10_000 }).toBe(0);
     const after = rssMb(daemon.pid!);
+    const peak = peakRssMb(daemon.pid!);
     const snap = await state();
     expect(snap.masters[0]!.recentExternal).toHaveLength(5);
     expect(snap.masters[0]!.recentExternal.every((s) => s.title === 'box: true' && s.exitCode === 0)).toBe(true);
     await expect.poll(async () => (await state()).masters[0]!.sessions, { timeout: 10_000 }).toBe(0);
     // The bound of issue #12 is 5 MB for ten thousand runs; the suite runs fewer (each takes a
     // process snapshot too) and holds them to the same 5 MB. HITCH_EXTERNAL_RUNS=10000 runs all.
-    console.log(`engine RSS ${before.toFixed(1)} MB before, ${after.toFixed(1)} MB after`);
-    expect(after - before, `engine RSS ${before.toFixed(1)} MB before, ${after.toFixed(1)} MB after`).toBeLessThanOrEqual(5);
+    // From the lowest reading too: a first reading taken before the engine's first full
+    // collection is high, and would hide growth after it.
+    const summary = `engine RSS ${before.toFixed(1)} MB before, ${lowest.toFixed(1)} MB at least, ${after.toFixed(1)} MB after, ${peak.toFixed(1)} MB at most`;
+    console.log(summary);
+    expect(after - before, summary).toBeLessThanOrEqual(5);
+    expect(after - lowest, summary).toBeLessThanOrEqual(5);
     expect(await sshd.acceptedLogins()).toBe(1);
-  }, 240_000);
+  }, 60_000 + (WARM_UP + RUNS) * 40);
 });

@@ -386,7 +386,13 @@ export class ControlClient implements ControlConnection {
     }
     // Queued replies are written, then our end shut: the client reads them, then sees the end.
     this.sock.end();
-    // A peer that never reads or never closes its end must not keep the descriptor open.
-    setTimeout(() => this.sock.destroy(), LINGER_MS).unref();
+    // A peer that never reads or never closes its end must not keep the descriptor open. The
+    // timer goes as soon as the socket closes: it holds this connection (and all it reached),
+    // which would otherwise outlive the session by LINGER_MS and age into the old generation.
+    if (this.sock.isDestroyed) return;
+    const sock = this.sock;
+    const linger = setTimeout(() => sock.destroy(), LINGER_MS);
+    linger.unref();
+    sock.once('close', () => clearTimeout(linger));
   }
 }
