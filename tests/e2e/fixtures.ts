@@ -1,9 +1,10 @@
 // Playwright fixtures: a real sshd, and Hitch's web host serving the built UI against a test
 // ssh config, as `npm run web` would for a user.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { test as base } from '@playwright/test';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 
@@ -60,6 +61,9 @@ export async function startWebHostProcess(sshConfig: string): Promise<WebHostPro
 export const test = base.extend<{ sshd: Sshd; hitch: WebHostProcess }>({
   sshd: async ({}, use) => {
     const sshd = await startSshd();
+    // Shells are durable in the app (tmux on the test host): each test starts without the
+    // tmux server and clients earlier tests left to the test user.
+    await promisify(execFile)('pkill', ['-u', sshd.user, 'tmux']).catch(() => undefined);
     await use(sshd);
     await sshd.stop();
   },
