@@ -60,6 +60,19 @@ export interface MasterView {
   controlPath: string | null;
   /** The last few sessions stock clients ran through the control socket that have ended, newest first. */
   recentExternal: EndedSessionView[];
+  /**
+   * Durable shells running on the host that no session here carries: left by an earlier run
+   * of Hitch, or detached. `session.reopen` brings one into a tab.
+   */
+  leftRunning: LeftRunningView[];
+}
+
+/** A durable shell on a host, in Hitch's tmux server there, that no session here carries. */
+export interface LeftRunningView {
+  /** Its tmux session name (Hitch's own: `hitch-` and 16 hex digits). */
+  name: string;
+  /** The shell's pid on the host. */
+  pid: number;
 }
 
 /** What is kept of a stock client's session once it ended: how it ended, not its output. */
@@ -328,6 +341,8 @@ export const requestSchemas = {
    * Opening a session attaches its opener. Refused for another client's `hitch exec` run.
    */
   'session.attach': z.object({ sessionId }).strict(),
+  /** Opens a durable shell left running on the host (MasterView.leftRunning) as a session of this client. */
+  'session.reopen': z.object({ hostId, name: z.string().regex(/^hitch-[0-9a-f]{16}$/, 'not a durable shell name'), cols, rows }).strict(),
   /** Stops streaming the session to this client; the session goes on. */
   'session.detach': z.object({ sessionId }).strict(),
   'prompt.answer': z
@@ -385,6 +400,7 @@ export interface Results {
   /** The session's recent output, and the output offset it ends at (see `session.data`). */
   'session.attach': { data: string; end: number; encoding?: 'base64' };
   'session.detach': null;
+  'session.reopen': SessionView;
   'prompt.answer': null;
   'prompt.cancel': null;
   /** How many secrets were removed. */

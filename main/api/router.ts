@@ -48,6 +48,7 @@ const handlers: Handlers = {
     return replay;
   },
   'session.detach': (_engine, { sessionId }, caller) => (caller.detach(sessionId), null),
+  'session.reopen': (engine, { hostId, name, cols, rows }, caller) => opened(caller, engine.reopenDurable(hostId, name, { cols, rows }, caller.owner)),
   'prompt.answer': (engine, { promptId, answers, remember, choice }) => (engine.answerPrompt(promptId, { answers, remember, choice }), null),
   'prompt.cancel': (engine, { promptId }) => (engine.cancelPrompt(promptId), null),
   'secrets.forget': (engine, { hostId }) => engine.forgetSecrets(hostId),

@@ -159,6 +159,29 @@ export async function kill(ctx: Context, host: string, pidText: string, opts: Co
   return ok ? 0 : 1;
 }
 
+export async function sessions(ctx: Context, host: string): Promise<number> {
+  const state = await ctx.call('state.get', {});
+  const masterId = snapshotHost(state, host).masterId;
+  const master = state.masters.find((m) => m.id === masterId);
+  const rows: Output<'sessions'>['sessions'] = state.sessions
+    .filter((s) => s.hostId === host && !s.external)
+    .map((s) => ({
+      id: s.id,
+      kind: s.kind,
+      durable: s.durable,
+      state: s.state === 'open' && s.reconnecting ? 'reconnecting' : s.state,
+      rootPid: s.rootPid,
+      command: s.command,
+    }));
+  for (const shell of master?.leftRunning ?? []) rows.push({ id: shell.name, kind: 'shell', durable: true, state: 'detached', rootPid: shell.pid, command: null });
+  ctx.print('sessions', { host, sessions: rows }, (v) =>
+    v.sessions.length === 0
+      ? `${host}: no sessions`
+      : table([['ID', 'KIND', 'DURABLE', 'STATE', 'PID', 'COMMAND'], ...v.sessions.map((s) => [s.id, s.kind, s.durable ? 'yes' : 'no', s.state, s.rootPid === null ? '-' : String(s.rootPid), s.command ?? ''])]),
+  );
+  return 0;
+}
+
 export async function socket(ctx: Context, host: string): Promise<number> {
   const state = await ctx.call('state.get', {});
   const masterId = snapshotHost(state, host).masterId;

@@ -8,6 +8,7 @@ import * as commands from './commands';
 import { CliError, createContext, USAGE_STATUS, type CliOptions, type Context } from './context';
 import { daemon } from './daemon';
 import { EXEC_FAILURE_STATUS, execCommand } from './exec';
+import { shellCommand } from './shell';
 
 export const USAGE = `Usage: hitch COMMAND [ARGS] [OPTIONS]
 
@@ -23,6 +24,11 @@ Commands:
                               signal a process of the tree (TERM unless --signal);
                               --grace: TERM, then KILL for what outlives SECONDS
   socket HOST                 the master's OpenSSH control socket (for ssh -S)
+  shell HOST [--attach ID]    an interactive shell over the master, like ssh HOST; durable
+                              where the host has tmux (it carries on after the network
+                              drops); --attach rejoins a session or a shell left running
+  sessions HOST               the host's sessions (id, kind, durable, state, pid, command),
+                              and durable shells left running there
   bench HOST [--rounds N]     measure what multiplexing saves on this host
 
 Options:
@@ -47,9 +53,15 @@ const optionSpec = {
   session: { type: 'boolean' },
   grace: { type: 'string' },
   rounds: { type: 'string', short: 'n' },
+  attach: { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof optionSpec]?: (typeof optionSpec)[K]['type'] extends 'string' ? string : boolean };
+
+/** Like ssh, `exec` and `shell` exit 255 for hitch's own failures: their other statuses are the remote command's. */
+function asSshFailure(err: unknown): never {
+  throw err instanceof CliError && err.status === 1 ? new CliError(err.message, EXEC_FAILURE_STATUS, err.code) : err;
+}
 
 /** Each command: its positionals and the options only it takes. */
 const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (ctx: Context, args: string[], values: Values) => Promise<number> }> = {
@@ -60,10 +72,12 @@ const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (
   ps: { args: ['HOST'], run: (ctx, [host]) => commands.ps(ctx, host!) },
   kill: { args: ['HOST', 'PID'], options: ['signal', 'tree', 'session', 'grace'], run: (ctx, [host, pid], v) => commands.kill(ctx, host!, pid!, v) },
   socket: { args: ['HOST'], run: (ctx, [host]) => commands.socket(ctx, host!) },
+  sessions: { args: ['HOST'], run: (ctx, [host]) => commands.sessions(ctx, host!) },
+  shell: { args: ['HOST'], options: ['attach'], run: (ctx, [host], v) => shellCommand(ctx, host!, v.attach ?? null).catch(asSshFailure) },
   bench: { args: ['HOST'], options: ['rounds'], run: (ctx, [host], v) => commands.bench(ctx, host!, v) },
 };
 
-const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds'];
+const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach'];
 
 function usageError(message: string): CliError {
   return new CliError(`${message} (hitch --help for usage)`, USAGE_STATUS);
@@ -107,9 +121,7 @@ export async function run(argv: string[]): Promise<number> {
       if (remote && rest.length > 0) throw usageError(`unexpected "${rest[0]}" before --`);
       for (const name of COMMAND_OPTIONS) if (values[name] !== undefined) throw usageError(`--${name} does not apply to exec`);
       // Joined with spaces for the remote shell, exactly as `ssh HOST CMD...` does.
-      return await execCommand(ctx, host, words.join(' ')).catch((err: unknown) => {
-        throw err instanceof CliError && err.status === 1 ? new CliError(err.message, EXEC_FAILURE_STATUS, err.code) : err;
-      });
+      return await execCommand(ctx, host, words.join(' ')).catch(asSshFailure);
     }
     const spec = table[command];
     if (!spec) throw usageError(`unknown command "${command}"`);

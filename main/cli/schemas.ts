@@ -117,6 +117,23 @@ export const benchOutputSchema = benchReportSchema;
 
 export const daemonOutputSchema = z.object({ socket: z.string(), pid: z.number().int() });
 
+/** `hitch sessions HOST`: the host's sessions here, and durable shells left running on it. */
+export const sessionsOutputSchema = z.object({
+  host: z.string(),
+  sessions: z.array(
+    z.object({
+      /** A session id (`s12`), or for a shell no session here carries, its tmux name. */
+      id: z.string(),
+      kind: z.enum(['shell', 'exec']),
+      durable: z.boolean(),
+      /** `detached`: a durable shell running on the host that no session here carries. */
+      state: z.enum(['open', 'reconnecting', 'disconnected', 'closed', 'detached']),
+      rootPid: z.number().int().nullable(),
+      command: z.string().nullable(),
+    }),
+  ),
+});
+
 export const outputSchemas = {
   ls: lsOutputSchema,
   connect: connectOutputSchema,
@@ -125,6 +142,7 @@ export const outputSchemas = {
   ps: psOutputSchema,
   kill: killOutputSchema,
   socket: socketOutputSchema,
+  sessions: sessionsOutputSchema,
   bench: benchOutputSchema,
   daemon: daemonOutputSchema,
 } as const;

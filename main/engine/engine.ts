@@ -35,7 +35,7 @@ import type { Logger } from './log';
 import { DEFAULT_TIMING, type SessionRequest, type Timing } from './masters/master';
 import { DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
-import { controlCommand } from './sessions/tmux-control';
+import { controlCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
 import { SettingsStore } from './config/settings';
@@ -125,6 +125,8 @@ export class Engine {
   private readonly withoutTmux = new Set<string>();
   /** Per master, the durable shell starting now: they start one at a time. */
   private readonly durableStarts = new Map<string, Promise<void>>();
+  /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
+  private readonly readyMasters = new Set<string>();
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
   private nextSessionNumber = 1;
@@ -329,7 +331,11 @@ export class Engine {
     });
     master.on('changed', () => {
       this.emit({ event: 'master.changed', payload: master.view() });
-      if (master.view().state === 'ready') this.rejoinDurable(master);
+      if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
+        this.readyMasters.add(master.id);
+        this.rejoinDurable(master);
+        void this.listLeftRunning(master);
+      } else if (master.view().state !== 'ready') this.readyMasters.delete(master.id);
     });
     master.on('dropped', (connection) => {
       for (const session of this.sessions.values()) if (session.connection === connection) session.markDropped();
@@ -509,6 +515,46 @@ export class Engine {
         }
       })();
     }
+  }
+
+  /**
+   * Lists Hitch's durable shells on the host that no session here carries (left by an earlier
+   * run of Hitch, or detached): the master shows them, to reopen with one action.
+   */
+  private async listLeftRunning(master: HostMaster): Promise<void> {
+    if (this.withoutTmux.has(master.id) || !(this.options.durableShells ?? this.settings.get().durableShells)) return;
+    try {
+      const { channel } = await master.openSession({ kind: 'exec', command: LIST_COMMAND, pty: null });
+      const text = await new Promise<string>((resolve) => {
+        const chunks: Buffer[] = [];
+        channel.on('data', (chunk: Buffer) => chunks.push(chunk));
+        channel.stderr.on('data', () => undefined);
+        channel.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      });
+      const carried = new Set([...this.sessions.values()].flatMap((s) => (s instanceof DurableShell && s.state === 'open' ? [s.name] : [])));
+      const left = parseLeftRunning(text).filter((shell) => !carried.has(shell.name));
+      master.setLeftRunning(left);
+    } catch (err) {
+      this.options.log.debug('durable shells on the host not listed', { master: master.id, error: (err as Error).message });
+    }
+  }
+
+  /** A durable shell left running on the host, as a session of `owner` again. */
+  async reopenDurable(hostId: string, name: string, size: { cols: number; rows: number }, owner: string | null): Promise<SessionView> {
+    const master = await this.masterFor(await this.resolved(hostId));
+    if ([...this.sessions.values()].some((s) => s instanceof DurableShell && s.name === name && s.state === 'open')) {
+      throw new HitchError('bad-request', `That shell is open in Hitch already.`);
+    }
+    const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(name, 'attach'), pty: null });
+    const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+    try {
+      await shell.carry(channel, connection, true);
+    } catch (err) {
+      throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
+    }
+    this.track(master, shell);
+    void this.listLeftRunning(master);
+    return shell.view();
   }
 
   /** Makes a session (its channel open) one of the engine's: listed, its processes watched, signalled, closed. */

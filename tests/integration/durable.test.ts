@@ -1,10 +1,18 @@
 // Durable shells against a real sshd with tmux, the network between Hitch and the server cut
 // by a TCP proxy: the shell and its jobs keep running on the host, and after the master
 // reconnects the tab rejoins the same shell (same pid), redrawn with what it printed meanwhile.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localApi } from '../../main/api/connection';
+import { createRouter } from '../../main/api/router';
+import { sessionsOutputSchema } from '../../main/cli/schemas';
+import { serveEngineSocket } from '../../main/transport/engine-socket';
 import type { SessionView } from '../../preload/api';
+import { CLI, ensureBuilt } from '../fixtures/built';
 import { masterOf, sessionView, testEngine, type TestEngine } from '../fixtures/engine';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
@@ -16,13 +24,16 @@ const TIMING = { keepaliveIntervalMs: 500, keepaliveCountMax: 3, connectTimeoutM
 let sshd: Sshd;
 let proxy: TcpProxy;
 let t: TestEngine;
+let config: string;
 
 beforeAll(async () => {
+  await ensureBuilt();
   sshd = await startSshd();
   // A tmux server an earlier run of these tests left to the test user is not ours to trust.
   await promisify(execFile)('pkill', ['-u', sshd.user, 'tmux']).catch(() => undefined);
   proxy = await startProxy({ targetPort: sshd.port });
-  t = await testEngine((await behindProxy(sshd, proxy, 'web1')) + sshd.clientConfig('direct'), { durableShells: true, timing: TIMING });
+  config = (await behindProxy(sshd, proxy, 'web1')) + sshd.clientConfig('direct');
+  t = await testEngine(config, { durableShells: true, timing: TIMING });
 }, 30_000);
 
 afterAll(async () => {
@@ -33,6 +44,18 @@ afterAll(async () => {
   await proxy?.close();
   await sshd?.stop();
 });
+
+/** Serves the test engine on an engine socket of its own, for `hitch` processes. */
+async function withEngineSocket(work: (runtimeDir: string) => Promise<void>): Promise<void> {
+  const runtimeDir = await mkdtemp(join(tmpdir(), 'hitch-durable-run-'));
+  const server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir, log: t.engine.options.log });
+  try {
+    await work(runtimeDir);
+  } finally {
+    await server.close();
+    await rm(runtimeDir, { recursive: true, force: true });
+  }
+}
 
 /** Types a command and waits for its answer (`n` makes it unique); returns the match. */
 let marks = 0;
@@ -102,6 +125,81 @@ describe('a durable shell', () => {
     t.engine.closeSession(kept.id, true);
     await expect.poll(async () => (await list()).trim().split('\n').length, { timeout: 10_000 }).toBe(before.trim().split('\n').length - 1);
   });
+
+  it('is listed under its host when Hitch starts again, and reopens into the same shell', async () => {
+    const s = await t.engine.openSession('web1', SHELL);
+    const pid = await shellPid(s.id);
+    // Another engine with nothing in memory, as Hitch is after a restart (or a SIGKILL).
+    const again = await testEngine(config, { durableShells: true, timing: TIMING });
+    try {
+      await again.engine.connect('web1');
+      await expect.poll(async () => (await masterOf(again, proxy.port))?.leftRunning.map((l) => l.pid), { timeout: 10_000 }).toContain(pid);
+      const left = (await masterOf(again, proxy.port))!.leftRunning.find((l) => l.pid === pid)!;
+      const reopened = await again.engine.reopenDurable('web1', left.name, { cols: 80, rows: 24 }, null);
+      expect(reopened).toMatchObject({ durable: true, rootPid: pid, state: 'open' });
+      await again.engine.writeSession(reopened.id, 'echo pid-again=$$\n');
+      await again.waitForOutput(reopened.id, new RegExp(`pid-again=${pid}`));
+      await expect.poll(async () => (await masterOf(again, proxy.port))?.leftRunning.some((l) => l.pid === pid)).toBe(false);
+      again.engine.closeSession(reopened.id); // ends the shell on the host
+      await expect.poll(async () => (await sessionView(t, s.id))?.state, { timeout: 10_000 }).toBe('closed');
+    } finally {
+      await again.close();
+    }
+  });
+
+  it('is listed by `hitch sessions HOST --json`, with a shell left running on the host as detached', async () => {
+    await withEngineSocket(async (runtimeDir) => {
+      const open = await t.engine.openSession('web1', SHELL);
+      const left = await t.engine.openSession('web1', SHELL);
+      const leftPid = await shellPid(left.id);
+      await shellPid(open.id);
+      t.engine.closeSession(left.id, true); // detached: it runs on without a tab
+      await t.engine.disconnect('web1');
+      await expect.poll(async () => (await masterOf(t, proxy.port))?.state).toBe('closed');
+      await t.engine.connect('web1'); // listed again on connecting
+      await expect.poll(async () => (await masterOf(t, proxy.port))?.leftRunning.some((l) => l.pid === leftPid), { timeout: 10_000 }).toBe(true);
+      await rejoined(open.id);
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'sessions', 'web1', '--json'], { env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir } });
+      // (the `hitch` process reaches this test's engine through its socket)
+      const listed = sessionsOutputSchema.parse(JSON.parse(stdout));
+      expect(listed.host).toBe('web1');
+      expect(listed.sessions).toContainEqual({ id: open.id, kind: 'shell', durable: true, state: 'open', rootPid: expect.any(Number), command: null });
+      expect(listed.sessions).toContainEqual({ id: expect.stringMatching(/^hitch-[0-9a-f]{16}$/), kind: 'shell', durable: true, state: 'detached', rootPid: leftPid, command: null });
+      t.engine.closeSession(open.id);
+    });
+  }, 60_000);
+
+  it('is what `hitch shell HOST` gives on a terminal: it says "reconnecting…" when the network drops, and carries on', async () => {
+    await withEngineSocket(async (runtimeDir) => {
+      // util-linux's script gives hitch a terminal, as a person's would be.
+      const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} shell web1`, '/dev/null'], {
+        env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir, TERM: 'xterm' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const seen = (pattern: RegExp): Promise<RegExpMatchArray> =>
+        expect.poll(() => pattern.exec(out), { timeout: 15_000, interval: 50 }).toBeTruthy().then(() => pattern.exec(out)!);
+      try {
+        await new Promise((r) => setTimeout(r, 500)); // the shell starting
+        child.stdin.write('echo pid-shell=$$\n');
+        const pid = (await seen(/pid-shell=(\d+)/))[1];
+        proxy.resetAll();
+        await seen(/reconnecting…/);
+        const session = (await t.engine.snapshot()).sessions.find((s) => s.rootPid === Number(pid))!;
+        await rejoined(session.id);
+        child.stdin.write('echo pid-after=$$\n');
+        await seen(new RegExp(`pid-after=${pid}`)); // the same shell
+        child.stdin.write('exit\n');
+        // hitch ends with the shell (tmux does not tell a durable shell's exit status: 0).
+        expect(await exited).toBe(0);
+      } finally {
+        child.kill();
+      }
+    });
+  }, 60_000);
 
   it('is an ordinary shell, saying why, when durable shells are off for the host', async () => {
     await t.engine.updateSettings({ notDurableHosts: ['web1'] });

@@ -126,6 +126,7 @@ const TEMPLATES: { [M in Method]: Record<string, unknown> } = {
   'session.close': { sessionId: 's1', keep: true },
   'session.attach': { sessionId: 's1' },
   'session.detach': { sessionId: 's1' },
+  'session.reopen': { hostId: 'ghost', name: 'hitch-0123456789abcdef', cols: 80, rows: 24 },
   'prompt.answer': { promptId: 'p1', answers: ['yes'], remember: false, choice: 'once' },
   'prompt.cancel': { promptId: 'p1' },
   'secrets.forget': { hostId: 'ghost' },

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import type { EndedSessionView, MasterState, MasterView } from '../../../preload/api';
+import type { EndedSessionView, LeftRunningView, MasterState, MasterView } from '../../../preload/api';
 import type { AuthDeps } from './auth';
 import { HitchError } from '../errors';
 import { MasterConnection, tcpTransport, type SessionRequest, type Timing } from './master';
@@ -42,6 +42,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   private servedPath: string | null = null;
   /** Stock clients' sessions that ended, newest first, at most RECENT_EXTERNAL. */
   private readonly endedExternal: EndedSessionView[] = [];
+  private leftRunning: LeftRunningView[] = [];
 
   /** The first is the primary; the others exist because of MaxSessions. */
   private connections: MasterConnection[] = [];
@@ -106,6 +107,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       latencyMs: p?.latencyMs ?? null,
       controlPath: this.controlPath,
       recentExternal: [...this.endedExternal],
+      leftRunning: [...this.leftRunning],
     };
   }
 
@@ -340,6 +342,13 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   setControlPath(path: string | null): void {
     if (path === this.servedPath) return;
     this.servedPath = path;
+    this.emit('changed');
+  }
+
+  /** Durable shells on the host that no session of the engine carries (its owner says which). */
+  setLeftRunning(shells: LeftRunningView[]): void {
+    if (JSON.stringify(shells) === JSON.stringify(this.leftRunning)) return;
+    this.leftRunning = shells;
     this.emit('changed');
   }
 

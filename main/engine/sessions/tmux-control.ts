@@ -68,6 +68,16 @@ export function controlCommand(name: string, size: { cols: number; rows: number 
 /** Lists Hitch's durable sessions on a host: `NAME PANE PID` per line (none when no server runs). */
 export const LIST_COMMAND = `tmux -L ${TMUX_SOCKET_NAME} list-panes -a -F '#{session_name} #{pane_id} #{pane_pid}' 2>/dev/null || true`;
 
+/** The output of LIST_COMMAND: Hitch's durable shells only, whatever else the lines say. */
+export function parseLeftRunning(text: string): { name: string; pid: number }[] {
+  const shells: { name: string; pid: number }[] = [];
+  for (const line of text.split('\n')) {
+    const [name, pane, pid] = line.trim().split(' ');
+    if (name && NAME.test(name) && pane && PANE.test(pane) && pid && /^\d{1,10}$/.test(pid)) shells.push({ name, pid: Number(pid) });
+  }
+  return shells;
+}
+
 export const commands = {
   serverOptions: (): string[] => [...SERVER_OPTIONS],
   /** The pane of a session, its process (the shell) and this control client's own pid: `%3 12345 12300`. */

@@ -243,6 +243,17 @@ export class HitchState {
     }
   }
 
+  /** The durable shells left running on a host (by an earlier Hitch, or detached), each in a tab again. */
+  async reopenLeftRunning(hostId: string): Promise<void> {
+    for (const shell of this.masterOf(hostId)?.leftRunning ?? []) {
+      const session = await this.attempt(() => this.client.call('session.reopen', { hostId, name: shell.name, cols: 80, rows: 24 }));
+      if (session) {
+        this.upsertSession(session);
+        this.show(session.id);
+      }
+    }
+  }
+
   /** `pty`: run it in a terminal (interactive programs need one); without, it can be kept running. */
   async runCommand(hostId: string, command: string, pty = true): Promise<void> {
     const session = await this.attempt(() => this.client.call('session.exec', { hostId, command, cols: 80, rows: 24, pty }));

@@ -1,0 +1,94 @@
+// `hitch shell HOST`: an interactive terminal like `ssh HOST`, riding the host's master.
+// The shell is durable where the host has tmux: when the network drops, one "reconnecting…"
+// line, and it carries on where it was once the master is back (the screen redrawn), as mosh
+// does. `--attach ID` rejoins a session of the engine (`s12`) or a durable shell left running
+// on the host (its tmux name, as `hitch sessions HOST` lists it).
+import type { ReadStream } from 'node:tty';
+import type { SessionView } from '../../preload/api';
+import { CliError, type Context } from './context';
+import { EXEC_FAILURE_STATUS } from './exec';
+import { mastersOf, withPrompts } from './prompts';
+
+/** Input is sent in pieces that fit one `session.write` (64 KiB of base64). */
+const STDIN_CHUNK = 48 * 1024;
+
+export async function shellCommand(ctx: Context, host: string, attach: string | null): Promise<number> {
+  const client = await ctx.client();
+  const state = await ctx.call('state.get', {});
+  const size = (): { cols: number; rows: number } => ({
+    cols: Math.min(1000, Math.max(2, process.stdout.columns || 80)),
+    rows: Math.min(1000, Math.max(1, process.stdout.rows || 24)),
+  });
+
+  let sessionId: string | null = null;
+  let announced = false;
+  let resolveEnd!: (view: SessionView) => void;
+  const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
+  // This client attaches to one session only: what arrives is that session's.
+  const ours = (id: string): boolean => sessionId === null || id === sessionId;
+  const offData = client.on('session.data', (p) => {
+    if (!ours(p.sessionId)) return;
+    if (p.reset) process.stdout.write('\x1bc'); // redrawn after a reconnect: start from a clean screen
+    process.stdout.write(p.data);
+  });
+  const offChanged = client.on('session.changed', (view) => {
+    if (!ours(view.id)) return;
+    if (view.reconnecting && !announced) {
+      announced = true;
+      process.stderr.write('\r\nhitch: connection lost; reconnecting…\r\n');
+    } else if (!view.reconnecting) announced = false;
+    if (view.state !== 'open') resolveEnd(view);
+  });
+
+  let session: SessionView;
+  try {
+    if (attach === null) {
+      session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.open', { hostId: host, ...size() }));
+    } else if (/^hitch-[0-9a-f]{16}$/.test(attach)) {
+      session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.reopen', { hostId: host, name: attach, ...size() }));
+    } else {
+      const known = state.sessions.find((s) => s.id === attach && s.hostId === host);
+      if (!known) throw new CliError(`${host} has no session ${attach} (hitch sessions ${host} lists them)`);
+      sessionId = known.id;
+      const scrollback = await ctx.call('session.attach', { sessionId: known.id });
+      process.stdout.write('\x1bc' + scrollback.data);
+      await ctx.call('session.resize', { sessionId: known.id, ...size() });
+      session = known;
+    }
+  } catch (err) {
+    offData();
+    offChanged();
+    throw err;
+  }
+  sessionId = session.id;
+  if (!session.durable && session.notDurable && attach === null) process.stderr.write(`hitch: this shell is not durable: ${session.notDurable}\r\n`);
+
+  const stdin = process.stdin as ReadStream;
+  const raw = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
+  if (raw) stdin.setRawMode(true);
+  const onData = (chunk: Buffer): void => {
+    for (let i = 0; i < chunk.length; i += STDIN_CHUNK) {
+      const data = chunk.subarray(i, i + STDIN_CHUNK).toString('base64');
+      void client.call('session.write', { sessionId: session.id, data, encoding: 'base64' }).catch(() => undefined);
+    }
+  };
+  stdin.on('data', onData);
+  stdin.resume();
+  const onResize = (): void => void client.call('session.resize', { sessionId: session.id, ...size() }).catch(() => undefined);
+  process.stdout.on('resize', onResize);
+
+  const end = await ended;
+  stdin.off('data', onData);
+  stdin.pause();
+  if (raw) stdin.setRawMode(false);
+  process.stdout.off('resize', onResize);
+  offData();
+  offChanged();
+  // The tab's record of it is not needed: a terminal that ended is gone.
+  await client.call('session.close', { sessionId: session.id }).catch(() => undefined);
+  if (end.state === 'disconnected') {
+    process.stderr.write(`\r\nhitch: ${host}: the connection dropped and the shell could not be kept\r\n`);
+    return EXEC_FAILURE_STATUS;
+  }
+  return end.exitCode ?? 0;
+}
