@@ -310,6 +310,12 @@ export const requestSchemas = {
   'hosts.remove': z.object({ hostId }).strict(),
   'master.connect': z.object({ hostId }).strict(),
   'master.disconnect': z.object({ hostId }).strict(),
+  /**
+   * Probes every connected master at once with a short deadline (after the computer woke or
+   * the network changed): a dead one is found at once and reconnects. The engine does it by
+   * itself when it notices it was not running for a while.
+   */
+  'masters.probe': z.object({}).strict(),
   'session.open': z.object({ hostId, cols, rows }).strict(),
   /**
    * An ssh:// link from outside Hitch (a web page, another app): a session on the host it
@@ -389,6 +395,7 @@ export interface Results {
   'hosts.remove': CatalogView;
   'master.connect': MasterView;
   'master.disconnect': null;
+  'masters.probe': { masters: { masterId: string; answered: boolean }[] };
   'session.open': SessionView;
   /** The session opened, or null when the person declined the link. */
   'link.open': SessionView | null;

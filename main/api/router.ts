@@ -34,6 +34,7 @@ const handlers: Handlers = {
   'hosts.remove': (engine, { hostId }) => engine.removeHost(hostId),
   'master.connect': (engine, { hostId }) => engine.connect(hostId),
   'master.disconnect': async (engine, { hostId }) => (await engine.disconnect(hostId), null),
+  'masters.probe': async (engine) => ({ masters: await engine.probeMasters() }),
   'session.open': (engine, { hostId, cols, rows }, caller) => opened(caller, engine.openSession(hostId, { kind: 'shell', cols, rows }, { owner: caller.owner })),
   'link.open': (engine, { url, cols, rows }, caller) => opened(caller, engine.openLink(url, { cols, rows }, caller.owner)),
   'session.exec': (engine, { hostId, command, cols, rows, pty, raw }, caller) =>

@@ -2,7 +2,7 @@
 // function of engine state), ssh:// links and second launches, desktop notifications, and
 // closing to the tray. Everything goes through the same API as the UI.
 import { join } from 'node:path';
-import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, type MenuItemConstructorOptions } from 'electron';
+import { app, BrowserWindow, Menu, Notification, Tray, nativeImage, powerMonitor, type MenuItemConstructorOptions } from 'electron';
 import type { EventMessage, HitchBridge, HitchEvent, MasterView, SettingsView, Snapshot } from '../../preload/api';
 import { HitchClient } from '../../preload/client';
 import { noticeFor } from '../../preload/notifications';
@@ -114,6 +114,14 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
       }
     }, 250);
   };
+
+  // --- sleep and wake ----------------------------------------------------------------------
+  // After a wake, connections often look alive until a write fails: every master is probed at
+  // once (the engine notices a long pause itself too; this is sooner and also covers an
+  // engine running elsewhere).
+  const probe = (): void => void client(deps).call('masters.probe', {}).catch(fail('Checking the connections after waking'));
+  powerMonitor.on('resume', probe);
+  powerMonitor.on('unlock-screen', probe);
 
   // --- notifications and state ------------------------------------------------------------
   void client(deps).call('settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));

@@ -35,6 +35,7 @@ import type { Logger } from './log';
 import { DEFAULT_TIMING, type SessionRequest, type Timing } from './masters/master';
 import { DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
+import { WakeDetector } from './wake';
 import { controlCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
@@ -79,6 +80,8 @@ export interface EngineOptions {
 
 /** ProxyJump chains longer than this are taken for loops. */
 const MAX_JUMP_DEPTH = 8;
+/** How long a probed master has to answer after a wake before it is taken for dead. */
+export const PROBE_DEADLINE_MS = 3_000;
 /** Ended sessions kept listed (with how they ended) before the oldest are let go. */
 export const MAX_ENDED_SESSIONS = 100;
 
@@ -127,6 +130,11 @@ export class Engine {
   private readonly durableStarts = new Map<string, Promise<void>>();
   /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
   private readonly readyMasters = new Set<string>();
+  /** Notices the computer waking (or the process resuming after a stop): masters are probed then. */
+  private readonly wake = new WakeDetector((awayMs) => {
+    this.options.log.info('woke after a pause: probing every master', { awaySeconds: Math.round(awayMs / 1000) });
+    void this.probeMasters();
+  });
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
   private nextSessionNumber = 1;
@@ -161,6 +169,7 @@ export class Engine {
       emitSession: (session) => this.emit({ event: 'session.changed', payload: session.view() }),
       sessionsOf: (master) => [...this.sessions.values()].filter((s) => s.info.masterId === master.id),
     });
+    this.wake.start();
   }
 
   /** Subscribes to engine events; returns the unsubscribe function. */
@@ -518,6 +527,16 @@ export class Engine {
   }
 
   /**
+   * Probes every ready master at once, with a short deadline: after a wake or a network
+   * change, a dead connection is found in about one round trip plus the deadline instead of
+   * several keepalive intervals, and reconnects (its durable shells rejoin).
+   */
+  async probeMasters(deadlineMs = PROBE_DEADLINE_MS): Promise<{ masterId: string; answered: boolean }[]> {
+    const ready = [...this.masters.values()].filter((m) => m.view().state === 'ready');
+    return Promise.all(ready.map(async (m) => ({ masterId: m.id, answered: await m.probe(deadlineMs) })));
+  }
+
+  /**
    * Lists Hitch's durable shells on the host that no session here carries (left by an earlier
    * run of Hitch, or detached): the master shows them, to reopen with one action.
    */
@@ -838,6 +857,7 @@ export class Engine {
   /** Closes every master; used when the app quits. Resolves once the control sockets are removed. */
   shutdown(): Promise<void> {
     this.owners.clear();
+    this.wake.stop();
     for (const master of this.masters.values()) master.disconnect();
     return this.controlSockets?.shutdown() ?? Promise.resolve();
   }

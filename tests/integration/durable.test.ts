@@ -110,6 +110,30 @@ describe('a durable shell', () => {
     }, 60_000);
   }
 
+  it('is back soon after a wake: a probe finds the dead connection at once instead of waiting for keepalives', async () => {
+    // Keepalives too slow to notice anything within this test: only the probe can.
+    const slow = await testEngine(config, { durableShells: true, timing: { ...TIMING, keepaliveIntervalMs: 60_000 } });
+    try {
+      const s = await slow.engine.openSession('web1', SHELL);
+      await slow.engine.writeSession(s.id, 'echo pid-wake=$$\n');
+      const pid = (await slow.waitForOutput(s.id, /pid-wake=(\d+)/))[1];
+      proxy.blackhole(true); // the network died silently while the computer slept
+      const started = Date.now();
+      const probed = await slow.engine.probeMasters(500);
+      expect(probed).toEqual([{ masterId: expect.stringContaining(String(proxy.port)), answered: false }]);
+      expect(Date.now() - started).toBeLessThan(3_000); // the deadline, not keepalive intervals
+      await expect.poll(async () => (await sessionView(slow, s.id))?.reconnecting, { timeout: 5_000, interval: 20 }).toBe(true);
+      proxy.blackhole(false);
+      proxy.resetAll();
+      await expect.poll(async () => (await sessionView(slow, s.id))?.reconnecting, { timeout: 20_000, interval: 50 }).toBe(false);
+      await slow.engine.writeSession(s.id, 'echo pid-woken=$$\n');
+      await slow.waitForOutput(s.id, new RegExp(`pid-woken=${pid}`));
+      slow.engine.closeSession(s.id);
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+
   it('ends its tmux session on the host when closed, and leaves it running when detached', async () => {
     const list = async (): Promise<string> => {
       const s = await t.engine.openSession('direct', { kind: 'exec', command: "tmux -L hitch list-sessions -F '#{session_name}' 2>/dev/null; echo end-of-list", pty: null });

@@ -117,6 +117,7 @@ const TEMPLATES: { [M in Method]: Record<string, unknown> } = {
   'hosts.remove': { hostId: 'fuzzhost' },
   'master.connect': { hostId: 'ghost' },
   'master.disconnect': { hostId: 'ghost' },
+  'masters.probe': {},
   'session.open': { hostId: 'ghost', cols: 80, rows: 24 },
   'link.open': { url: 'ssh://ghost', cols: 80, rows: 24 },
   'session.exec': { hostId: 'ghost', command: 'true', cols: 80, rows: 24, pty: false, raw: true },

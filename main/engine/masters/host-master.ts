@@ -345,6 +345,12 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.emit('changed');
   }
 
+  /** Probes every ready connection at once (see MasterConnection.probe); true if all answered. */
+  async probe(deadlineMs: number): Promise<boolean> {
+    const answers = await Promise.all(this.readyConnections().map((c) => c.probe(deadlineMs)));
+    return answers.every(Boolean);
+  }
+
   /** Durable shells on the host that no session of the engine carries (its owner says which). */
   setLeftRunning(shells: LeftRunningView[]): void {
     if (JSON.stringify(shells) === JSON.stringify(this.leftRunning)) return;

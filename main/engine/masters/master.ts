@@ -325,6 +325,31 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     client.once('close', () => clearInterval(timer));
   }
 
+  /**
+   * Asks the server for an answer now, instead of waiting for the next keepalive (after the
+   * computer woke, or the network changed: a connection often looks alive until a write
+   * fails). No answer within `deadlineMs`: the connection is taken for dead and closed, and
+   * the master reconnects. Resolves with whether it answered.
+   */
+  probe(deadlineMs: number): Promise<boolean> {
+    const client = this.client;
+    const transport = this.transport;
+    if (!client || !transport || this.state !== 'ready') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.lastError = new HitchError('timeout', `${this.opts.host.alias} did not answer after the computer woke or the network changed.`);
+        transport.destroy();
+        resolve(false);
+      }, deadlineMs);
+      const started = performance.now();
+      ping(client).then(() => {
+        clearTimeout(timer);
+        this.latencyMs = Math.round((performance.now() - started) * 10) / 10;
+        resolve(true);
+      });
+    });
+  }
+
   private setState(state: MasterConnection['state']): void {
     this.state = state;
     this.emit('state');

@@ -98,6 +98,8 @@ export class HitchState {
     client.on('session.changed', (session) => this.upsertSession(session));
     client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
     client.on('transport.closed', () => (this.engineLost = true));
+    // The network came back (or changed): connections that died meanwhile are found at once.
+    window.addEventListener('online', () => void client.call('masters.probe', {}).catch(() => undefined));
     client.on('bench.progress', (p) => {
       if (this.bench?.hostId === p.hostId) this.bench.progress = { done: p.done, total: p.total, method: p.method };
     });
