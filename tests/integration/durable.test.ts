@@ -87,6 +87,23 @@ describe('a durable shell', () => {
     t.engine.closeSession(s.id);
   });
 
+  it('keeps its shell and jobs through a network silent for 60 s, while the master keeps trying', async () => {
+    const s = await t.engine.openSession('web1', SHELL);
+    const pid = await shellPid(s.id);
+    await ask(s.id, (n) => `(sleep 30; echo late-$((${n}+1))) & echo started-${n}`, (n) => new RegExp(`started-${n}`));
+    const late = `late-${marks + 1000 + 1}`;
+    proxy.blackhole(true);
+    await expect.poll(async () => (await sessionView(t, s.id))?.reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
+    await new Promise((r) => setTimeout(r, 60_000));
+    expect((await sessionView(t, s.id))?.state).toBe('open'); // still waiting, never given up
+    proxy.blackhole(false);
+    proxy.resetAll();
+    await rejoined(s.id);
+    await t.waitForOutput(s.id, new RegExp(late), 10_000);
+    expect(await shellPid(s.id)).toBe(pid);
+    t.engine.closeSession(s.id);
+  }, 120_000);
+
   for (const cut of ['reset', 'silence'] as const) {
     it(`keeps its shell and jobs through a ${cut === 'reset' ? 'reset connection' : 'silent network for 3 s'}, and shows what ran meanwhile`, async () => {
       const s = await t.engine.openSession('web1', SHELL);
@@ -109,6 +126,17 @@ describe('a durable shell', () => {
       t.engine.closeSession(s.id);
     }, 60_000);
   }
+
+  it('keeps its shell through a restart of sshd on the host', async () => {
+    const s = await t.engine.openSession('web1', SHELL);
+    const pid = await shellPid(s.id);
+    await sshd.kill(); // every sshd process, the connection's included
+    await expect.poll(async () => (await sessionView(t, s.id))?.reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
+    await sshd.start();
+    await rejoined(s.id);
+    expect(await shellPid(s.id)).toBe(pid);
+    t.engine.closeSession(s.id);
+  }, 60_000);
 
   it('is back soon after a wake: a probe finds the dead connection at once instead of waiting for keepalives', async () => {
     // Keepalives too slow to notice anything within this test: only the probe can.
