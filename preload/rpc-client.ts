@@ -39,9 +39,33 @@ export class RpcClient implements HitchBridge {
     else this.closeListeners.add(listener);
   }
 
-  /** One message from the other side, parsed: a reply by id, an event, or a refusal of the whole connection. */
+  /**
+   * One message from the other side, parsed: a reply by id, an event, or a refusal of the
+   * whole connection. What follows a reply waits a turn, so that the code awaiting the reply
+   * runs first (as it does in a browser, where each message is a task of its own): a client
+   * learns of a session from the reply before it meets the session's events.
+   */
   receive(message: unknown): void {
-    if (typeof message !== 'object' || message === null) return;
+    if (this.backlog) {
+      this.backlog.push(message);
+      return;
+    }
+    if (this.handle(message)) {
+      this.backlog = [];
+      setTimeout(() => {
+        const waiting = this.backlog ?? [];
+        this.backlog = null;
+        for (const next of waiting) this.receive(next); // a later reply starts a new backlog
+      }, 0);
+    }
+  }
+
+  /** Messages that arrived after a reply, until the reply's awaiting code has run. */
+  private backlog: unknown[] | null = null;
+
+  /** Delivers one message; true when it was a reply. */
+  private handle(message: unknown): boolean {
+    if (typeof message !== 'object' || message === null) return false;
     const record = message as Record<string, unknown>;
     if (typeof record.event === 'string') {
       for (const listener of this.listeners) listener(record as unknown as EventMessage);
@@ -51,10 +75,12 @@ export class RpcClient implements HitchBridge {
       const reply: Record<string, unknown> = { ...record };
       delete reply.id;
       resolve?.(reply as unknown as Reply);
+      return true;
     } else if (record.ok === false) {
       // Not an answer to a request: the other side refused this connection as a whole.
       this.lost((record.error as ErrorInfo | undefined)?.message ?? 'The Hitch engine refused this connection.');
     }
+    return false;
   }
 
   /** The connection is gone: every waiting call gets a network error saying why. Idempotent. */

@@ -41,7 +41,9 @@ const ENVELOPE_HINT = 'A request is {"id": number, "method": string, "params": o
 let nextClient = 1;
 
 export function openConnection(router: Router, send: (message: Outgoing) => void, opts: ConnectionOptions = {}): Connection {
-  const id = `client-${process.pid}-${nextClient++}`;
+  // Owner names: `conn:` for this connection, `key:` for a key a page names (apart, so that
+  // no key can name another client's connection).
+  const id = `conn:${process.pid}-${nextClient++}`;
   /** Owner names this client joined under: its own id, and its key once it names one. */
   const owners = [id];
   let key: string | null = null;
@@ -85,7 +87,8 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
       return key ?? id;
     },
     attach(sessionId) {
-      if (!attached.has(sessionId) && !held.has(sessionId)) held.set(sessionId, []);
+      // Held even when attached already: what the session does until the reply is out follows it.
+      if (!held.has(sessionId)) held.set(sessionId, []);
       attached.add(sessionId);
       attachedNow.push(sessionId);
     },
@@ -98,9 +101,9 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
     },
     identify(newKey): SessionView[] {
       if (key !== null) throw new HitchError('bad-request', 'This client has named itself already (client.identify is called once per connection).');
-      key = newKey;
-      owners.push(newKey);
-      return router.clientJoined(newKey);
+      key = `key:${newKey}`;
+      owners.push(key);
+      return router.clientJoined(key);
     },
   });
 

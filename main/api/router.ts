@@ -39,10 +39,10 @@ const handlers: Handlers = {
   'link.open': (engine, { url, cols, rows }, caller) => opened(caller, engine.openLink(url, { cols, rows }, caller.owner)),
   'session.exec': (engine, { hostId, command, cols, rows, pty, raw }, caller) =>
     opened(caller, engine.openSession(hostId, { kind: 'exec', command, pty: pty ? { cols, rows } : null }, { raw: raw ?? false, owner: caller.owner })),
-  'session.write': async (engine, { sessionId, data, encoding }) => (await engine.writeSession(sessionId, data, encoding), null),
-  'session.eof': (engine, { sessionId }) => (engine.endSessionInput(sessionId), null),
-  'session.resize': (engine, { sessionId, cols, rows }) => (engine.resizeSession(sessionId, cols, rows), null),
-  'session.close': (engine, { sessionId, keep }) => (engine.closeSession(sessionId, keep ?? false), null),
+  'session.write': async (engine, { sessionId, data, encoding }, caller) => (engine.checkHands(sessionId, caller.owner), await engine.writeSession(sessionId, data, encoding), null),
+  'session.eof': (engine, { sessionId }, caller) => (engine.checkHands(sessionId, caller.owner), engine.endSessionInput(sessionId), null),
+  'session.resize': (engine, { sessionId, cols, rows }, caller) => (engine.checkHands(sessionId, caller.owner), engine.resizeSession(sessionId, cols, rows), null),
+  'session.close': (engine, { sessionId, keep }, caller) => (engine.checkHands(sessionId, caller.owner), engine.closeSession(sessionId, keep ?? false), null),
   'session.attach': (engine, { sessionId }, caller) => {
     const replay = engine.attachSession(sessionId, caller.owner);
     caller.attach(sessionId);

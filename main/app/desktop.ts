@@ -46,7 +46,7 @@ export async function openLink(deps: DesktopDeps, url: string): Promise<void> {
   if (session) deps.sendToWindows({ event: 'ui.show-session', payload: { sessionId: session.id } });
 }
 
-export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTray(): boolean } {
+export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTray(): boolean; refresh(): void } {
   const { log } = deps;
   let settings: SettingsView | null = null;
   let snapshot: Snapshot | null = null;
@@ -121,7 +121,6 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
   // engine running elsewhere).
   const probe = (): void => void client(deps).call('masters.probe', {}).catch(fail('Checking the connections after waking'));
   powerMonitor.on('resume', probe);
-  powerMonitor.on('unlock-screen', probe);
 
   // --- notifications and state ------------------------------------------------------------
   void client(deps).call('settings.get', {}).then((r) => (settings = r.settings), fail('Reading settings'));
@@ -153,5 +152,6 @@ export function setupDesktop(deps: DesktopDeps): { tray: Tray | null; closeToTra
   });
   handleArgs(process.argv);
 
-  return { tray, closeToTray: () => tray !== null && settings?.closeToTray !== false };
+  // `refresh` after the bridge reconnected to a new engine: it watches that engine's state anew.
+  return { tray, closeToTray: () => tray !== null && settings?.closeToTray !== false, refresh };
 }

@@ -67,14 +67,24 @@ function createWindow(): BrowserWindow {
  */
 function ipcConnections(api: Api): (contents: WebContents, load: string) => Connection {
   const byContents = new Map<number, { load: string; connection: Connection }>();
+  const watched = new WeakSet<WebContents>();
   return (contents, load) => {
     const current = byContents.get(contents.id);
     if (current?.load === load) return current.connection;
     current?.connection.close();
-    if (!current) contents.once('destroyed', () => {
-      byContents.get(contents.id)?.connection.close();
-      byContents.delete(contents.id);
-    });
+    if (!watched.has(contents)) {
+      watched.add(contents);
+      const drop = (): void => {
+        byContents.get(contents.id)?.connection.close();
+        byContents.delete(contents.id);
+      };
+      contents.once('destroyed', drop);
+      contents.on('render-process-gone', drop);
+      // A reload or navigation of the page: the old page's connection goes with it at once.
+      contents.on('did-start-navigation', (details) => {
+        if (details.isMainFrame && !details.isSameDocument) drop();
+      });
+    }
     const connection = api.openConnection((message) => {
       if (!contents.isDestroyed() && isOwnPage(contents.getURL())) contents.send(EVENT_CHANNEL, message);
     });
@@ -152,13 +162,16 @@ function main(): void {
     ([, engine]) => {
       createWindow();
       const bridge = inProcessBridge(engine.api);
-      replaced = () => bridge.reopen();
       const desktop = setupDesktop({
         bridge,
         showWindow,
         sendToWindows: sendToOwnPages,
         log,
       });
+      replaced = () => {
+        bridge.reopen();
+        desktop.refresh();
+      };
       closeToTray = desktop.closeToTray;
     },
     (err: Error) => {

@@ -22,12 +22,14 @@ export async function shellCommand(ctx: Context, host: string, attach: string | 
 
   let sessionId: string | null = null;
   let announced = false;
+  /** Output is shown from the scrollback of an attach on: what came before is in it. */
+  let streaming = attach === null;
   let resolveEnd!: (view: SessionView) => void;
   const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
   // This client attaches to one session only: what arrives is that session's.
   const ours = (id: string): boolean => sessionId === null || id === sessionId;
   const offData = client.on('session.data', (p) => {
-    if (!ours(p.sessionId)) return;
+    if (!ours(p.sessionId) || !streaming) return;
     if (p.reset) process.stdout.write('\x1bc'); // redrawn after a reconnect: start from a clean screen
     process.stdout.write(p.data);
   });
@@ -44,16 +46,20 @@ export async function shellCommand(ctx: Context, host: string, attach: string | 
   try {
     if (attach === null) {
       session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.open', { hostId: host, ...size() }));
-    } else if (/^hitch-[0-9a-f]{16}$/.test(attach)) {
-      session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.reopen', { hostId: host, name: attach, ...size() }));
     } else {
-      const known = state.sessions.find((s) => s.id === attach && s.hostId === host);
-      if (!known) throw new CliError(`${host} has no session ${attach} (hitch sessions ${host} lists them)`);
-      sessionId = known.id;
-      const scrollback = await ctx.call('session.attach', { sessionId: known.id });
+      if (/^hitch-[0-9a-f]{16}$/.test(attach)) {
+        session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.reopen', { hostId: host, name: attach, ...size() }));
+      } else {
+        const known = state.sessions.find((s) => s.id === attach && s.hostId === host);
+        if (!known) throw new CliError(`${host} has no session ${attach} (hitch sessions ${host} lists them)`);
+        session = known;
+      }
+      sessionId = session.id;
+      // The screen as it is, then what follows it.
+      const scrollback = await ctx.call('session.attach', { sessionId: session.id });
       process.stdout.write('\x1bc' + scrollback.data);
-      await ctx.call('session.resize', { sessionId: known.id, ...size() });
-      session = known;
+      streaming = true;
+      await ctx.call('session.resize', { sessionId: session.id, ...size() });
     }
   } catch (err) {
     offData();

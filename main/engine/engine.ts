@@ -36,7 +36,7 @@ import { DEFAULT_TIMING, type SessionRequest, type Timing } from './masters/mast
 import { DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
 import { WakeDetector } from './wake';
-import { controlCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
+import { controlCommand, killCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
 import { SettingsStore } from './config/settings';
@@ -80,6 +80,22 @@ export interface EngineOptions {
 
 /** ProxyJump chains longer than this are taken for loops. */
 const MAX_JUMP_DEPTH = 8;
+/** Tries at rejoining a durable shell while its master is up before it counts as lost. */
+const REJOIN_TRIES = 6;
+
+/** How a channel ended: its exit status (null: none) and the tail of its stderr; waits at most 3 s for the close. */
+function channelEnd(channel: ClientChannel): Promise<{ status: number | null; stderr: string }> {
+  let status: number | null = null;
+  let stderr = '';
+  channel.once('exit', (code: unknown) => (status = typeof code === 'number' ? code : null));
+  channel.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-500)));
+  return new Promise((resolve) => {
+    const done = (): void => resolve({ status, stderr });
+    channel.once('close', done);
+    setTimeout(done, 3_000).unref();
+  });
+}
+
 /** How long a probed master has to answer after a wake before it is taken for dead. */
 export const PROBE_DEADLINE_MS = 3_000;
 /** Ended sessions kept listed (with how they ended) before the oldest are let go. */
@@ -135,6 +151,8 @@ export class Engine {
     this.options.log.info('woke after a pause: probing every master', { awaySeconds: Math.round(awayMs / 1000) });
     void this.probeMasters();
   });
+  /** Durable shells being started or reopened right now, by tmux name: not "left running". */
+  private readonly startingNames = new Set<string>();
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
   private nextSessionNumber = 1;
@@ -465,33 +483,35 @@ export class Engine {
     if (!(this.options.durableShells ?? settings.durableShells)) return 'durable shells are turned off in the settings';
     if (settings.notDurableHosts.includes(hostId)) return `durable shells are turned off for ${hostId}`;
     if (this.withoutTmux.has(master.id)) return `install tmux on ${hostId} to keep shells across disconnections`;
-    const name = `hitch-${randomBytes(8).toString('hex')}`;
     // Two tmux servers starting at once on one socket both fail ("server exited
-    // unexpectedly"), and so does a client that meets a server just exiting with its last
-    // session: shells start one at a time per master, and a failed start is tried again.
+    // unexpectedly"): shells start one at a time per master, and a failed start is tried again.
     const previous = this.durableStarts.get(master.id) ?? Promise.resolve();
     const start = previous.then(async (): Promise<DurableShell | string> => {
       let why = '';
       for (let attempt = 1; attempt <= 3; attempt++) {
-        const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(name, size), pty: null });
+        const name = `hitch-${randomBytes(8).toString('hex')}`;
+        this.startingNames.add(name);
+        const { command, replies } = controlCommand(name, size);
+        const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
         const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
-        let status: number | null = null;
-        let stderr = '';
-        channel.once('exit', (code: unknown) => (status = typeof code === 'number' ? code : null));
-        channel.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-500)));
+        const ended = channelEnd(channel);
         try {
-          await shell.carry(channel, connection, false);
+          await shell.carry(channel, connection, false, replies);
           return shell;
         } catch (err) {
-          await new Promise((r) => setTimeout(r, 20)); // the exit status arrives just before the close
+          const { status, stderr } = await ended;
           if (status === 127) {
             this.withoutTmux.add(master.id);
             this.options.log.info('no tmux on the host: shells there are ordinary ones', { host: hostId });
             return `install tmux on ${hostId} to keep shells across disconnections`;
           }
+          // A shell tmux started before a later step failed is not left behind on the host.
+          void this.execQuietly(master, killCommand(name));
           why = stderr.trim() || (err as Error).message;
           this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: why });
           await new Promise((r) => setTimeout(r, 200 * attempt));
+        } finally {
+          this.startingNames.delete(name);
         }
       }
       return `tmux on ${hostId} did not start a shell (${why})`;
@@ -500,29 +520,59 @@ export class Engine {
     return start;
   }
 
-  /** The master is back: its durable shells that lost their connection rejoin their tmux sessions. */
+  /** Runs a fixed command on the host and forgets it (cleaning up after a failure). */
+  private async execQuietly(master: HostMaster, command: string): Promise<void> {
+    try {
+      const { channel } = await master.openSession({ kind: 'exec', command, pty: null });
+      channel.on('data', () => undefined);
+      channel.stderr.on('data', () => undefined);
+    } catch {
+      // the host is gone again: nothing to clean up there now
+    }
+  }
+
+  /**
+   * Brings back the master's durable shells that lost their connection. A try that fails
+   * for want of the host is retried with backoff; one tmux refuses (the session is gone from
+   * the host) marks the shell lost, as do REJOIN_TRIES failures in a row.
+   */
   private rejoinDurable(master: HostMaster): void {
     for (const session of this.sessions.values()) {
       if (!(session instanceof DurableShell) || session.info.masterId !== master.id || !session.reconnecting || this.rejoining.has(session.id)) continue;
       this.rejoining.add(session.id);
       void (async () => {
-        let status: number | null = null;
-        try {
-          const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(session.name, 'attach'), pty: null });
-          channel.once('exit', (code: unknown) => (status = typeof code === 'number' ? code : null));
-          await session.carry(channel, connection, true);
-          if (this.options.processTrees !== false) this.trees.rootKnown(master, session);
-          this.options.log.info('durable shell rejoined', { session: session.id });
-        } catch (err) {
-          await new Promise((r) => setImmediate(r)); // the exit status arrives just before the close
-          this.options.log.warn('durable shell not rejoined', { session: session.id, status, error: (err as Error).message });
-          // tmux refused to attach (the session is gone from the host); a failure to reach the
-          // host waits for the next reconnect instead.
-          if (status !== null && status !== 0) session.lost();
-        } finally {
-          this.rejoining.delete(session.id);
+        for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
+          const { command, replies } = controlCommand(session.name, 'attach');
+          try {
+            const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
+            const ended = channelEnd(channel);
+            try {
+              await session.carry(channel, connection, true, replies);
+            } catch (err) {
+              const { status, stderr } = await ended;
+              // tmux refused to attach because the session is gone from the host (another
+              // failure is tried again).
+              const why = `${stderr} ${(err as Error).message}`;
+              if (status !== null && status !== 0 && /can't find session|no server running|no sessions/.test(why)) {
+                this.options.log.warn('durable shell lost: tmux no longer has it', { session: session.id, status, error: why.trim() });
+                session.lost();
+                return;
+              }
+              throw err;
+            }
+            if (this.options.processTrees !== false) this.trees.rootKnown(master, session);
+            this.options.log.info('durable shell rejoined', { session: session.id, attempt });
+            return;
+          } catch (err) {
+            this.options.log.warn('durable shell not rejoined yet', { session: session.id, attempt, error: (err as Error).message });
+            if (attempt >= REJOIN_TRIES) {
+              session.lost();
+              return;
+            }
+            await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** attempt)));
+          }
         }
-      })();
+      })().finally(() => this.rejoining.delete(session.id));
     }
   }
 
@@ -543,14 +593,16 @@ export class Engine {
   private async listLeftRunning(master: HostMaster): Promise<void> {
     if (this.withoutTmux.has(master.id) || !(this.options.durableShells ?? this.settings.get().durableShells)) return;
     try {
-      const { channel } = await master.openSession({ kind: 'exec', command: LIST_COMMAND, pty: null });
+      const connection = master.readyConnections()[0];
+      if (!connection) return;
+      const channel = await connection.openInternal(LIST_COMMAND);
       const text = await new Promise<string>((resolve) => {
         const chunks: Buffer[] = [];
         channel.on('data', (chunk: Buffer) => chunks.push(chunk));
         channel.stderr.on('data', () => undefined);
         channel.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
       });
-      const carried = new Set([...this.sessions.values()].flatMap((s) => (s instanceof DurableShell && s.state === 'open' ? [s.name] : [])));
+      const carried = new Set([...this.startingNames, ...[...this.sessions.values()].flatMap((s) => (s instanceof DurableShell && s.state === 'open' ? [s.name] : []))]);
       const left = parseLeftRunning(text).filter((shell) => !carried.has(shell.name));
       master.setLeftRunning(left);
     } catch (err) {
@@ -561,19 +613,26 @@ export class Engine {
   /** A durable shell left running on the host, as a session of `owner` again. */
   async reopenDurable(hostId: string, name: string, size: { cols: number; rows: number }, owner: string | null): Promise<SessionView> {
     const master = await this.masterFor(await this.resolved(hostId));
-    if ([...this.sessions.values()].some((s) => s instanceof DurableShell && s.name === name && s.state === 'open')) {
-      throw new HitchError('bad-request', `That shell is open in Hitch already.`);
-    }
-    const { channel, connection } = await master.openSession({ kind: 'exec', command: controlCommand(name, 'attach'), pty: null });
-    const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+    const carried = [...this.sessions.values()].some((s) => s instanceof DurableShell && s.name === name && s.state === 'open');
+    if (carried || this.startingNames.has(name)) throw new HitchError('bad-request', 'That shell is open in Hitch already.');
+    this.startingNames.add(name);
     try {
-      await shell.carry(channel, connection, true);
-    } catch (err) {
-      throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
+      const { command, replies } = controlCommand(name, 'attach');
+      const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
+      const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+      try {
+        await shell.carry(channel, connection, true, replies);
+      } catch (err) {
+        throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
+      }
+      this.track(master, shell);
+      // Its client went while it was being reopened: it is left running, as it was.
+      if (owner !== null && !this.owners.holds(owner)) this.closeSession(shell.id, true);
+      void this.listLeftRunning(master);
+      return shell.view();
+    } finally {
+      this.startingNames.delete(name);
     }
-    this.track(master, shell);
-    void this.listLeftRunning(master);
-    return shell.view();
   }
 
   /** Makes a session (its channel open) one of the engine's: listed, its processes watched, signalled, closed. */
@@ -587,11 +646,17 @@ export class Engine {
         payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}), ...(reset ? { reset: true as const } : {}) },
       }),
     );
+    let endSeen = false;
     session.on('changed', () => {
+      if (endSeen) return; // an ended session's end is handled once
       const ended = session.state !== 'open';
+      endSeen = ended;
       // A stock client's session is its client's to show: once it ends, the master keeps only
       // how it ended, and the engine lets it go (else every `git fetch` would leave one behind).
       const external = session.info.external === true;
+      // A durable shell lost its carrier while the master stayed up (an extra connection
+      // dropped, the tmux client died): it is brought back without waiting for a reconnect.
+      if (session instanceof DurableShell && session.reconnecting) setTimeout(() => this.rejoinDurable(master), 1_000).unref();
       if (ended) {
         const view = session.view();
         master.sessionEnded(external ? { id: view.id, title: view.title, exitCode: view.exitCode, exitSignal: view.exitSignal, endedAt: Date.now() } : undefined);
@@ -687,6 +752,14 @@ export class Engine {
     const held = [...this.sessions.values()].filter((s) => s.info.owner === owner);
     if (held.length > 0) this.options.log.info('client gone: ending its sessions', { sessions: held.length });
     for (const session of held) this.closeSession(session.id);
+  }
+
+  /** A `hitch exec` run is its client's alone: no other client types into it, resizes or ends it. */
+  checkHands(sessionId: string, owner: string): void {
+    const session = this.session(sessionId);
+    if (session.info.raw && session.info.owner !== owner) {
+      throw new HitchError('forbidden', `Session ${sessionId} is a \`hitch exec\` run by another client: only that client may use it.`);
+    }
   }
 
   /**

@@ -152,6 +152,14 @@ describe('two pages and a hitch command on one engine', () => {
     const refused = await b.call('session.attach', { sessionId: exec!.id }).catch((err: CallError) => err);
     expect(refused).toBeInstanceOf(CallError);
     expect((refused as CallError).code).toBe('forbidden');
+    // Nor may it type into it or end it.
+    for (const [method, params] of [
+      ['session.write', { sessionId: exec!.id, data: 'x' }],
+      ['session.close', { sessionId: exec!.id }],
+    ] as const) {
+      const denied = await b.call(method, params).catch((err: CallError) => err);
+      expect((denied as CallError).code, method).toBe('forbidden');
+    }
     const { stdout } = await run;
     expect(stdout).toBe('exec-started\nexec-secret-42\n');
     for (const page of [a, b]) {

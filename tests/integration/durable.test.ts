@@ -1,17 +1,19 @@
 // Durable shells against a real sshd with tmux, the network between Hitch and the server cut
 // by a TCP proxy: the shell and its jobs keep running on the host, and after the master
 // reconnects the tab rejoins the same shell (same pid), redrawn with what it printed meanwhile.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
+import { DAEMON_NODE_FLAGS } from '../../main/cli/context';
 import { sessionsOutputSchema } from '../../main/cli/schemas';
-import { serveEngineSocket } from '../../main/transport/engine-socket';
-import type { SessionView } from '../../preload/api';
+import { connectEngineSocket, serveEngineSocket } from '../../main/transport/engine-socket';
+import type { SessionView, Snapshot } from '../../preload/api';
+import { HitchClient } from '../../preload/client';
 import { CLI, ensureBuilt } from '../fixtures/built';
 import { masterOf, sessionView, testEngine, type TestEngine } from '../fixtures/engine';
 import { startSshd, type Sshd } from '../fixtures/sshd';
@@ -77,7 +79,7 @@ async function rejoined(sessionId: string): Promise<SessionView> {
 describe('a durable shell', () => {
   it('runs in tmux, with the shell as the root of its process tree', async () => {
     const s = await t.engine.openSession('web1', SHELL);
-    expect(s.notDurable).toBeNull();
+    expect(s.notDurable, s.notDurable ?? '').toBeNull();
     expect(s).toMatchObject({ durable: true, notDurable: null, reconnecting: false });
     const pid = await shellPid(s.id);
     expect((await sessionView(t, s.id))?.rootPid).toBe(pid);
@@ -263,4 +265,98 @@ describe('a durable shell', () => {
       await t.engine.updateSettings({ notDurableHosts: [] });
     }
   });
+});
+
+async function pidOf(client: HitchClient, sessionId: string, tag: string): Promise<number> {
+  let out = '';
+  const off = client.on('session.data', (p) => {
+    if (p.sessionId === sessionId) out += p.data;
+  });
+  try {
+    await client.call('session.write', { sessionId, data: `echo ${tag}=$$\n` });
+    await expect.poll(() => new RegExp(`${tag}=(\\d+)`).exec(out), { timeout: 10_000, interval: 50 }).toBeTruthy();
+    return Number(new RegExp(`${tag}=(\\d+)`).exec(out)![1]);
+  } finally {
+    off();
+  }
+}
+
+const view = async (client: HitchClient, id: string): Promise<SessionView | undefined> => ((await client.call('state.get', {})) as Snapshot).sessions.find((s) => s.id === id);
+
+// The engine process itself, run as `hitch daemon`: stopped (SIGSTOP, as a sleeping laptop
+// stops everything) while the network dies, it notices on waking and finds the dead
+// connection at once instead of after three keepalive intervals; killed outright (SIGKILL)
+// and started again, it finds the shell it left on the host and reopens it. (In this file:
+// tests that use the test user's tmux server must not run beside each other.)
+describe('a durable shell and the engine process', () => {
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hitch-durable-daemon-'));
+    await writeFile(join(dir, 'ssh_config'), await behindProxy(sshd, proxy, 'web1'));
+    env = {
+      ...(process.env as Record<string, string>),
+      HITCH_RUNTIME_DIR: join(dir, 'run'),
+      HITCH_DATA_DIR: join(dir, 'data'),
+      HITCH_SSH_CONFIG: join(dir, 'ssh_config'),
+      HITCH_IDLE_TIMEOUT: 'never',
+      SSH_AUTH_SOCK: '',
+    };
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  /** `hitch daemon` with the default keepalives (every 15 s, three missed: 45 s to notice a dead network). */
+  async function startDaemon(): Promise<{ process: ChildProcess; client: HitchClient; close(): void }> {
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((ok, fail) => {
+      child.stdout!.once('data', () => ok());
+      child.once('exit', (code) => fail(new Error(`hitch daemon exited with ${code}`)));
+    });
+    const connection = await connectEngineSocket(join(dir, 'run', 'engine.sock'));
+    return { process: child, client: new HitchClient(connection), close: () => connection.close() };
+  }
+
+  it('after the engine was stopped while the network died: found dead on waking, rejoined; after SIGKILL: reopened by the next engine', async () => {
+    let daemon = await startDaemon();
+    try {
+      const shell = await daemon.client.call('session.open', { hostId: 'web1', cols: 80, rows: 24 });
+      expect(shell.durable).toBe(true);
+      const pid = await pidOf(daemon.client, shell.id, 'pid-start');
+
+      // Asleep: the engine stopped, and the network gone silently meanwhile.
+      proxy.blackhole(true);
+      daemon.process.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 6_000));
+      daemon.process.kill('SIGCONT');
+      const woke = Date.now();
+      // The default keepalives would take 45 s; the probe on waking takes its deadline (3 s).
+      await expect.poll(async () => (await view(daemon.client, shell.id))?.reconnecting, { timeout: 10_000, interval: 50 }).toBe(true);
+      expect(Date.now() - woke).toBeLessThan(10_000);
+      proxy.blackhole(false);
+      proxy.resetAll();
+      await expect.poll(async () => (await view(daemon.client, shell.id))?.reconnecting, { timeout: 30_000, interval: 50 }).toBe(false);
+      expect(await pidOf(daemon.client, shell.id, 'pid-woken')).toBe(pid);
+
+      // Killed outright: the next engine finds the shell on the host and reopens it.
+      daemon.close();
+      daemon.process.kill('SIGKILL');
+      await new Promise((r) => daemon.process.once('exit', r));
+      daemon = await startDaemon();
+      await daemon.client.call('master.connect', { hostId: 'web1' });
+      let left: { name: string; pid: number } | undefined;
+      await expect
+        .poll(async () => {
+          const state = (await daemon.client.call('state.get', {})) as Snapshot;
+          left = state.masters[0]?.leftRunning.find((l) => l.pid === pid);
+          return left !== undefined;
+        }, { timeout: 10_000 })
+        .toBe(true);
+      const reopened = await daemon.client.call('session.reopen', { hostId: 'web1', name: left!.name, cols: 80, rows: 24 });
+      expect(await pidOf(daemon.client, reopened.id, 'pid-reopened')).toBe(pid);
+      await daemon.client.call('session.close', { sessionId: reopened.id });
+    } finally {
+      daemon.close();
+      daemon.process.kill('SIGTERM');
+    }
+  }, 120_000);
 });

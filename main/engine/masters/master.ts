@@ -335,11 +335,17 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     const client = this.client;
     const transport = this.transport;
     if (!client || !transport || this.state !== 'ready') return Promise.resolve(false);
+    const bytesBefore = this.bytesIn;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.lastError = new HitchError('timeout', `${this.opts.host.alias} did not answer after the computer woke or the network changed.`);
-        transport.destroy();
-        resolve(false);
+        // Reads waiting behind a busy event loop come first; and any byte from the server
+        // since the probe began (the answer may be queued behind bulk data) says it is alive.
+        setImmediate(() => {
+          if (transport instanceof Socket && this.bytesIn > bytesBefore) return resolve(true);
+          this.lastError = new HitchError('timeout', `${this.opts.host.alias} did not answer after the computer woke or the network changed.`);
+          transport.destroy();
+          resolve(false);
+        });
       }, deadlineMs);
       const started = performance.now();
       ping(client).then(() => {
@@ -543,12 +549,17 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     );
   }
 
-  /** Channels of this connection that watch processes (see monitor.ts), not a person's sessions. */
+  /** Channels of this connection Hitch uses itself (the process monitor, listing durable shells), not a person's sessions. */
   monitorChannels = 0;
 
   /** A shell without a pty for the process monitor; it takes a MaxSessions slot like any session. */
-  async openMonitor(): Promise<ClientChannel> {
-    const channel = await this.openSession({ kind: 'exec', command: 'sh', pty: null });
+  openMonitor(): Promise<ClientChannel> {
+    return this.openInternal('sh');
+  }
+
+  /** An exec channel of Hitch's own (a fixed command): not counted among the person's sessions. */
+  async openInternal(command: string): Promise<ClientChannel> {
+    const channel = await this.openSession({ kind: 'exec', command, pty: null });
     this.monitorChannels++;
     channel.once('close', () => this.monitorChannels--);
     return channel;

@@ -10,38 +10,57 @@ import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
 import { commands, ControlParser } from './tmux-control';
 
+interface Waiting {
+  resolve(lines: string[]): void;
+  reject(err: Error): void;
+  /** Runs as the reply is read, before any line after it: output after a capture is not in it. */
+  onReply?: () => void;
+}
+
 /** One tmux control client on an exec channel: commands in, replies in order, pane output. */
 class ControlClient {
-  /** Replies still due, oldest first; the first is tmux's answer to starting the client itself. */
-  private readonly waiting: { resolve(lines: string[]): void; reject(err: Error): void }[] = [];
-  readonly started: Promise<string[]>;
+  /** Replies still due, oldest first; the first are tmux's answers to the command that started the client. */
+  private readonly waiting: Waiting[] = [];
+  /** Resolves once tmux has answered every command of the start (`startReplies` of them). */
+  readonly started: Promise<unknown>;
   /** tmux said %exit: the session ended (its shell exited) or was killed. */
   exited = false;
 
   constructor(
     private readonly channel: ClientChannel,
+    startReplies: number,
     output: (pane: string, data: Buffer) => void,
   ) {
-    this.started = new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+    const starting: Promise<string[]>[] = [];
+    for (let i = 0; i < startReplies; i++) starting.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
+    this.started = Promise.all(starting);
     const parser = new ControlParser({
       output,
       reply: (ok, lines) => {
         const next = this.waiting.shift();
-        if (ok) next?.resolve(lines);
-        else next?.reject(new Error(lines.join(' ') || 'tmux refused a command'));
+        if (ok) {
+          next?.onReply?.();
+          next?.resolve(lines);
+        } else next?.reject(new Error(lines.join(' ') || 'tmux refused a command'));
       },
       exit: () => (this.exited = true),
     });
-    channel.on('data', (chunk: Buffer) => parser.push(chunk));
+    channel.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        channel.close(); // not tmux speaking
+      }
+    });
     channel.stderr.on('data', () => undefined); // tmux's own complaints end in the exit status
     channel.on('close', () => {
       for (const w of this.waiting.splice(0)) w.reject(new Error('the tmux client went away'));
     });
   }
 
-  run(command: string): Promise<string[]> {
+  run(command: string, onReply?: () => void): Promise<string[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
+      this.waiting.push({ resolve, reject, onReply });
       this.channel.write(command + '\n');
     });
   }
@@ -49,6 +68,16 @@ class ControlClient {
   close(): void {
     this.channel.close();
   }
+}
+
+/**
+ * The pane's history and screen as tmux kept them, ending with the cursor where it is: lines
+ * as tmux gives them (the screen's trailing blank lines included), then the cursor put back;
+ * its row counts from the top of the screen, which the last lines now fill.
+ */
+function screenOf(lines: string[], cursor: string[]): string {
+  const [x, y] = (cursor[0] ?? '0 0').split(' ').map((n) => Number(n) || 0);
+  return `${lines.join('\r\n')}\x1b[0m\x1b[${(y ?? 0) + 1};${(x ?? 0) + 1}H`;
 }
 
 export class DurableShell extends Session {
@@ -76,32 +105,48 @@ export class DurableShell extends Session {
 
   /**
    * Carries the shell over `channel`, a control client of this tmux session just started on
-   * `connection` (`rejoin`: attached to the running shell after a reconnect, so the terminal is
-   * redrawn from what tmux kept). Resolves once the shell is live again; rejects, leaving the
-   * channel closed, when tmux would not take it (the session is gone).
+   * `connection` by a command whose start tmux answers with `startReplies` blocks (`rejoin`:
+   * attached to the running shell after a reconnect, so the terminal is redrawn from what
+   * tmux kept). Once tmux has started the client, Hitch's commands go out at once, without
+   * waiting for each answer: replies come back in order. Resolves once the shell is live again; rejects, leaving the channel closed,
+   * when tmux would not take it (the session is gone) or the shell was closed meanwhile.
    */
-  async carry(channel: ClientChannel, connection: MasterConnection, rejoin: boolean): Promise<void> {
-    // Until the pane is known (and, rejoining, until its history is drawn), output waits or,
-    // when the history will hold it anyway, is dropped.
+  async carry(channel: ClientChannel, connection: MasterConnection, rejoin: boolean, startReplies: number): Promise<void> {
+    // Output before the pane is known waits. Rejoining, output before the capture is in the
+    // capture (dropped), output after it waits too.
     const early: { pane: string; data: Buffer }[] = [];
+    let captured = !rejoin;
     let live = false;
-    const control = new ControlClient(channel, (pane, data) => {
+    const control = new ControlClient(channel, startReplies, (pane, data) => {
       if (live) {
         if (pane === this.pane) this.receive(data, 'stdout');
-      } else if (!rejoin) early.push({ pane, data });
+      } else if (captured) early.push({ pane, data });
     });
     channel.on('close', () => this.carrierClosed(control));
     try {
+      // Commands sent before the client is attached fail ("no current client"): the start
+      // first, then the rest at once.
       await control.started;
-      for (const option of commands.serverOptions()) await control.run(option);
-      const [described] = await control.run(commands.describe(this.name));
-      const [pane, pid, clientPid] = (described ?? '').split(' ');
-      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(described)}`);
-      await control.run(commands.resize(this.size.cols, this.size.rows));
+      const described = control.run(commands.describe(this.name));
+      const resized = control.run(commands.resize(this.size.cols, this.size.rows));
+      const capture = rejoin ? control.run(commands.capture(this.name), () => (captured = true)) : null;
+      const cursor = rejoin ? control.run(commands.cursor(this.name)) : null;
+      // All are awaited below; when one fails the rest fail too, and that is no news.
+      for (const reply of [described, resized, capture, cursor]) reply?.catch(() => undefined);
+      const [line] = await described;
+      await resized;
+      const [pane, pid, clientPid] = (line ?? '').split(' ');
+      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
+      const screen = capture && cursor ? screenOf(await capture, await cursor) : null;
+      if (this.state !== 'open') {
+        // Closed while it was being brought back: what the person asked for happens now.
+        if (this.ending === 'kill') await control.run(commands.kill(this.name)).catch(() => undefined);
+        throw new Error('the shell was closed meanwhile');
+      }
       this.pane = pane;
       this.rootPid = Number(pid);
       this.carrierPid = Number(clientPid);
-      if (rejoin) this.restartOutput(await this.screen(control, pane));
+      if (screen !== null) this.restartOutput(screen);
     } catch (err) {
       channel.close();
       throw err;
@@ -113,15 +158,6 @@ export class DurableShell extends Session {
     this.reconnecting = false;
     this.dropped = false;
     this.emit('changed');
-  }
-
-  /** The pane's history and screen as tmux kept them, ending with the cursor where it is. */
-  private async screen(control: ControlClient, pane: string): Promise<string> {
-    const lines = await control.run(commands.capture(pane));
-    const [x, y] = (await control.run(commands.cursor(pane)))[0]?.split(' ').map(Number) ?? [0, 0];
-    // Lines as tmux gives them (the screen's trailing blank lines included), then the cursor
-    // put back: its row counts from the top of the screen, which the last lines now fill.
-    return `${lines.join('\r\n')}\x1b[0m\x1b[${(y ?? 0) + 1};${(x ?? 0) + 1}H`;
   }
 
   private carrierClosed(control: ControlClient): void {

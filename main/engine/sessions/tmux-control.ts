@@ -13,6 +13,8 @@ export const TMUX_SOCKET_NAME = 'hitch';
 /** Durable session names are Hitch's own: `hitch-` and 16 hex digits. */
 const NAME = /^hitch-[0-9a-f]{16}$/;
 const PANE = /^%[0-9]{1,9}$/;
+/** Longest line accepted from tmux. */
+const MAX_LINE_BYTES = 16 << 20;
 /** Bytes per send-keys command (each byte is three characters of hex and a space). */
 const KEYS_PER_COMMAND = 256;
 
@@ -23,6 +25,11 @@ export function isDurableName(name: string): boolean {
 function checkName(name: string): string {
   if (!NAME.test(name)) throw new Error(`not a durable session name: ${JSON.stringify(name)}`);
   return name;
+}
+
+/** The pane of session `name`, matched exactly (`=`; without it tmux also takes a name that only starts so). */
+function paneOf(name: string): string {
+  return `=${checkName(name)}:`;
 }
 
 function checkPane(pane: string): string {
@@ -55,14 +62,26 @@ const SERVER_OPTIONS = [
 ];
 
 /**
- * The remote command that starts (or, with `attach`, rejoins) a durable shell in control mode.
- * Exit status 127 when the host has no tmux: the caller then opens an ordinary shell.
+ * The remote command that starts (or, with `attach`, rejoins) a durable shell in control mode,
+ * and how many reply blocks tmux sends for it before answering Hitch's own commands (one per
+ * command of the chain). A new shell sets the server's options first, so that its own pane
+ * gets the long history too. Exit status 127 when the host has no tmux: the caller then opens
+ * an ordinary shell.
  */
-export function controlCommand(name: string, size: { cols: number; rows: number } | 'attach'): string {
+export function controlCommand(name: string, size: { cols: number; rows: number } | 'attach'): { command: string; replies: number } {
   checkName(name);
   const tmux = `tmux -L ${TMUX_SOCKET_NAME} -f /dev/null -C`;
-  const start = size === 'attach' ? `attach-session -t ${name}` : `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`;
-  return `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${start}`;
+  // `\;` reaches tmux as `;`, its separator between commands.
+  const chain =
+    size === 'attach'
+      ? [`attach-session -t =${name}`]
+      : ['start-server', ...SERVER_OPTIONS, `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`];
+  return { command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`, replies: chain.length };
+}
+
+/** Ends a durable shell from an ordinary exec (no control client): cleaning up after a failed start. */
+export function killCommand(name: string): string {
+  return `tmux -L ${TMUX_SOCKET_NAME} kill-session -t =${checkName(name)} 2>/dev/null || true`;
 }
 
 /** Lists Hitch's durable sessions on a host: `NAME PANE PID` per line (none when no server runs). */
@@ -79,9 +98,8 @@ export function parseLeftRunning(text: string): { name: string; pid: number }[] 
 }
 
 export const commands = {
-  serverOptions: (): string[] => [...SERVER_OPTIONS],
   /** The pane of a session, its process (the shell) and this control client's own pid: `%3 12345 12300`. */
-  describe: (name: string): string => `display-message -p -t ${checkName(name)} '#{pane_id} #{pane_pid} #{client_pid}'`,
+  describe: (name: string): string => `display-message -p -t ${paneOf(name)} '#{pane_id} #{pane_pid} #{client_pid}'`,
   resize: (cols: number, rows: number): string => `refresh-client -C ${checkSize(cols)}x${checkSize(rows)}`,
   /** Input as hex bytes, so any byte (a control key, UTF-8) reaches the shell as typed. */
   sendKeys(pane: string, bytes: Buffer): string[] {
@@ -93,11 +111,11 @@ export const commands = {
     }
     return lines;
   },
-  /** The pane's history and screen with their colours, from the oldest line kept. */
-  capture: (pane: string): string => `capture-pane -p -e -S - -E - -t ${checkPane(pane)}`,
-  /** Where the cursor is (0-based) and how tall the pane is. */
-  cursor: (pane: string): string => `display-message -p -t ${checkPane(pane)} '#{cursor_x} #{cursor_y} #{pane_height}'`,
-  kill: (name: string): string => `kill-session -t ${checkName(name)}`,
+  /** The session's pane: its history and screen with their colours, from the oldest line kept. */
+  capture: (name: string): string => `capture-pane -p -e -S - -E - -t ${paneOf(name)}`,
+  /** Where the cursor of the session's pane is (0-based). */
+  cursor: (name: string): string => `display-message -p -t ${paneOf(name)} '#{cursor_x} #{cursor_y}'`,
+  kill: (name: string): string => `kill-session -t =${checkName(name)}`,
 };
 
 export interface ControlHandlers {
@@ -135,8 +153,11 @@ const EXIT = Buffer.from('%exit');
 /** Reads a control client's output stream, line by line, into the handlers. */
 export class ControlParser {
   private pending: Buffer[] = [];
+  private pendingBytes = 0;
   /** The lines of the reply block being read, or null outside a block. */
   private block: string[] | null = null;
+  /** The block's `%begin` arguments: only an `%end`/`%error` with the same ones ends it (a pane's text may hold such a line). */
+  private blockTag = '';
 
   constructor(private readonly handlers: ControlHandlers) {}
 
@@ -146,19 +167,27 @@ export class ControlParser {
       const piece = chunk.subarray(start, nl);
       const line = this.pending.length > 0 ? Buffer.concat([...this.pending, piece]) : piece;
       this.pending = [];
+      this.pendingBytes = 0;
       this.line(line);
       start = nl + 1;
     }
-    if (start < chunk.length) this.pending.push(Buffer.from(chunk.subarray(start)));
+    if (start < chunk.length) {
+      this.pending.push(Buffer.from(chunk.subarray(start)));
+      this.pendingBytes += chunk.length - start;
+      // tmux escapes every newline a pane writes: a line this long is nothing tmux sends.
+      if (this.pendingBytes > MAX_LINE_BYTES) throw new Error('tmux sent a line longer than 16 MiB');
+    }
   }
 
   private line(line: Buffer): void {
     if (this.block !== null) {
       // Inside a reply block, every line is the command's output, but its end.
-      if (startsWith(line, END) || startsWith(line, ERROR)) {
+      const ok = startsWith(line, END) && line.subarray(END.length).toString('latin1') === this.blockTag;
+      const failed = startsWith(line, ERROR) && line.subarray(ERROR.length).toString('latin1') === this.blockTag;
+      if (ok || failed) {
         const lines = this.block;
         this.block = null;
-        this.handlers.reply(startsWith(line, END), lines);
+        this.handlers.reply(ok, lines);
       } else this.block.push(line.toString('utf8'));
       return;
     }
@@ -166,7 +195,10 @@ export class ControlParser {
       const rest = line.subarray(OUTPUT.length);
       const space = rest.indexOf(32);
       if (space > 0) this.handlers.output(rest.subarray(0, space).toString('latin1'), unescapeOutput(rest.subarray(space + 1)));
-    } else if (startsWith(line, BEGIN)) this.block = [];
+    } else if (startsWith(line, BEGIN)) {
+      this.block = [];
+      this.blockTag = line.subarray(BEGIN.length).toString('latin1');
+    }
     else if (startsWith(line, EXIT)) this.handlers.exit(line.length > EXIT.length + 1 ? line.subarray(EXIT.length + 1).toString('utf8') : null);
   }
 }
