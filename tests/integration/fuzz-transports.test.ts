@@ -39,9 +39,14 @@ const FLOOD = 10_000;
 // ---------------------------------------------------------------------------------------
 // Hostile requests
 
-/** A value set as an own property, as JSON.parse makes `__proto__` one (plain assignment would set the prototype). */
+/**
+ * A value set as an own property, as JSON.parse makes `__proto__` one (plain assignment would
+ * set the prototype). Objects are copied first: a constant such as `{}` is one instance
+ * wherever it is picked, and setting it inside itself made a cycle no request can carry.
+ */
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  const own = value !== DEEP && typeof value === 'object' && value !== null ? structuredClone(value) : value;
+  Object.defineProperty(target, key, { value: own, enumerable: true, writable: true, configurable: true });
 }
 
 const HUGE = 'x'.repeat(70_000);
