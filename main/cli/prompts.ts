@@ -18,8 +18,12 @@ export function mastersOf(catalog: CatalogView, hostId: string): Set<string> {
   return ids;
 }
 
-/** Reads one line from a terminal in raw mode; null when the person cancels (Ctrl-C, Ctrl-D). */
-function readLine(secret: boolean, abort: AbortSignal): Promise<string | null> {
+/**
+ * Asks `question` and reads one line from the terminal in raw mode; null when the person
+ * cancels (Ctrl-C, Ctrl-D). Raw mode comes first: an answer typed (or pasted) the moment the
+ * question shows must not be echoed by the terminal.
+ */
+function readLine(question: string, secret: boolean, abort: AbortSignal): Promise<string | null> {
   const stdin = process.stdin as ReadStream;
   return new Promise((resolve) => {
     let value = '';
@@ -50,15 +54,15 @@ function readLine(secret: boolean, abort: AbortSignal): Promise<string | null> {
       }
     };
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.on('data', onData);
     stdin.resume();
     abort.addEventListener('abort', onAbort);
   });
 }
 
-async function ask(question: string, secret: boolean, abort: AbortSignal): Promise<string | null> {
-  process.stderr.write(question);
-  return readLine(secret, abort);
+function ask(question: string, secret: boolean, abort: AbortSignal): Promise<string | null> {
+  return readLine(question, secret, abort);
 }
 
 type Answer = { answers: string[]; remember: boolean; choice: 'once' | 'always' | null } | null;
