@@ -22,7 +22,7 @@ import {
   psOutputSchema,
   socketOutputSchema,
 } from '../../main/cli/schemas';
-import { CLI, ensureBuilt, WEB } from '../fixtures/built';
+import { CLI, ensureBuilt, hitchEnv, WEB } from '../fixtures/built';
 import { startSshd, TEST_PASSWORD, TEST_USER, type Sshd } from '../fixtures/sshd';
 
 const run = promisify(execFile);
@@ -92,14 +92,7 @@ describe('the hitch command', () => {
     dir = await mkdtemp(join(tmpdir(), 'hitch-cli-'));
     const passwordHost = passwordSshd.clientConfig('pw').replace(`IdentityFile ${passwordSshd.clientKey}`, 'IdentityFile /nonexistent/id_ed25519');
     await writeFile(join(dir, 'ssh_config'), sshd.clientConfig('box') + passwordHost);
-    env = {
-      ...(process.env as Record<string, string>),
-      HITCH_RUNTIME_DIR: join(dir, 'run'),
-      HITCH_DATA_DIR: join(dir, 'data'),
-      HITCH_SSH_CONFIG: join(dir, 'ssh_config'),
-      HITCH_IDLE_TIMEOUT: 'never',
-      SSH_AUTH_SOCK: '',
-    };
+    env = hitchEnv(dir);
     socketPath = join(dir, 'run', 'engine.sock');
   }, 60_000);
 

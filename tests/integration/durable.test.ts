@@ -14,7 +14,7 @@ import { sessionsOutputSchema } from '../../main/cli/schemas';
 import { connectEngineSocket, serveEngineSocket } from '../../main/transport/engine-socket';
 import type { SessionView, Snapshot } from '../../preload/api';
 import { HitchClient } from '../../preload/client';
-import { CLI, ensureBuilt } from '../fixtures/built';
+import { CLI, ensureBuilt, hitchEnv } from '../fixtures/built';
 import { masterOf, sessionView, testEngine, type TestEngine } from '../fixtures/engine';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
@@ -294,14 +294,7 @@ describe('a durable shell and the engine process', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hitch-durable-daemon-'));
     await writeFile(join(dir, 'ssh_config'), await behindProxy(sshd, proxy, 'web1'));
-    env = {
-      ...(process.env as Record<string, string>),
-      HITCH_RUNTIME_DIR: join(dir, 'run'),
-      HITCH_DATA_DIR: join(dir, 'data'),
-      HITCH_SSH_CONFIG: join(dir, 'ssh_config'),
-      HITCH_IDLE_TIMEOUT: 'never',
-      SSH_AUTH_SOCK: '',
-    };
+    env = hitchEnv(dir);
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 

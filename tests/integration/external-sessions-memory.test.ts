@@ -15,6 +15,7 @@ import { loadUnix, type Unix } from '../../main/native/unix';
 import { UnixConnection } from '../../main/native/unix-socket';
 import { connectEngineSocket, type EngineConnection } from '../../main/transport/engine-socket';
 import type { Snapshot } from '../../preload/api';
+import { hitchEnv } from '../fixtures/built';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 
 const run = promisify(execFile);
@@ -41,14 +42,7 @@ beforeAll(async () => {
   sshd = await startSshd({ maxSessions: 20 });
   dir = await mkdtemp(join(tmpdir(), 'hitch-extmem-'));
   await writeFile(join(dir, 'ssh_config'), sshd.clientConfig('box'));
-  const env = {
-    ...(process.env as Record<string, string>),
-    HITCH_RUNTIME_DIR: join(dir, 'run'),
-    HITCH_DATA_DIR: join(dir, 'data'),
-    HITCH_SSH_CONFIG: join(dir, 'ssh_config'),
-    HITCH_IDLE_TIMEOUT: 'never',
-    SSH_AUTH_SOCK: '',
-  };
+  const env = hitchEnv(dir);
   // Started as `hitch --start` starts it (main/cli/context.ts), with the engine's Node flags.
   daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((ok, fail) => {
