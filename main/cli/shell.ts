@@ -4,17 +4,19 @@
 // does. `--attach ID` rejoins a session of the engine (`s12`) or a durable shell left running
 // on the host (its tmux name, as `hitch sessions HOST` lists it).
 import type { ReadStream } from 'node:tty';
-import type { SessionView } from '../../preload/api';
+import type { MasterView, SessionView } from '../../preload/api';
 import { CliError, type Context } from './context';
 import { EXEC_FAILURE_STATUS } from './exec';
 import { mastersOf, withPrompts } from './prompts';
+import { safeForTerminal } from './terminal-text';
 
 /** Input is sent in pieces that fit one `session.write` (64 KiB of base64). */
 const STDIN_CHUNK = 48 * 1024;
 
 export async function shellCommand(ctx: Context, host: string, attach: string | null): Promise<number> {
   const client = await ctx.client();
-  const state = await ctx.call('state.get', {});
+  // Watched: when logging in again needs a person, this terminal offers to do it.
+  const state = await ctx.call('state.get', { watch: true });
   const size = (): { cols: number; rows: number } => ({
     cols: Math.min(1000, Math.max(2, process.stdout.columns || 80)),
     rows: Math.min(1000, Math.max(1, process.stdout.rows || 24)),
@@ -39,10 +41,26 @@ export async function shellCommand(ctx: Context, host: string, attach: string | 
       announced = true;
       process.stderr.write('\r\nhitch: connection lost; reconnecting…\r\n');
     } else if (!view.reconnecting) announced = false;
+    offerLogin();
     if (view.state !== 'open') resolveEnd(view);
   });
+  /** Set while the master waits for a person to log in again: Enter starts that login here. */
+  let loginNeeded = false;
+  let master: MasterView | undefined;
+  const offerLogin = (): void => {
+    const needed = announced && master?.state === 'failed';
+    if (needed && !loginNeeded) {
+      process.stderr.write(`\r\nhitch: ${safeForTerminal(master?.error?.message ?? `${host} is not connected.`)}\r\nhitch: the shell keeps running on ${host}; press Enter to log in again.\r\n`);
+    }
+    loginNeeded = needed;
+  };
+  const offMaster = client.on('master.changed', (view) => {
+    if (view.id !== session?.masterId) return;
+    master = view;
+    offerLogin();
+  });
 
-  let session: SessionView;
+  let session: SessionView | undefined;
   try {
     if (attach === null) {
       session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('session.open', { hostId: host, ...size() }));
@@ -64,23 +82,46 @@ export async function shellCommand(ctx: Context, host: string, attach: string | 
   } catch (err) {
     offData();
     offChanged();
+    offMaster();
     throw err;
   }
-  sessionId = session.id;
-  if (!session.durable && session.notDurable && attach === null) process.stderr.write(`hitch: this shell is not durable: ${session.notDurable}\r\n`);
+  const shell: SessionView = session;
+  sessionId = shell.id;
+  if (!shell.durable && shell.notDurable && attach === null) process.stderr.write(`hitch: this shell is not durable: ${shell.notDurable}\r\n`);
 
   const stdin = process.stdin as ReadStream;
   const raw = stdin.isTTY === true && typeof stdin.setRawMode === 'function';
   if (raw) stdin.setRawMode(true);
   const onData = (chunk: Buffer): void => {
+    if (loginNeeded) {
+      if (chunk.includes(13) || chunk.includes(10)) void logInAgain();
+      return;
+    }
     for (let i = 0; i < chunk.length; i += STDIN_CHUNK) {
       const data = chunk.subarray(i, i + STDIN_CHUNK).toString('base64');
-      void client.call('session.write', { sessionId: session.id, data, encoding: 'base64' }).catch(() => undefined);
+      void client.call('session.write', { sessionId: shell.id, data, encoding: 'base64' }).catch(() => undefined);
     }
   };
   stdin.on('data', onData);
   stdin.resume();
-  const onResize = (): void => void client.call('session.resize', { sessionId: session.id, ...size() }).catch(() => undefined);
+  /** The person logs in on this terminal (the prompts take it meanwhile); the shell then rejoins. */
+  const logInAgain = async (): Promise<void> => {
+    loginNeeded = false;
+    stdin.off('data', onData);
+    if (raw) stdin.setRawMode(false);
+    try {
+      await withPrompts(ctx, mastersOf(state.catalog, host), [], () => ctx.call('master.connect', { hostId: host }));
+      process.stderr.write(`hitch: logged in; rejoining the shell…\r\n`);
+    } catch (err) {
+      // The master's failure has said "press Enter" again already, or says it now.
+      if (!loginNeeded) process.stderr.write(`hitch: ${safeForTerminal((err as Error).message)}\r\nhitch: press Enter to try again.\r\n`);
+      loginNeeded = true;
+    }
+    if (raw) stdin.setRawMode(true);
+    stdin.on('data', onData);
+    stdin.resume();
+  };
+  const onResize = (): void => void client.call('session.resize', { sessionId: shell.id, ...size() }).catch(() => undefined);
   process.stdout.on('resize', onResize);
 
   const end = await ended;
@@ -90,8 +131,9 @@ export async function shellCommand(ctx: Context, host: string, attach: string | 
   process.stdout.off('resize', onResize);
   offData();
   offChanged();
+  offMaster();
   // The tab's record of it is not needed: a terminal that ended is gone.
-  await client.call('session.close', { sessionId: session.id }).catch(() => undefined);
+  await client.call('session.close', { sessionId: shell.id }).catch(() => undefined);
   if (end.state === 'disconnected') {
     process.stderr.write(`\r\nhitch: ${host}: the connection dropped and the shell could not be kept\r\n`);
     return EXEC_FAILURE_STATUS;

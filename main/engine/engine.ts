@@ -155,6 +155,8 @@ export class Engine {
   private readonly startingNames = new Set<string>();
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
+  /** Durable shells closed while nothing carried them, by master: ended on the host once it is back. */
+  private readonly killsOwed = new Map<string, Set<string>>();
   private nextSessionNumber = 1;
   private readonly timing: Timing;
   private readonly trees: ProcessTrees;
@@ -360,6 +362,7 @@ export class Engine {
       this.emit({ event: 'master.changed', payload: master.view() });
       if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
         this.readyMasters.add(master.id);
+        this.payKillsOwed(master);
         this.rejoinDurable(master);
         void this.listLeftRunning(master);
       } else if (master.view().state !== 'ready') this.readyMasters.delete(master.id);
@@ -491,12 +494,12 @@ export class Engine {
       for (let attempt = 1; attempt <= 3; attempt++) {
         const name = `hitch-${randomBytes(8).toString('hex')}`;
         this.startingNames.add(name);
-        const { command, replies } = controlCommand(name, size);
-        const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
+        const start = controlCommand(name, size, 'new');
+        const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
         const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
         const ended = channelEnd(channel);
         try {
-          await shell.carry(channel, connection, false, replies);
+          await shell.carry(channel, connection, start);
           return shell;
         } catch (err) {
           const { status, stderr } = await ended;
@@ -542,12 +545,12 @@ export class Engine {
       this.rejoining.add(session.id);
       void (async () => {
         for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
-          const { command, replies } = controlCommand(session.name, 'attach');
+          const start = controlCommand(session.name, session.terminalSize, 'attach');
           try {
-            const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
+            const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
             const ended = channelEnd(channel);
             try {
-              await session.carry(channel, connection, true, replies);
+              await session.carry(channel, connection, start);
             } catch (err) {
               const { status, stderr } = await ended;
               // tmux refused to attach because the session is gone from the host (another
@@ -579,9 +582,11 @@ export class Engine {
   /**
    * Probes every ready master at once, with a short deadline: after a wake or a network
    * change, a dead connection is found in about one round trip plus the deadline instead of
-   * several keepalive intervals, and reconnects (its durable shells rejoin).
+   * several keepalive intervals, and reconnects (its durable shells rejoin). A master waiting
+   * out its reconnect backoff tries again now: the network may be back.
    */
   async probeMasters(deadlineMs = PROBE_DEADLINE_MS): Promise<{ masterId: string; answered: boolean }[]> {
+    for (const m of this.masters.values()) m.retryNow();
     const ready = [...this.masters.values()].filter((m) => m.view().state === 'ready');
     return Promise.all(ready.map(async (m) => ({ masterId: m.id, answered: await m.probe(deadlineMs) })));
   }
@@ -617,11 +622,11 @@ export class Engine {
     if (carried || this.startingNames.has(name)) throw new HitchError('bad-request', 'That shell is open in Hitch already.');
     this.startingNames.add(name);
     try {
-      const { command, replies } = controlCommand(name, 'attach');
-      const { channel, connection } = await master.openSession({ kind: 'exec', command, pty: null });
+      const start = controlCommand(name, size, 'attach');
+      const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
       const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
       try {
-        await shell.carry(channel, connection, true, replies);
+        await shell.carry(channel, connection, start);
       } catch (err) {
         throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
       }
@@ -706,7 +711,19 @@ export class Engine {
       return;
     }
     this.dismissed.add(sessionId);
+    if (session instanceof DurableShell && session.reconnecting && !keep) {
+      // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
+      const master = this.masters.get(session.info.masterId);
+      if (master?.view().state === 'ready') void this.execQuietly(master, killCommand(session.name));
+      else this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
+    }
     session.close(keep);
+  }
+
+  private payKillsOwed(master: HostMaster): void {
+    const owed = this.killsOwed.get(master.id);
+    this.killsOwed.delete(master.id);
+    for (const name of owed ?? []) void this.execQuietly(master, killCommand(name));
   }
 
   /**

@@ -1,5 +1,6 @@
 // A durable shell in the browser: the network to the host goes away, the tab says it is
-// reconnecting, and it comes back to the same shell, showing what ran meanwhile.
+// reconnecting, and it comes back to the same shell, showing what ran meanwhile; Disconnect
+// and Connect take it away and back the same way.
 import type { Page } from '@playwright/test';
 import { behindProxy, startProxy } from '../fixtures/tcp-proxy';
 import { expect, startWebHostProcess, test } from './fixtures';
@@ -12,7 +13,7 @@ async function run(page: Page, command: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
-test('a durable shell goes "reconnecting…" when the network drops and comes back as the same shell', async ({ page, sshd }) => {
+test('a durable shell goes "reconnecting…" when the network drops and comes back as the same shell, and through Disconnect and Connect', async ({ page, sshd }) => {
   const proxy = await startProxy({ targetPort: sshd.port });
   const hitch = await startWebHostProcess(await behindProxy(sshd, proxy, 'web1'));
   try {
@@ -36,6 +37,16 @@ test('a durable shell goes "reconnecting…" when the network drops and comes ba
     await expect.poll(() => terminalText(page)).toContain('while-away-42');
     await run(page, 'echo pid-after=$$');
     await expect.poll(() => terminalText(page)).toContain(`pid-after=${pid}`);
+
+    // Disconnect leaves it running on the host, and the tab says so; Connect rejoins it.
+    const host = page.locator('li[data-host="web1"]');
+    await host.getByRole('button', { name: 'Disconnect' }).click();
+    await expect(tab).toContainText('disconnected: still running on the host, Connect rejoins it');
+    await host.getByRole('button', { name: 'Connect' }).click();
+    // Typed while it comes back: the keys reach the shell once it is there.
+    await run(page, 'echo pid-rejoined=$$');
+    await expect(tab).not.toContainText(/disconnected|reconnecting/, { timeout: 15_000 });
+    await expect.poll(() => terminalText(page)).toContain(`pid-rejoined=${pid}`);
   } finally {
     await hitch.stop();
     await proxy.close();

@@ -28,8 +28,14 @@ export interface HostMasterOptions extends AuthDeps {
 /** Errors of a jump host, already named as such for the hosts behind it. */
 const jumpFailures = new WeakSet<HitchError>();
 
-/** Reconnect delays: 1 s doubling to 30 s, like a patient person pressing Connect. */
-const BACKOFF_MS = [1000, 2000, 4000, 8000, 16000, 30000];
+/**
+ * Reconnect delays: at once (a blip usually leaves the network usable, and durable shells
+ * wait), then 1 s doubling to 10 s. A try while the network is down costs the server nothing;
+ * logins the server refuses are never retried (see scheduleReconnect).
+ */
+const BACKOFF_MS = [0, 1000, 2000, 4000, 8000, 10000];
+/** A connection that stayed up this long starts the backoff afresh when it drops. */
+export const STABLE_MS = 10_000;
 
 /** Ended stock-client sessions a master remembers (they are listed per host, not as tabs). */
 export const RECENT_EXTERNAL = 5;
@@ -54,6 +60,8 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   private idleTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectAttempt = 0;
+  /** When the primary connection last became ready (a quick drop after it keeps backing off). */
+  private readyAt = 0;
   /** Set by disconnect(): a dropped connection is then not re-established. */
   private stopped = false;
 
@@ -121,6 +129,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   async connect(interactive = true): Promise<void> {
     this.stopped = false;
     if (this.primary?.state === 'ready') return;
+    if (interactive) this.reconnectAttempt = 0; // a person asked: a failure backs off afresh
     await this.newConnection(interactive, true);
   }
 
@@ -163,9 +172,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     if (asPrimary) this.connections.unshift(connection);
     else this.connections.push(connection);
     this.opts.log.info('master ready', { master: this.id, auth: connection.authMethod, connections: this.connections.length });
-    this.reconnectAttempt = 0;
     this.reconnectAt = null;
-    if (asPrimary) this.setState('ready');
+    if (asPrimary) {
+      this.readyAt = Date.now();
+      this.setState('ready');
+    }
     else this.emit('changed');
     this.armIdleTimer();
     return connection;
@@ -219,9 +230,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   }
 
   private onConnectionClosed(connection: MasterConnection, error: HitchError | null): void {
+    const ours = this.connections.includes(connection);
     this.connections = this.connections.filter((c) => c !== connection);
     this.opts.via?.release();
     this.emit('dropped', connection);
+    if (!ours) return; // let go by disconnect(), which has said the master is closed
     if (this.connections.length > 0) {
       this.emit('changed'); // another connection carries on (and becomes the primary)
       return;
@@ -232,6 +245,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       return;
     }
     this.opts.log.warn('master dropped', { master: this.id, error: error.message });
+    if (Date.now() - this.readyAt >= STABLE_MS) this.reconnectAttempt = 0;
     if (connection.needsPerson) {
       this.setState('failed', new HitchError(error.code, `${error.message} Logging in again needs you: use Connect.`));
       return;
@@ -244,19 +258,32 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.reconnectAttempt++;
     this.reconnectAt = Date.now() + delay;
     this.setState('reconnecting', error);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
+    this.reconnectTimer = setTimeout(() => this.reconnectNow(), delay);
+  }
+
+  private reconnectNow(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    if (this.stopped) return;
+    this.newConnection(false, true).catch((err: HitchError) => {
       if (this.stopped) return;
-      this.newConnection(false, true).catch((err: HitchError) => {
-        if (this.stopped) return;
-        if (err.code === 'host-key-changed' || err.code === 'host-key-revoked' || err.code === 'auth') {
-          this.reconnectAt = null;
-          this.setState('failed', err); // retrying cannot help; a person must look
-        } else {
-          this.scheduleReconnect(err);
-        }
-      });
-    }, delay);
+      if (err.code === 'host-key-changed' || err.code === 'host-key-revoked' || err.code === 'auth') {
+        this.reconnectAt = null;
+        this.setState('failed', err); // retrying cannot help; a person must look
+      } else {
+        this.scheduleReconnect(err);
+      }
+    });
+  }
+
+  /**
+   * The network may be back (a wake, a network change): a reconnect waiting out its backoff
+   * tries now. Returns whether one was waiting.
+   */
+  retryNow(): boolean {
+    if (!this.reconnectTimer) return false;
+    this.reconnectNow();
+    return true;
   }
 
   /**
@@ -415,10 +442,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.stopped = true;
     this.clearTimers();
     this.opts.prompter.cancelFor(this.id);
-    if (this.connections.length === 0) {
-      if (this.state !== 'closed') this.setState('closed');
-      return;
-    }
-    for (const c of this.connections) c.close();
+    // The connections leave the master now, not when their close completes: a Connect right
+    // after this logs in afresh instead of finding the old primary still "ready".
+    const closing = this.connections;
+    this.connections = [];
+    if (this.state !== 'closed') this.setState('closed');
+    for (const c of closing) c.close();
   }
 }

@@ -38,7 +38,11 @@ export interface ConnectionOptions extends AuthDeps {
 
 export type SessionRequest =
   | { kind: 'shell'; cols: number; rows: number }
-  | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null }
+  /**
+   * `pipelined`: the exec's answer is not awaited (one round trip less); the command's own
+   * output, or the channel closing, says how it went.
+   */
+  | { kind: 'exec'; command: string; pty: { cols: number; rows: number } | null; pipelined?: boolean }
   /** The caller gives the channel its purpose: what a stock client asked for through a control socket. */
   | { kind: 'custom'; setup(channel: ClientChannel): Promise<void> };
 
@@ -467,7 +471,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         const pty = request.kind === 'shell' ? { cols: request.cols, rows: request.rows } : request.pty;
         if (pty) requests.push(requestPty(channel, { term: 'xterm-256color', ...pty }));
         requests.push(request.kind === 'shell' ? requestShell(channel) : requestExec(channel, request.command));
-        await Promise.all(requests);
+        if (request.kind === 'exec' && request.pipelined) void Promise.all(requests).catch(() => channel.close());
+        else await Promise.all(requests);
       }
     } catch (err) {
       channel.close();

@@ -8,7 +8,10 @@ import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
-import { commands, ControlParser } from './tmux-control';
+import { commands, ControlParser, START_QUERIES, type ControlStart } from './tmux-control';
+
+/** Keys kept while the shell is reconnecting: a paste's worth, not a flood. */
+const PENDING_INPUT_MAX = 64 * 1024;
 
 interface Waiting {
   resolve(lines: string[]): void;
@@ -21,8 +24,8 @@ interface Waiting {
 class ControlClient {
   /** Replies still due, oldest first; the first are tmux's answers to the command that started the client. */
   private readonly waiting: Waiting[] = [];
-  /** Resolves once tmux has answered every command of the start (`startReplies` of them). */
-  readonly started: Promise<unknown>;
+  /** Resolves with tmux's answers to every command of the start (`startReplies` of them). */
+  readonly started: Promise<string[][]>;
   /** tmux said %exit: the session ended (its shell exited) or was killed. */
   exited = false;
 
@@ -30,9 +33,13 @@ class ControlClient {
     private readonly channel: ClientChannel,
     startReplies: number,
     output: (pane: string, data: Buffer) => void,
+    /** Runs as the start's reply `index` is read, before any line after it. */
+    onStartReply?: (index: number) => void,
   ) {
     const starting: Promise<string[]>[] = [];
-    for (let i = 0; i < startReplies; i++) starting.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject })));
+    for (let i = 0; i < startReplies; i++) {
+      starting.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject, onReply: () => onStartReply?.(i) })));
+    }
     this.started = Promise.all(starting);
     const parser = new ControlParser({
       output,
@@ -89,6 +96,12 @@ export class DurableShell extends Session {
   carrierPid: number | null = null;
   /** The shell's connection dropped (or its tmux client went): it is being brought back. */
   reconnecting = false;
+  /**
+   * Keys typed while reconnecting, sent once the shell is back (as TCP would have carried them
+   * through a blip); beyond PENDING_INPUT_MAX bytes the rest is dropped.
+   */
+  private pendingInput: Buffer[] = [];
+  private pendingBytes = 0;
   /** How the person ended it: `kill` (tab closed) or `detach` (left running on the host). */
   private ending: 'kill' | 'detach' | null = null;
 
@@ -105,39 +118,38 @@ export class DurableShell extends Session {
 
   /**
    * Carries the shell over `channel`, a control client of this tmux session just started on
-   * `connection` by a command whose start tmux answers with `startReplies` blocks (`rejoin`:
-   * attached to the running shell after a reconnect, so the terminal is redrawn from what
-   * tmux kept). Once tmux has started the client, Hitch's commands go out at once, without
-   * waiting for each answer: replies come back in order. Resolves once the shell is live again; rejects, leaving the channel closed,
-   * when tmux would not take it (the session is gone) or the shell was closed meanwhile.
+   * `connection` by `start` (controlCommand: rejoining, attached to the running shell after a
+   * reconnect, so the terminal is redrawn from what tmux kept). The queries chained into the
+   * start answer everything needed to go live: no round trip of their own. Resolves once the
+   * shell is live again; rejects, leaving the channel closed, when tmux would not take it (the
+   * session is gone) or the shell was closed meanwhile.
    */
-  async carry(channel: ClientChannel, connection: MasterConnection, rejoin: boolean, startReplies: number): Promise<void> {
+  async carry(channel: ClientChannel, connection: MasterConnection, start: ControlStart): Promise<void> {
+    const queriesAt = start.replies - (start.rejoin ? 4 : 2);
     // Output before the pane is known waits. Rejoining, output before the capture is in the
     // capture (dropped), output after it waits too.
     const early: { pane: string; data: Buffer }[] = [];
-    let captured = !rejoin;
+    let captured = !start.rejoin;
     let live = false;
-    const control = new ControlClient(channel, startReplies, (pane, data) => {
-      if (live) {
-        if (pane === this.pane) this.receive(data, 'stdout');
-      } else if (captured) early.push({ pane, data });
-    });
+    const control = new ControlClient(
+      channel,
+      start.replies,
+      (pane, data) => {
+        if (live) {
+          if (pane === this.pane) this.receive(data, 'stdout');
+        } else if (captured) early.push({ pane, data });
+      },
+      (index) => {
+        if (index === queriesAt + START_QUERIES.capture) captured = true;
+      },
+    );
     channel.on('close', () => this.carrierClosed(control));
     try {
-      // Commands sent before the client is attached fail ("no current client"): the start
-      // first, then the rest at once.
-      await control.started;
-      const described = control.run(commands.describe(this.name));
-      const resized = control.run(commands.resize(this.size.cols, this.size.rows));
-      const capture = rejoin ? control.run(commands.capture(this.name), () => (captured = true)) : null;
-      const cursor = rejoin ? control.run(commands.cursor(this.name)) : null;
-      // All are awaited below; when one fails the rest fail too, and that is no news.
-      for (const reply of [described, resized, capture, cursor]) reply?.catch(() => undefined);
-      const [line] = await described;
-      await resized;
+      const replies = (await control.started).slice(queriesAt);
+      const [line] = replies[START_QUERIES.describe] ?? [];
       const [pane, pid, clientPid] = (line ?? '').split(' ');
       if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
-      const screen = capture && cursor ? screenOf(await capture, await cursor) : null;
+      const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
       if (this.state !== 'open') {
         // Closed while it was being brought back: what the person asked for happens now.
         if (this.ending === 'kill') await control.run(commands.kill(this.name)).catch(() => undefined);
@@ -158,6 +170,10 @@ export class DurableShell extends Session {
     this.reconnecting = false;
     this.dropped = false;
     this.emit('changed');
+    const typed = Buffer.concat(this.pendingInput);
+    this.pendingInput = [];
+    this.pendingBytes = 0;
+    if (typed.length > 0) void this.write(typed);
   }
 
   private carrierClosed(control: ControlClient): void {
@@ -180,6 +196,11 @@ export class DurableShell extends Session {
     this.emit('changed');
   }
 
+  /** The terminal's size, as the next carrier sets it. */
+  get terminalSize(): { cols: number; rows: number } {
+    return { ...this.size };
+  }
+
   override view(): SessionView {
     return { ...super.view(), durable: true, reconnecting: this.reconnecting };
   }
@@ -187,8 +208,14 @@ export class DurableShell extends Session {
   override write(data: string | Buffer): Promise<void> {
     const control = this.control;
     const pane = this.pane;
-    if (this.state !== 'open' || !control || !pane) return Promise.resolve();
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    if (this.state === 'open' && this.reconnecting) {
+      const room = PENDING_INPUT_MAX - this.pendingBytes;
+      if (room > 0) this.pendingInput.push(bytes.subarray(0, room));
+      this.pendingBytes += Math.min(room, bytes.length);
+      return Promise.resolve();
+    }
+    if (this.state !== 'open' || !control || !pane) return Promise.resolve();
     // Keys go in order; the answer to the last piece says tmux has them all.
     const sent = commands.sendKeys(pane, bytes).map((line) => control.run(line));
     return Promise.all(sent).then(

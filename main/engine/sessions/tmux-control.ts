@@ -61,22 +61,37 @@ const SERVER_OPTIONS = [
   'set-option -g window-size latest',
 ];
 
+/** How a control client starts: the remote command, and the reply blocks tmux sends for it. */
+export interface ControlStart {
+  command: string;
+  /** One block per command of the chain, the queries at its end included. */
+  replies: number;
+  /** Rejoining a running shell: the chain ends with its capture and cursor. */
+  rejoin: boolean;
+}
+
+/** Answers at the end of a start's replies, in this order (capture and cursor when rejoining). */
+export const START_QUERIES = { describe: 0, resize: 1, capture: 2, cursor: 3 } as const;
+
 /**
- * The remote command that starts (or, with `attach`, rejoins) a durable shell in control mode,
- * and how many reply blocks tmux sends for it before answering Hitch's own commands (one per
- * command of the chain). A new shell sets the server's options first, so that its own pane
- * gets the long history too. Exit status 127 when the host has no tmux: the caller then opens
- * an ordinary shell.
+ * The remote command that starts (`new`) or rejoins (`attach`) a durable shell in control
+ * mode. A new shell sets the server's options first, so that its own pane gets the long
+ * history too. Every query Hitch needs to go live (the pane, the size, and when rejoining the
+ * screen and cursor) is chained into the same command: tmux answers them all as soon as the
+ * client is attached, with no round trip of their own. Exit status 127 when the host has no
+ * tmux: the caller then opens an ordinary shell.
  */
-export function controlCommand(name: string, size: { cols: number; rows: number } | 'attach'): { command: string; replies: number } {
+export function controlCommand(name: string, size: { cols: number; rows: number }, mode: 'new' | 'attach'): ControlStart {
   checkName(name);
   const tmux = `tmux -L ${TMUX_SOCKET_NAME} -f /dev/null -C`;
-  // `\;` reaches tmux as `;`, its separator between commands.
-  const chain =
-    size === 'attach'
+  const start =
+    mode === 'attach'
       ? [`attach-session -t =${name}`]
       : ['start-server', ...SERVER_OPTIONS, `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`];
-  return { command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`, replies: chain.length };
+  const queries = [commands.describe(name), commands.resize(size.cols, size.rows), ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : [])];
+  const chain = [...start, ...queries];
+  // `\;` reaches tmux as `;`, its separator between commands.
+  return { command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`, replies: chain.length, rejoin: mode === 'attach' };
 }
 
 /** Ends a durable shell from an ordinary exec (no control client): cleaning up after a failed start. */

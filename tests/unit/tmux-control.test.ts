@@ -1,0 +1,96 @@
+// The commands durable shells send tmux, run by a real tmux (the one the test host uses) on a
+// socket in a temporary directory of this test's own: the chains parse, every query chained
+// into a start is answered in order, and the parser reads what tmux writes.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commands, ControlParser, controlCommand, killCommand, parseLeftRunning, START_QUERIES, unescapeOutput } from '../../main/engine/sessions/tmux-control';
+
+let dir: string;
+const env = (): NodeJS.ProcessEnv => ({ ...process.env, TMUX_TMPDIR: dir, TMUX: '' });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hitch-tmux-'));
+});
+afterAll(async () => {
+  await new Promise((r) => spawn('tmux', ['-L', 'hitch', 'kill-server'], { env: env(), stdio: 'ignore' }).on('close', r));
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs a control client's start; resolves with its `replies` answers and the output seen meanwhile. */
+function start(command: string, replies: number, input: string[] = [], until?: RegExp): Promise<{ answers: { ok: boolean; lines: string[] }[]; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', command], { env: env(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const answers: { ok: boolean; lines: string[] }[] = [];
+    let output = '';
+    const parser = new ControlParser({
+      output: (_pane, data) => {
+        output += data.toString('utf8');
+        if (until?.test(output)) child.stdin.end();
+      },
+      reply: (ok, lines) => {
+        answers.push({ ok, lines });
+        if (answers.length !== replies) return;
+        for (const line of input) child.stdin.write(line + '\n');
+        // Detached, not killed: the shell stays for the next client.
+        if (!until) child.stdin.end();
+      },
+      exit: () => undefined,
+    });
+    child.stdout.on('data', (chunk: Buffer) => parser.push(chunk));
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => (answers.length >= replies ? resolve({ answers, output }) : reject(new Error(`tmux exited ${code}: ${stderr} ${answers.map((a) => a.lines.join(' ')).join(' ')}`))));
+  });
+}
+
+describe('tmux control commands', () => {
+  const name = 'hitch-00112233445566ff';
+
+  it('starts a shell with its queries answered in the same round, then rejoins it with the screen as it was', async () => {
+    const fresh = controlCommand(name, { cols: 100, rows: 30 }, 'new');
+    const first = await start(fresh.command, fresh.replies);
+    expect(first.answers).toHaveLength(fresh.replies);
+    expect(first.answers.every((a) => a.ok)).toBe(true);
+    const [pane, pid, clientPid] = first.answers[fresh.replies - 2 + START_QUERIES.describe]!.lines[0]!.split(' ');
+    expect(pane).toMatch(/^%\d+$/);
+    expect(Number(pid)).toBeGreaterThan(1);
+    expect(Number(clientPid)).toBeGreaterThan(1);
+
+    // Keys typed through the pane's id, then a rejoin: the capture holds the shell's answer.
+    const attach = controlCommand(name, { cols: 100, rows: 30 }, 'attach');
+    const typed = await start(attach.command, attach.replies, commands.sendKeys(pane!, Buffer.from('echo marker-$((6*7))\r')), /marker-42/);
+    expect(typed.output).toContain('marker-42');
+    const again = controlCommand(name, { cols: 90, rows: 20 }, 'attach');
+    expect(again.rejoin).toBe(true);
+    const rejoined = await start(again.command, again.replies);
+    const queries = rejoined.answers.slice(again.replies - 4);
+    expect(queries[START_QUERIES.describe]!.lines[0]).toMatch(new RegExp(`^${pane} ${pid} \\d+$`));
+    expect(queries[START_QUERIES.capture]!.lines.join('\n')).toContain('marker-42');
+    expect(queries[START_QUERIES.capture]!.lines.length).toBeGreaterThanOrEqual(20); // the screen at its new size
+    expect(queries[START_QUERIES.cursor]!.lines[0]).toMatch(/^\d+ \d+$/);
+  });
+
+  it('lists the shells it left, and ends one', async () => {
+    const listed = await new Promise<string>((resolve) => {
+      let out = '';
+      const child = spawn('sh', ['-c', `tmux -L hitch list-panes -a -F '#{session_name} #{pane_id} #{pane_pid}'`], { env: env() });
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      child.on('close', () => resolve(out));
+    });
+    expect(parseLeftRunning(listed)).toEqual([{ name, pid: expect.any(Number) }]);
+    await new Promise((r) => spawn('sh', ['-c', killCommand(name)], { env: env() }).on('close', r));
+    const rejoin = controlCommand(name, { cols: 80, rows: 24 }, 'attach');
+    await expect(start(rejoin.command, rejoin.replies)).rejects.toThrow(/can't find session|no sessions/); // as the engine reads a shell gone
+  });
+
+  it('never writes a name, pane or size it did not make', () => {
+    expect(() => controlCommand('web1; rm -rf ~', { cols: 80, rows: 24 }, 'new')).toThrow(/not a durable session name/);
+    expect(() => controlCommand('hitch-0011223344556677', { cols: 0, rows: 24 }, 'attach')).toThrow(/not a terminal size/);
+    expect(() => commands.sendKeys('%1; kill-server', Buffer.from('x'))).toThrow(/not a tmux pane id/);
+    expect(parseLeftRunning('hitch-0011223344556677 %1 123\nmine %2 456\nhitch-00112233445566zz %3 7\n')).toEqual([{ name: 'hitch-0011223344556677', pid: 123 }]);
+    expect(unescapeOutput(Buffer.from('a\\015\\012b\\\\'))).toEqual(Buffer.from('a\r\nb\\\\'));
+  });
+});
