@@ -1,6 +1,7 @@
 // `npm run bench`: what multiplexing saves, on a real sshd started here, at 0 ms and at 50 ms
 // round-trip time (through a TCP proxy that delays each chunk: this machine has no netem).
-// Also one session's throughput against OpenSSH, and 200 sessions over 20 masters.
+// Also durable shells' reattach and a wake's probe (bench/durable.ts), one session's
+// throughput against OpenSSH, and 200 sessions over 20 masters.
 // Usage: npm run bench -- [--rounds N] [--json FILE] [--quick]
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import { quantile, summarize } from '../main/engine/bench/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';
+import { durableBench, type DurableRow } from './durable';
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '20' }, json: { type: 'string' }, quick: { type: 'boolean', default: false } },
@@ -168,16 +170,35 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+function durableTable(rows: DurableRow[]): string {
+  const lines = ['rtt  durable shells       n   median     p95   target  round trips'];
+  for (const r of rows) {
+    const trips = r.rtt_ms > 0 ? (r.median_ms / r.rtt_ms).toFixed(2) : '';
+    const target = r.target_ms === null ? '       -' : `≤ ${r.target_ms.toFixed(0)}`.padStart(8);
+    lines.push(`${String(r.rtt_ms).padStart(3)}  ${r.measure.padEnd(18)} ${String(r.n).padStart(3)} ${r.median_ms.toFixed(1).padStart(8)} ${r.p95_ms.toFixed(1).padStart(7)} ${target}  ${trips}`);
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<void> {
   const sshd = await startSshd({ maxSessions: 20 });
   const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
   let output;
   try {
     const { rows, skipped } = await latency(sshd, dir);
+    const durable: DurableRow[] = [];
+    for (const rtt of RTTS) {
+      try {
+        durable.push(...(await durableBench(sshd, rtt, ROUNDS)));
+      } catch (err) {
+        skipped.push(`durable shells at ${rtt} ms: ${(err as Error).message}`);
+      }
+    }
     const tp = await throughput(sshd);
     const sc = await scale();
-    output = { rtt_ms: RTTS, results: rows, throughput: tp, scale: sc };
+    output = { rtt_ms: RTTS, results: rows, durable, throughput: tp, scale: sc };
     process.stdout.write('\n' + table(rows) + '\n');
+    process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
     const hitch = tp.find((x) => x.method === 'hitch')!.mib_s;
     const openssh = tp.find((x) => x.method === 'openssh')!.mib_s;
