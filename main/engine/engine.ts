@@ -363,8 +363,9 @@ export class Engine {
       if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
         this.readyMasters.add(master.id);
         this.payKillsOwed(master);
-        this.rejoinDurable(master);
-        void this.listLeftRunning(master);
+        // The shells left on the host are listed once the ones here are back: the rejoins
+        // have the host to themselves meanwhile.
+        void this.rejoinDurable(master).then(() => this.listLeftRunning(master));
       } else if (master.view().state !== 'ready') this.readyMasters.delete(master.id);
     });
     master.on('dropped', (connection) => {
@@ -539,11 +540,12 @@ export class Engine {
    * for want of the host is retried with backoff; one tmux refuses (the session is gone from
    * the host) marks the shell lost, as do REJOIN_TRIES failures in a row.
    */
-  private rejoinDurable(master: HostMaster): void {
+  private rejoinDurable(master: HostMaster): Promise<void> {
+    const rejoins: Promise<void>[] = [];
     for (const session of this.sessions.values()) {
       if (!(session instanceof DurableShell) || session.info.masterId !== master.id || !session.reconnecting || this.rejoining.has(session.id)) continue;
       this.rejoining.add(session.id);
-      void (async () => {
+      const rejoin = (async () => {
         for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
           const start = controlCommand(session.name, session.terminalSize, 'attach');
           try {
@@ -576,7 +578,9 @@ export class Engine {
           }
         }
       })().finally(() => this.rejoining.delete(session.id));
+      rejoins.push(rejoin);
     }
+    return Promise.all(rejoins).then(() => undefined);
   }
 
   /**
@@ -661,7 +665,7 @@ export class Engine {
       const external = session.info.external === true;
       // A durable shell lost its carrier while the master stayed up (an extra connection
       // dropped, the tmux client died): it is brought back without waiting for a reconnect.
-      if (session instanceof DurableShell && session.reconnecting) setTimeout(() => this.rejoinDurable(master), 1_000).unref();
+      if (session instanceof DurableShell && session.reconnecting) setTimeout(() => void this.rejoinDurable(master), 1_000).unref();
       if (ended) {
         const view = session.view();
         master.sessionEnded(external ? { id: view.id, title: view.title, exitCode: view.exitCode, exitSignal: view.exitSignal, endedAt: Date.now() } : undefined);
