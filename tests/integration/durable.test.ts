@@ -371,10 +371,11 @@ describe('a durable shell and the engine process', () => {
       await expect.poll(async () => (await view(daemon.client, shell.id))?.reconnecting, { timeout: 30_000, interval: 50 }).toBe(false);
       expect(await pidOf(daemon.client, shell.id, 'pid-woken')).toBe(pid);
 
-      // Killed outright: the next engine finds the shell on the host and reopens it.
-      daemon.close();
+      // Killed outright: the next engine finds the shell on the host and reopens it. (Killed
+      // first: a client that said goodbye first would have its shells ended, as it should.)
       daemon.process.kill('SIGKILL');
       await new Promise((r) => daemon.process.once('exit', r));
+      daemon.close();
       daemon = await startDaemon();
       await daemon.client.call('master.connect', { hostId: 'web1' });
       let left: { name: string; pid: number } | undefined;
