@@ -13,6 +13,7 @@ import { quantile, summarize } from '../main/engine/bench/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';
+import { cliBench, opensshMaster } from './cli';
 import { durableBench, type DurableRow } from './durable';
 
 const { values } = parseArgs({
@@ -75,13 +76,7 @@ async function throughput(sshd: Sshd): Promise<{ method: string; mib_s: number }
   try {
     process.stderr.write(`throughput: ${THROUGHPUT_BYTES / 1048576} MiB through one session, Hitch and OpenSSH…\n`);
     await t.engine.connect('bench');
-    const sshArgs = ['-F', t.configPath, '-o', 'BatchMode=yes'];
-    const sock = join(dir, 'mux');
-    const master = spawn('ssh', [...sshArgs, '-M', '-S', sock, '-N', 'bench'], { stdio: 'ignore' });
-    for (let i = 0; i < 200; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      if ((await new Promise<number | null>((r) => spawn('ssh', ['-S', sock, '-O', 'check', 'bench'], { stdio: 'ignore' }).on('close', r))) === 0) break;
-    }
+    const mux = await opensshMaster(t.configPath, 'bench', dir);
     const hitch: number[] = [];
     const openssh: number[] = [];
     for (let round = 0; round < 3; round++) {
@@ -93,12 +88,11 @@ async function throughput(sshd: Sshd): Promise<{ method: string; mib_s: number }
       hitch.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
       // OpenSSH: `ssh -S` through its own master, output read by this process as well.
       started = performance.now();
-      const child = spawn('ssh', [...sshArgs, '-S', sock, 'bench', command], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const child = spawn('ssh', [...mux.sshArgs, 'bench', command], { stdio: ['ignore', 'pipe', 'ignore'] });
       await drain(child.stdout, THROUGHPUT_BYTES);
       openssh.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
     }
-    spawn('ssh', ['-S', sock, '-O', 'exit', 'bench'], { stdio: 'ignore' });
-    master.kill();
+    mux.stop();
     return [
       { method: 'hitch', mib_s: summarize(hitch).median_ms },
       { method: 'openssh', mib_s: summarize(openssh).median_ms },
@@ -196,7 +190,8 @@ async function main(): Promise<void> {
     }
     const tp = await throughput(sshd);
     const sc = await scale();
-    output = { rtt_ms: RTTS, results: rows, durable, throughput: tp, scale: sc };
+    const cli = await cliBench(sshd, ROUNDS);
+    output = { rtt_ms: RTTS, results: rows, durable, throughput: tp, scale: sc, cli };
     process.stdout.write('\n' + table(rows) + '\n');
     process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
@@ -204,6 +199,9 @@ async function main(): Promise<void> {
     const openssh = tp.find((x) => x.method === 'openssh')!.mib_s;
     process.stdout.write(
       `\nthroughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB): hitch ${hitch.toFixed(0)} MiB/s, openssh ${openssh.toFixed(0)} MiB/s, ratio ${(hitch / openssh).toFixed(2)} (target ≥ 0.9)\n`,
+    );
+    process.stdout.write(
+      `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,
     );
     process.stdout.write(
       `scale: ${sc.sessions} sessions on ${sc.masters} masters: open p50 ${sc.open_p50_ms} ms, p99 ${sc.open_p99_ms} ms (target p99 ≤ 2 × p50), RSS ${sc.main_rss_mb} MB (target ≤ 300)\n`,

@@ -43,7 +43,7 @@ function snapshotHost(state: Snapshot, host: string): Snapshot['catalog']['hosts
 export async function ls(ctx: Context): Promise<number> {
   const state = await ctx.call('state.get', {});
   const value: Output<'ls'> = { hosts: state.catalog.hosts, masters: state.masters, sessions: state.sessions };
-  ctx.print('ls', value, (v) => {
+  await ctx.print('ls', value, (v) => {
     const hostsOf = (masterId: string): string =>
       v.hosts
         .filter((h) => h.masterId === masterId)
@@ -78,7 +78,7 @@ export async function connect(ctx: Context, host: string): Promise<number> {
   const state = await ctx.call('state.get', {});
   snapshotHost(state, host);
   const master = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('master.connect', { hostId: host }));
-  ctx.print('connect', { host, master }, (v) => `${host}: ${v.master.state} (${v.master.id}${v.master.authMethod ? `, ${v.master.authMethod}` : ''})`);
+  await ctx.print('connect', { host, master }, (v) => `${host}: ${v.master.state} (${v.master.id}${v.master.authMethod ? `, ${v.master.authMethod}` : ''})`);
   return 0;
 }
 
@@ -86,7 +86,7 @@ export async function disconnect(ctx: Context, host: string): Promise<number> {
   const state = await ctx.call('state.get', {});
   const masterId = snapshotHost(state, host).masterId;
   await ctx.call('master.disconnect', { hostId: host });
-  ctx.print('disconnect', { host, masterId, disconnected: true }, () => `${host}: disconnected`);
+  await ctx.print('disconnect', { host, masterId, disconnected: true }, () => `${host}: disconnected`);
   return 0;
 }
 
@@ -100,7 +100,7 @@ export async function ps(ctx: Context, host: string): Promise<number> {
     title: g.sessionId ? `${g.sessionId} ${g.title}` : g.title,
     processes: g.rows.map(({ process, depth }) => ({ ...process, depth })),
   }));
-  ctx.print('ps', { host, masterId: tree.masterId, groups }, (v) => {
+  await ctx.print('ps', { host, masterId: tree.masterId, groups }, (v) => {
     const out = [`${host} (${v.masterId})`];
     for (const g of v.groups) {
       if (g.kind !== 'session' && g.processes.length === 0) continue;
@@ -154,7 +154,7 @@ export async function kill(ctx: Context, host: string, pidText: string, opts: Co
   const delivered = (o: (typeof outcomes)[number]): boolean =>
     o.outcome === 'gone' || o.outcome === 'killed' || (graceSeconds === null && o.outcome === 'alive');
   const ok = outcomes.length > 0 && outcomes.every(delivered);
-  ctx.print('kill', { host, pid, signal, scope, graceSeconds, outcomes, ok }, (v) => table(v.outcomes.map((o) => [String(o.pid), o.outcome])));
+  await ctx.print('kill', { host, pid, signal, scope, graceSeconds, outcomes, ok }, (v) => table(v.outcomes.map((o) => [String(o.pid), o.outcome])));
   if (!ok) process.stderr.write(`hitch: not every process took ${signal}: ${outcomes.filter((o) => !delivered(o)).map((o) => `${o.pid} ${o.outcome}`).join(', ')}\n`);
   return ok ? 0 : 1;
 }
@@ -174,7 +174,7 @@ export async function sessions(ctx: Context, host: string): Promise<number> {
       command: s.command,
     }));
   for (const shell of master?.leftRunning ?? []) rows.push({ id: shell.name, kind: 'shell', durable: true, state: 'detached', rootPid: shell.pid, command: null });
-  ctx.print('sessions', { host, sessions: rows }, (v) =>
+  await ctx.print('sessions', { host, sessions: rows }, (v) =>
     v.sessions.length === 0
       ? `${host}: no sessions`
       : table([['ID', 'KIND', 'DURABLE', 'STATE', 'PID', 'COMMAND'], ...v.sessions.map((s) => [s.id, s.kind, s.durable ? 'yes' : 'no', s.state, s.rootPid === null ? '-' : String(s.rootPid), s.command ?? ''])]),
@@ -190,7 +190,7 @@ export async function socket(ctx: Context, host: string): Promise<number> {
   if (!master.controlPath) {
     throw new CliError(`the master of ${host} (${master.id}) serves no OpenSSH control socket: this engine does not offer one for it.`);
   }
-  ctx.print('socket', { host, masterId, controlPath: master.controlPath }, (v) => v.controlPath);
+  await ctx.print('socket', { host, masterId, controlPath: master.controlPath }, (v) => v.controlPath);
   return 0;
 }
 
@@ -211,7 +211,7 @@ export async function bench(ctx: Context, host: string, opts: CommandOptions): P
     off();
     if (showProgress) process.stderr.write('\r\x1b[K');
   }
-  ctx.print('bench', report, (r) => {
+  await ctx.print('bench', report, (r) => {
     const rows = r.results.map((x) => [x.method, `${x.median_ms.toFixed(2)} ms`, `p95 ${x.p95_ms.toFixed(2)} ms`, x.ratio === null ? '' : `×${x.ratio.toFixed(2)}`]);
     const out = [`${host}: ${r.rounds} rounds`, table([['METHOD', 'MEDIAN', 'P95', 'VS FRESH'], ...rows], '  ')];
     for (const s of r.skipped) out.push(`  skipped ${s.method}: ${s.reason}`);

@@ -5,9 +5,9 @@ import { openSync, readFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Method, Params, Result } from '../../preload/api';
 import { ApiError, HitchClient } from '../../preload/client';
-import type { EngineFlags } from '../engine/config/options';
+import type { EngineFlags } from '../engine/config/flags';
 import { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir, type EngineConnection } from '../transport/engine-socket';
-import { outputSchemas, type CommandName, type Output } from './schemas';
+import type { CommandName, Output } from './schemas';
 
 /** A failure to report as `hitch: MESSAGE` on stderr, exiting with `status`. */
 export class CliError extends Error {
@@ -23,6 +23,8 @@ export class CliError extends Error {
 }
 
 export const USAGE_STATUS = 2;
+/** Like ssh: `exec` and `shell` exit 255 for hitch's own failures (no engine, no connection). */
+export const EXEC_FAILURE_STATUS = 255;
 
 export interface CliOptions {
   json: boolean;
@@ -40,7 +42,7 @@ export interface Context extends CliOptions {
   /** A typed call whose failure is a CliError (one line, the engine's code). */
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>>;
   /** Prints a command's result: its JSON (checked against its schema) or the human text. */
-  print<C extends CommandName>(command: C, value: Output<C>, human: (value: Output<C>) => string): void;
+  print<C extends CommandName>(command: C, value: Output<C>, human: (value: Output<C>) => string): Promise<void>;
   close(): void;
 }
 
@@ -118,8 +120,9 @@ export function createContext(opts: CliOptions): Context {
         throw err;
       }
     },
-    print(command, value, human) {
-      if (opts.json) process.stdout.write(JSON.stringify(outputSchemas[command].parse(value)) + '\n');
+    async print(command, value, human) {
+      // The schemas (and zod) load only for --json: a short command starts without them.
+      if (opts.json) process.stdout.write(JSON.stringify((await import('./schemas')).outputSchemas[command].parse(value)) + '\n');
       else {
         const text = human(value);
         if (text !== '') process.stdout.write(text.endsWith('\n') ? text : text + '\n');

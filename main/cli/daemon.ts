@@ -22,7 +22,7 @@ export async function daemon(ctx: Context): Promise<number> {
     }
     throw new CliError((err as Error).message);
   }
-  ctx.print('daemon', { socket: server.path, pid: process.pid }, (v) => `Hitch engine running (pid ${v.pid}), serving ${v.socket}`);
+  await ctx.print('daemon', { socket: server.path, pid: process.pid }, (v) => `Hitch engine running (pid ${v.pid}), serving ${v.socket}`);
 
   // One failing master must never take the others down with the process.
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));

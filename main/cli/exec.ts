@@ -4,11 +4,9 @@
 // session is opened raw, so binary output survives; it is removed from the engine at the end.
 import { constants } from 'node:os';
 import type { SessionView } from '../../preload/api';
-import type { Context } from './context';
+import { EXEC_FAILURE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 
-/** Like ssh: hitch's own failures (no engine, no connection) exit 255. */
-export const EXEC_FAILURE_STATUS = 255;
 /** Input is sent in pieces that fit one `session.write` (64 KiB of base64). */
 const STDIN_CHUNK = 48 * 1024;
 
@@ -25,7 +23,9 @@ export function exitStatusOf(session: SessionView): { status: number; problem: s
 
 export async function execCommand(ctx: Context, host: string, command: string): Promise<number> {
   const client = await ctx.client();
-  const state = await ctx.call('state.get', {});
+  // Asked at once, together with the run below: the catalog says which prompts are this
+  // host's (a prompt can only come after the reply, as the login needs the network).
+  const asked = ctx.call('state.get', {});
 
   // The session streams to this client alone, from its first byte, right after the reply
   // naming it; this client attaches to nothing else, so what arrives before the reply is read
@@ -48,9 +48,10 @@ export async function execCommand(ctx: Context, host: string, command: string): 
 
   let session: SessionView;
   try {
-    session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () =>
-      ctx.call('session.exec', { hostId: host, command, cols: 80, rows: 24, pty: false, raw: true }),
-    );
+    const opening = ctx.call('session.exec', { hostId: host, command, cols: 80, rows: 24, pty: false, raw: true });
+    opening.catch(() => undefined); // awaited below, through withPrompts
+    const state = await asked;
+    session = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => opening);
   } catch (err) {
     off();
     throw err;
@@ -86,11 +87,12 @@ export async function execCommand(ctx: Context, host: string, command: string): 
 
   const end = await ended;
   off();
-  // Remove the finished session from the engine: nothing is left to show for it.
-  await call('session.close', { sessionId: session.id });
+  // Nothing is left to show for the finished session: it is let go without waiting for the
+  // answer (the engine lets it go as this client leaves in any case).
+  void call('session.close', { sessionId: session.id });
   const { status, problem } = exitStatusOf(end);
   if (ctx.json) {
-    ctx.print(
+    await ctx.print(
       'exec',
       {
         host,

@@ -2,13 +2,13 @@
 // the app's window). Plain Node: never imports electron. Built to out/main/cli.js; bin/hitch.js
 // runs it. Exit status 0 on success; otherwise one line on stderr and 1 (2 for a usage error;
 // `exec` passes the remote status on and uses 255 for its own failures, as ssh does).
+//
+// Starting fast matters (scripts call `hitch exec` in loops): this file loads only what every
+// command needs, and each command's module is loaded when it runs; the engine itself only
+// for `daemon`.
 import { parseArgs } from 'node:util';
-import { engineFlagSpec, runtimeDirOf, type EngineFlags } from '../engine/config/options';
-import * as commands from './commands';
-import { CliError, createContext, USAGE_STATUS, type CliOptions, type Context } from './context';
-import { daemon } from './daemon';
-import { EXEC_FAILURE_STATUS, execCommand } from './exec';
-import { shellCommand } from './shell';
+import { engineFlagSpec, runtimeDirOf, type EngineFlags } from '../engine/config/flags';
+import { CliError, createContext, EXEC_FAILURE_STATUS, USAGE_STATUS, type CliOptions, type Context } from './context';
 
 export const USAGE = `Usage: hitch COMMAND [ARGS] [OPTIONS]
 
@@ -64,17 +64,18 @@ function asSshFailure(err: unknown): never {
 }
 
 /** Each command: its positionals and the options only it takes. */
+const commands = (): Promise<typeof import('./commands')> => import('./commands');
 const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (ctx: Context, args: string[], values: Values) => Promise<number> }> = {
-  daemon: { args: [], run: (ctx) => daemon(ctx) },
-  ls: { args: [], run: (ctx) => commands.ls(ctx) },
-  connect: { args: ['HOST'], run: (ctx, [host]) => commands.connect(ctx, host!) },
-  disconnect: { args: ['HOST'], run: (ctx, [host]) => commands.disconnect(ctx, host!) },
-  ps: { args: ['HOST'], run: (ctx, [host]) => commands.ps(ctx, host!) },
-  kill: { args: ['HOST', 'PID'], options: ['signal', 'tree', 'session', 'grace'], run: (ctx, [host, pid], v) => commands.kill(ctx, host!, pid!, v) },
-  socket: { args: ['HOST'], run: (ctx, [host]) => commands.socket(ctx, host!) },
-  sessions: { args: ['HOST'], run: (ctx, [host]) => commands.sessions(ctx, host!) },
-  shell: { args: ['HOST'], options: ['attach'], run: (ctx, [host], v) => shellCommand(ctx, host!, v.attach ?? null).catch(asSshFailure) },
-  bench: { args: ['HOST'], options: ['rounds'], run: (ctx, [host], v) => commands.bench(ctx, host!, v) },
+  daemon: { args: [], run: async (ctx) => (await import('./daemon')).daemon(ctx) },
+  ls: { args: [], run: async (ctx) => (await commands()).ls(ctx) },
+  connect: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).connect(ctx, host!) },
+  disconnect: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).disconnect(ctx, host!) },
+  ps: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).ps(ctx, host!) },
+  kill: { args: ['HOST', 'PID'], options: ['signal', 'tree', 'session', 'grace'], run: async (ctx, [host, pid], v) => (await commands()).kill(ctx, host!, pid!, v) },
+  socket: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).socket(ctx, host!) },
+  sessions: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).sessions(ctx, host!) },
+  shell: { args: ['HOST'], options: ['attach'], run: async (ctx, [host], v) => (await import('./shell')).shellCommand(ctx, host!, v.attach ?? null).catch(asSshFailure) },
+  bench: { args: ['HOST'], options: ['rounds'], run: async (ctx, [host], v) => (await commands()).bench(ctx, host!, v) },
 };
 
 const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach'];
@@ -121,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
       if (remote && rest.length > 0) throw usageError(`unexpected "${rest[0]}" before --`);
       for (const name of COMMAND_OPTIONS) if (values[name] !== undefined) throw usageError(`--${name} does not apply to exec`);
       // Joined with spaces for the remote shell, exactly as `ssh HOST CMD...` does.
-      return await execCommand(ctx, host, words.join(' ')).catch(asSshFailure);
+      return await (await import('./exec')).execCommand(ctx, host, words.join(' ')).catch(asSshFailure);
     }
     const spec = table[command];
     if (!spec) throw usageError(`unknown command "${command}"`);

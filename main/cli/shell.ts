@@ -5,8 +5,7 @@
 // on the host (its tmux name, as `hitch sessions HOST` lists it).
 import type { ReadStream } from 'node:tty';
 import type { MasterView, SessionView } from '../../preload/api';
-import { CliError, type Context } from './context';
-import { EXEC_FAILURE_STATUS } from './exec';
+import { CliError, EXEC_FAILURE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 import { safeForTerminal } from './terminal-text';
 
