@@ -3,13 +3,10 @@
 // snapshot, no new channel, nothing printed into any terminal. Scripts are assembled only
 // from integers and names from a fixed list, never from text a person or a server supplied.
 import type { ClientChannel } from 'ssh2';
-import { SIGNAL_NAMES, type SignalName } from '../../../preload/api';
+import { SIGNAL_NAMES, type SignalName, type SignalOutcome } from '../../../preload/api';
 import { HitchError } from '../errors';
 import type { MasterConnection } from '../masters/master';
 import { PS_COMMAND, parsePs, type PsRow } from './process-tree';
-
-
-export type KillResult = 'sent' | 'no-such-process' | 'permission-denied' | 'failed';
 
 /** How long one script may take before the monitor is considered dead. */
 const SCRIPT_TIMEOUT_MS = 15_000;
@@ -102,7 +99,7 @@ export class ProcessMonitor {
   }
 
   /** Runs one of our scripts; scripts run one at a time, in order. */
-  private run(script: string): Promise<string> {
+  private run(script: string, timeoutMs = SCRIPT_TIMEOUT_MS): Promise<string> {
     const result = this.queue.then(
       () =>
         new Promise<string>((resolve, reject) => {
@@ -114,7 +111,7 @@ export class ProcessMonitor {
           const timer = setTimeout(() => {
             this.waiting = null;
             reject(new HitchError('timeout', 'The server did not answer the process monitor in time.'));
-          }, SCRIPT_TIMEOUT_MS);
+          }, timeoutMs);
           this.waiting = {
             marker,
             resolve: (out) => (clearTimeout(timer), resolve(out)),
@@ -133,27 +130,35 @@ export class ProcessMonitor {
   }
 
   /**
-   * Sends `signal` to each pid and reports per pid; then waits up to ~200 ms for them to be
-   * gone, so that the snapshot that follows usually confirms the outcome.
+   * Sends `signal` to each pid, then waits on the server, up to `waitMs`, for them to exit
+   * (exited but not yet reaped counts as exited); with `escalate`, KILL goes to what is still
+   * alive then. One script, so the answer costs one round trip plus the processes' own exit
+   * time. Each pid's outcome: `gone`, `alive` (still running, as expected for STOP, CONT,
+   * USR1…), `killed`, `still-alive`, or why the signal was not delivered.
    */
-  async kill(pids: number[], signal: SignalName): Promise<Map<number, KillResult>> {
+  async signalAndWait(pids: number[], signal: SignalName, waitMs: number, escalate: boolean): Promise<Map<number, SignalOutcome['outcome']>> {
     assertPids(pids);
     if (!(SIGNAL_NAMES as readonly string[]).includes(signal)) throw new HitchError('bad-request', `Unknown signal ${signal}.`);
+    if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 600_000) throw new HitchError('bad-request', `Not a grace period: ${waitMs} ms.`);
     const list = pids.join(' ');
+    // Polls every 10 ms for the first 200 ms (most jobs exit on TERM at once), then every 50 ms.
     const script =
-      `for p in ${list}; do if e=$(kill -s ${signal} "$p" 2>&1); then echo "$p sent"; else echo "$p fail $e"; fi; done; ` +
-      `i=0; while [ $i -lt 20 ]; do a=0; for p in ${list}; do kill -0 "$p" 2>/dev/null && a=1; done; ` +
-      `[ $a = 0 ] && break; sleep 0.01; i=$((i+1)); done`;
-    const out = await this.run(script);
-    const results = new Map<number, KillResult>();
+      `alive() { kill -0 "$1" 2>/dev/null || return 1; [ -r "/proc/$1/stat" ] || return 0; ` +
+      `read -r s < "/proc/$1/stat" 2>/dev/null || return 1; s=\${s##*) }; [ "\${s%% *}" != Z ]; }; ` +
+      `sent=""; for p in ${list}; do if e=$(kill -s ${signal} "$p" 2>&1); then sent="$sent $p"; else echo "$p fail $e"; fi; done; ` +
+      `w=0; while [ $w -lt ${waitMs} ]; do a=0; for p in $sent; do alive "$p" && a=1; done; [ $a = 0 ] && break; ` +
+      `if [ $w -lt 200 ]; then sleep 0.01; w=$((w+10)); else sleep 0.05; w=$((w+50)); fi; done; ` +
+      `for p in $sent; do if ! alive "$p"; then echo "$p gone"; elif [ ${escalate ? 1 : 0} = 1 ]; then kill -s KILL "$p" 2>/dev/null; ` +
+      `k=0; while alive "$p" && [ $k -lt 50 ]; do sleep 0.01; k=$((k+1)); done; if alive "$p"; then echo "$p still-alive"; else echo "$p killed"; fi; ` +
+      `else echo "$p alive"; fi; done`;
+    const out = await this.run(script, SCRIPT_TIMEOUT_MS + waitMs);
+    const results = new Map<number, SignalOutcome['outcome']>();
     for (const line of out.split('\n')) {
-      const m = /^(\d+) (sent|fail)(?: (.*))?$/.exec(line);
+      const m = /^(\d+) (gone|alive|killed|still-alive|fail)(?: (.*))?$/.exec(line);
       if (!m) continue;
       const why = m[3] ?? '';
-      results.set(
-        Number(m[1]),
-        m[2] === 'sent' ? 'sent' : /no such process/i.test(why) ? 'no-such-process' : /not permitted/i.test(why) ? 'permission-denied' : 'failed',
-      );
+      const outcome = m[2] !== 'fail' ? (m[2] as SignalOutcome['outcome']) : /no such process/i.test(why) ? 'no-such-process' : /not permitted/i.test(why) ? 'permission-denied' : 'failed';
+      results.set(Number(m[1]), outcome);
     }
     return results;
   }

@@ -8,7 +8,7 @@ import { HitchError } from '../errors';
 import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
 import type { MasterConnection } from '../masters/master';
-import { ProcessMonitor, type KillResult } from './monitor';
+import { ProcessMonitor } from './monitor';
 import { buildTree, descendants, diffTrees, remember } from './process-tree';
 import type { DurableShell } from '../sessions/durable-shell';
 import type { Session } from '../sessions/session';
@@ -39,20 +39,18 @@ export interface ProcessTreesDeps {
 }
 
 export const WATCH_LEASE_FACTOR = 3;
+/** A tree seen this recently is the one a signal is checked against (no snapshot of its own). */
+const FRESH_TREE_MS = 2_000;
+/** Signals that usually end a process, and how long the host waits to report it gone. */
+const ENDING_SIGNALS = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL'] as const;
+const SIGNAL_SETTLE_MS = 200;
 const MAX_CONCURRENT_SNAPSHOTS = 4;
-
-/**
- * The pids still running. A zombie (state Z) has exited and only waits for its parent (or,
- * orphaned, for init, which may be slow) to collect it: it counts as gone.
- */
-function living(tree: ProcessView[]): Set<number> {
-  return new Set(tree.filter((p) => !p.state.startsWith('Z')).map((p) => p.pid));
-}
 
 export class ProcessTrees {
   private readonly trackers = new WeakMap<MasterConnection, Tracker>();
-  /** What the UI was last sent, per master. */
+  /** What the UI was last sent, per master, and when that snapshot was taken. */
   private readonly sent = new Map<string, Map<number, ProcessView>>();
+  private readonly sentAt = new Map<string, number>();
   private readonly watches = new Map<string, Watch>();
   /** Signals under way per master: the monitor must outlive the sessions they end. */
   private readonly signalling = new Map<string, number>();
@@ -178,6 +176,7 @@ export class ProcessTrees {
     const before = this.sent.get(master.id) ?? new Map<number, ProcessView>();
     const { upserted, removed } = diffTrees(before, all);
     this.sent.set(master.id, new Map(all.map((p) => [p.pid, p])));
+    this.sentAt.set(master.id, Date.now());
     if (upserted.length > 0 || removed.length > 0) this.deps.emitChanged(master.id, upserted, removed);
     return all;
   }
@@ -241,64 +240,70 @@ export class ProcessTrees {
   }
 
   private async signalNow(master: HostMaster, pid: number, signal: SignalName, scope: SignalScope): Promise<SignalOutcome[]> {
-    const tree = await this.refresh(master);
-    const targets = this.targets(tree, pid, scope);
-    const sent = await this.send(master, targets, signal, scope);
-    const after = living(await this.refresh(master));
-    return targets.map((p) => {
-      const result = sent.get(p.pid) ?? 'failed';
-      // In a tree or session, a parent often exits on its own once its children are gone.
-      if (result === 'no-such-process' && scope !== 'process') return { pid: p.pid, outcome: 'gone' };
-      if (result !== 'sent') return { pid: p.pid, outcome: result };
-      return { pid: p.pid, outcome: after.has(p.pid) ? 'alive' : 'gone' };
-    });
+    const targets = this.targets(await this.recentTree(master), pid, scope);
+    // A signal that usually ends a process is given a moment to, so the answer says "gone".
+    const settleMs = (ENDING_SIGNALS as readonly string[]).includes(signal) ? SIGNAL_SETTLE_MS : 0;
+    return this.outcomes(master, targets, scope, await this.send(master, targets, signal, scope, settleMs, false));
   }
 
-  /** "Stop job": TERM, then KILL after `graceMs` for whatever is still alive. */
+  /** "Stop job": TERM, then KILL after `graceMs` for whatever is still alive; one script on the host. */
   stop(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
-    return this.holding(master, () => this.stopNow(master, pid, scope, graceMs));
-  }
-
-  private async stopNow(master: HostMaster, pid: number, scope: SignalScope, graceMs: number): Promise<SignalOutcome[]> {
-    const first = await this.signalNow(master, pid, 'TERM', scope);
-    const deadline = Date.now() + graceMs;
-    let alive = first.filter((o) => o.outcome === 'alive').map((o) => o.pid);
-    while (alive.length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
-      const now = living(await this.refresh(master));
-      alive = alive.filter((p) => now.has(p));
-    }
-    if (alive.length === 0) return first.map((o) => (o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o));
-    const tree = await this.refresh(master);
-    const survivors = tree.filter((p) => alive.includes(p.pid));
-    const sent = await this.send(master, survivors, 'KILL', 'process');
-    const after = living(await this.refresh(master));
-    return first.map((o) => {
-      if (!alive.includes(o.pid)) return o.outcome === 'alive' ? { ...o, outcome: 'gone' } : o;
-      const r = sent.get(o.pid);
-      if (r && r !== 'sent') return { pid: o.pid, outcome: r };
-      return { pid: o.pid, outcome: after.has(o.pid) ? 'still-alive' : 'killed' };
+    return this.holding(master, async () => {
+      const targets = this.targets(await this.recentTree(master), pid, scope);
+      return this.outcomes(master, targets, scope, await this.send(master, targets, 'TERM', scope, graceMs, true));
     });
   }
 
   /**
-   * Delivers a signal: `kill` over each connection's monitor; for a whole session also the
-   * SSH "signal" channel request, where sshd honours it (not for root before OpenSSH 10).
+   * The master's tree as last seen, if seen in the last FRESH_TREE_MS (the panel is usually
+   * watching it): a signal then costs no snapshot of its own. Else a snapshot now.
    */
-  private async send(master: HostMaster, targets: ProcessView[], signal: SignalName, scope: SignalScope): Promise<Map<number, KillResult>> {
-    const results = new Map<number, KillResult>();
-    for (const connection of master.readyConnections()) {
-      const t = this.tracker(connection);
-      const mine = targets.filter((p) => t.known.has(p.pid)).map((p) => p.pid);
-      if (mine.length === 0) continue;
-      const monitor = await this.monitor(connection);
-      if (scope === 'session' && connection.honoursSessionSignals(monitor.uid)) {
-        for (const session of this.deps.sessionsOf(master)) {
-          if (session.connection === connection && session.rootPid !== null && mine.includes(session.rootPid)) session.signal(signal);
+  private async recentTree(master: HostMaster): Promise<ProcessView[]> {
+    const seen = this.sent.get(master.id);
+    if (seen && Date.now() - (this.sentAt.get(master.id) ?? 0) <= FRESH_TREE_MS) return [...seen.values()];
+    return this.refresh(master);
+  }
+
+  /** Each target's outcome; the tree is refreshed after, so the panel shows it too. */
+  private outcomes(master: HostMaster, targets: ProcessView[], scope: SignalScope, results: Map<number, SignalOutcome['outcome']>): SignalOutcome[] {
+    void this.refresh(master).catch(() => undefined);
+    return targets.map((p) => {
+      const outcome = results.get(p.pid) ?? 'failed';
+      // In a tree or session, a parent often exits on its own once its children are gone.
+      if (outcome === 'no-such-process' && scope !== 'process') return { pid: p.pid, outcome: 'gone' };
+      return { pid: p.pid, outcome };
+    });
+  }
+
+  /**
+   * Delivers a signal and waits up to `waitMs` on the host for the targets to exit (KILL to
+   * the survivors with `escalate`): one script over each connection's monitor; for a whole
+   * session also the SSH "signal" channel request, where sshd honours it (not for root before
+   * OpenSSH 10).
+   */
+  private async send(
+    master: HostMaster,
+    targets: ProcessView[],
+    signal: SignalName,
+    scope: SignalScope,
+    waitMs: number,
+    escalate: boolean,
+  ): Promise<Map<number, SignalOutcome['outcome']>> {
+    const results = new Map<number, SignalOutcome['outcome']>();
+    await Promise.all(
+      master.readyConnections().map(async (connection) => {
+        const t = this.tracker(connection);
+        const mine = targets.filter((p) => t.known.has(p.pid)).map((p) => p.pid);
+        if (mine.length === 0) return;
+        const monitor = await this.monitor(connection);
+        if (scope === 'session' && connection.honoursSessionSignals(monitor.uid)) {
+          for (const session of this.deps.sessionsOf(master)) {
+            if (session.connection === connection && session.rootPid !== null && mine.includes(session.rootPid)) session.signal(signal);
+          }
         }
-      }
-      for (const [pid, r] of await monitor.kill(mine, signal)) results.set(pid, r);
-    }
+        for (const [pid, r] of await monitor.signalAndWait(mine, signal, waitMs, escalate)) results.set(pid, r);
+      }),
+    );
     return results;
   }
 
