@@ -16,6 +16,11 @@ import { testEngine, type TestEngine } from '../tests/fixtures/engine';
 import type { Sshd } from '../tests/fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../tests/fixtures/tcp-proxy';
 
+/** Ends Hitch's tmux server and clients of the test host's user (this machine's own sshd). */
+export async function endHitchTmux(user: string): Promise<void> {
+  await promisify(execFile)('pkill', ['-u', user, '-f', '^tmux -L hitch ']).catch(() => undefined);
+}
+
 export interface DurableRow {
   rtt_ms: number;
   measure: 'handshake' | 'reattach' | 'wake-alive' | 'wake-dead';
@@ -33,7 +38,7 @@ const REATTACH_ROUNDS = 5;
 
 export async function durableBench(sshd: Sshd, rtt: number, rounds: number): Promise<DurableRow[]> {
   // Hitch's tmux server, left by an earlier run as another user's processes, is not measured.
-  await promisify(execFile)('pkill', ['-u', sshd.user, '-f', 'tmux -L hitch']).catch(() => undefined);
+  await endHitchTmux(sshd.user);
   const proxy = await startProxy({ targetPort: sshd.port, delayMs: rtt / 2 });
   const t = await testEngine(await behindProxy(sshd, proxy, 'durable'), { durableShells: true, processTrees: false });
   try {
@@ -94,9 +99,9 @@ export async function durableBench(sshd: Sshd, rtt: number, rounds: number): Pro
       row(rtt, 'wake-dead', wakeDead, rtt + PROBE_DEADLINE_MS),
     ];
   } finally {
-    await t.engine.openSession('durable', { kind: 'exec', command: 'tmux -L hitch kill-server', pty: null }).catch(() => undefined);
     await t.close();
     await proxy.close();
+    await endHitchTmux(sshd.user);
   }
 }
 

@@ -1,9 +1,9 @@
 // `npm run bench`: what multiplexing saves, on a real sshd started here, at 0 ms and at 50 ms
 // round-trip time (through a TCP proxy that delays each chunk: this machine has no netem).
-// Also durable shells' reattach and a wake's probe (bench/durable.ts), one session's
-// throughput against OpenSSH, and 200 sessions over 20 masters.
+// Also durable shells' reattach and a wake's probe (bench/durable.ts), what a person feels
+// through the web host (bench/interactive.ts), one session's throughput on the paths users
+// take (bench/throughput.ts), 200 sessions over 20 masters, and hitch's start (bench/cli.ts).
 // Usage: npm run bench -- [--rounds N] [--json FILE] [--quick]
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,9 @@ import { quantile, summarize } from '../main/engine/bench/bench-stats';
 import { startSshd, freePort, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';
-import { cliBench, opensshMaster } from './cli';
+import { cliBench } from './cli';
+import { interactiveBench, type InteractiveRow } from './interactive';
+import { throughput } from './throughput';
 import { durableBench, type DurableRow } from './durable';
 
 const { values } = parseArgs({
@@ -57,50 +59,6 @@ async function latency(sshd: Sshd, dir: string): Promise<{ rows: Row[]; skipped:
     }
   }
   return { rows, skipped };
-}
-
-/** Seconds for a command's output to arrive in full, read as fast as it comes. */
-function drain(stream: NodeJS.ReadableStream, expected: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let got = 0;
-    stream.on('data', (d: Buffer) => (got += d.length));
-    stream.on('error', reject);
-    stream.on('end', () => (got === expected ? resolve(got) : reject(new Error(`got ${got} of ${expected} bytes`))));
-  });
-}
-
-async function throughput(sshd: Sshd): Promise<{ method: string; mib_s: number }[]> {
-  const command = `head -c ${THROUGHPUT_BYTES} /dev/zero`;
-  const t = await testEngine(sshd.clientConfig('bench'), { processTrees: false });
-  const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
-  try {
-    process.stderr.write(`throughput: ${THROUGHPUT_BYTES / 1048576} MiB through one session, Hitch and OpenSSH…\n`);
-    await t.engine.connect('bench');
-    const mux = await opensshMaster(t.configPath, 'bench', dir);
-    const hitch: number[] = [];
-    const openssh: number[] = [];
-    for (let round = 0; round < 3; round++) {
-      // Hitch: one exec channel on the master, output read in this process.
-      let started = performance.now();
-      const channel = await t.engine.execChannel('bench', command);
-      channel.stderr.resume();
-      await drain(channel, THROUGHPUT_BYTES);
-      hitch.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
-      // OpenSSH: `ssh -S` through its own master, output read by this process as well.
-      started = performance.now();
-      const child = spawn('ssh', [...mux.sshArgs, 'bench', command], { stdio: ['ignore', 'pipe', 'ignore'] });
-      await drain(child.stdout, THROUGHPUT_BYTES);
-      openssh.push(THROUGHPUT_BYTES / 1048576 / ((performance.now() - started) / 1000));
-    }
-    mux.stop();
-    return [
-      { method: 'hitch', mib_s: summarize(hitch).median_ms },
-      { method: 'openssh', mib_s: summarize(openssh).median_ms },
-    ];
-  } finally {
-    await t.close();
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 async function scale(): Promise<{ masters: number; sessions: number; open_p50_ms: number; open_p99_ms: number; main_rss_mb: number }> {
@@ -164,6 +122,15 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+function interactiveTable(rows: InteractiveRow[]): string {
+  const lines = ['rtt  what a person feels   n   median     p95  round trips'];
+  for (const r of rows) {
+    const trips = r.rtt_ms > 0 ? (r.median_ms / r.rtt_ms).toFixed(2) : '';
+    lines.push(`${String(r.rtt_ms).padStart(3)}  ${r.measure.padEnd(18)} ${String(r.n).padStart(3)} ${r.median_ms.toFixed(1).padStart(8)} ${r.p95_ms.toFixed(1).padStart(7)}  ${trips}`);
+  }
+  return lines.join('\n');
+}
+
 function durableTable(rows: DurableRow[]): string {
   const lines = ['rtt  durable shells       n   median     p95   target  round trips'];
   for (const r of rows) {
@@ -180,6 +147,8 @@ async function main(): Promise<void> {
   let output;
   try {
     const { rows, skipped } = await latency(sshd, dir);
+    // Right after the latency rounds: its RSS is this process's, before the other runs grow it.
+    const sc = await scale();
     const durable: DurableRow[] = [];
     for (const rtt of RTTS) {
       try {
@@ -188,17 +157,21 @@ async function main(): Promise<void> {
         skipped.push(`durable shells at ${rtt} ms: ${(err as Error).message}`);
       }
     }
-    const tp = await throughput(sshd);
-    const sc = await scale();
+    const interactive: InteractiveRow[] = [];
+    for (const rtt of RTTS) interactive.push(...(await interactiveBench(sshd, rtt, ROUNDS)));
+    const tp = await throughput(sshd, THROUGHPUT_BYTES);
     const cli = await cliBench(sshd, ROUNDS);
-    output = { rtt_ms: RTTS, results: rows, durable, throughput: tp, scale: sc, cli };
+    output = { rtt_ms: RTTS, results: rows, durable, interactive, throughput: tp, scale: sc, cli };
     process.stdout.write('\n' + table(rows) + '\n');
     process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
-    const hitch = tp.find((x) => x.method === 'hitch')!.mib_s;
-    const openssh = tp.find((x) => x.method === 'openssh')!.mib_s;
+    process.stdout.write('\n' + interactiveTable(interactive) + '\n');
+    const mib = (method: string): number => tp.find((x) => x.method === method)!.mib_s;
+    const openssh = mib('openssh-mux');
     process.stdout.write(
-      `\nthroughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB): hitch ${hitch.toFixed(0)} MiB/s, openssh ${openssh.toFixed(0)} MiB/s, ratio ${(hitch / openssh).toFixed(2)} (target ≥ 0.9)\n`,
+      `\nthroughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): ssh -S through OpenSSH's master ${openssh}, ` +
+        `hitch exec ${mib('hitch-exec')} (${(mib('hitch-exec') / openssh).toFixed(2)}×), ssh -S through Hitch's socket ${mib('ssh-via-hitch')} (${(mib('ssh-via-hitch') / openssh).toFixed(2)}×); ` +
+        `a channel read inside the engine's process ${mib('hitch')} (targets ≥ 1×)\n`,
     );
     process.stdout.write(
       `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,

@@ -40,7 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Hitch's tmux server on the test host goes with the tests.
-  const kill = await t?.engine.openSession('direct', { kind: 'exec', command: 'tmux -L hitch kill-server; echo server-gone', pty: null }).catch(() => null);
+  const kill = await t?.engine.openSession('direct', { kind: 'exec', command: 'pkill -u "$(id -u)" -f "^tmux -L hitch "; echo server-gone', pty: null }).catch(() => null);
   if (kill) await t.waitForOutput(kill.id, /server-gone/).catch(() => undefined);
   await t?.close();
   await proxy?.close();
