@@ -18,6 +18,11 @@ export interface Connection {
   request(message: unknown): void;
   /** The client has gone: nothing more is sent, and what it held is let go. Idempotent. */
   close(): void;
+  /**
+   * The transport's buffer towards the client is full (`true`) or has drained: the output of
+   * the sessions it streams waits meanwhile (flow control to the SSH channel).
+   */
+  backpressure?(full: boolean): void;
 }
 
 /** What a transport serves: a connection per client, to an engine here or behind the engine socket. */
@@ -49,6 +54,8 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
   let key: string | null = null;
   let watching = false;
   let closed = false;
+  /** The transport is full: the sessions this client streams are held (Connection.backpressure). */
+  let full = false;
   const attached = new Set<string>();
   /**
    * Sessions attached by calls whose reply has not gone out yet: their events wait, so that
@@ -91,10 +98,12 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
       if (!held.has(sessionId)) held.set(sessionId, []);
       attached.add(sessionId);
       attachedNow.push(sessionId);
+      if (full) router.holdOutput(sessionId, id, true);
     },
     detach(sessionId) {
       attached.delete(sessionId);
       held.delete(sessionId);
+      router.holdOutput(sessionId, id, false);
     },
     watchState() {
       watching = true;
@@ -132,11 +141,17 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
         }
       });
     },
+    backpressure(on) {
+      if (closed || on === full) return;
+      full = on;
+      for (const sessionId of attached) router.holdOutput(sessionId, id, on);
+    },
     close() {
       if (closed) return;
       closed = true;
       unsubscribe();
       held.clear();
+      if (full) for (const sessionId of attached) router.holdOutput(sessionId, id, false);
       attached.clear();
       for (const owner of owners) router.clientLeft(owner, owner === key ? (opts.reloadGraceMs ?? RELOAD_GRACE_MS) : 0);
     },

@@ -82,6 +82,8 @@ export interface Router {
   clientJoined(owner: string): SessionView[];
   /** A client went; what it holds ends after `graceMs` unless it comes back. */
   clientLeft(owner: string, graceMs: number): void;
+  /** A client's transport cannot take more of the session's output now, or can again. */
+  holdOutput(sessionId: string, holder: string, on: boolean): void;
   readonly log: Logger;
 }
 
@@ -91,6 +93,7 @@ export function createRouter(engine: Engine, log: Logger): Router {
     onEvent: (listener) => engine.onEvent(listener),
     clientJoined: (owner) => engine.clientJoined(owner),
     clientLeft: (owner, graceMs) => engine.clientLeft(owner, graceMs),
+    holdOutput: (sessionId, holder, on) => engine.holdOutput(sessionId, holder, on),
     async call(caller, method, params) {
       if (!isMethod(method)) {
         const name = typeof method === 'string' ? `"${method.slice(0, 64)}"` : `a ${typeof method}`;

@@ -43,6 +43,9 @@ export interface Context extends CliOptions {
   call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>>;
   /** Prints a command's result: its JSON (checked against its schema) or the human text. */
   print<C extends CommandName>(command: C, value: Output<C>, human: (value: Output<C>) => string): Promise<void>;
+  /** Stops reading the engine's messages until `resume` (our own output is full: flow control). */
+  pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -127,6 +130,12 @@ export function createContext(opts: CliOptions): Context {
         const text = human(value);
         if (text !== '') process.stdout.write(text.endsWith('\n') ? text : text + '\n');
       }
+    },
+    pause() {
+      void connection?.then((c) => c.pause(), () => undefined);
+    },
+    resume() {
+      void connection?.then((c) => c.resume(), () => undefined);
     },
     close() {
       void connection?.then((c) => c.close(), () => undefined);

@@ -33,13 +33,27 @@ export async function execCommand(ctx: Context, host: string, command: string): 
   let sessionId: string | null = null;
   const ours = (id: string): boolean => sessionId === null || id === sessionId;
   const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  /** Our own outputs that are full now: the engine's messages wait until they drain. */
+  const full = new Set<NodeJS.WriteStream>();
   let resolveEnd!: (session: SessionView) => void;
   const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
   const offData = client.on('session.data', (data) => {
     if (!ours(data.sessionId)) return;
     const bytes = Buffer.from(data.data, data.encoding === 'base64' ? 'base64' : 'utf8');
     if (ctx.json) collected[data.stream].push(bytes);
-    else (data.stream === 'stderr' ? process.stderr : process.stdout).write(bytes);
+    else {
+      // A slow reader of our output (a pipe, a disk) holds the engine's messages, and so the
+      // command, instead of our memory filling up.
+      const out = data.stream === 'stderr' ? process.stderr : process.stdout;
+      if (!out.write(bytes) && !full.has(out)) {
+        if (full.size === 0) ctx.pause();
+        full.add(out);
+        out.once('drain', () => {
+          full.delete(out);
+          if (full.size === 0) ctx.resume();
+        });
+      }
+    }
   });
   const offChanged = client.on('session.changed', (view) => {
     if (ours(view.id) && view.state !== 'open') resolveEnd(view);

@@ -775,6 +775,11 @@ export class Engine {
     for (const session of held) this.closeSession(session.id);
   }
 
+  /** A client's transport is full, or drained again: the session's output waits for it (Session.holdOutput). */
+  holdOutput(sessionId: string, holder: string, on: boolean): void {
+    this.sessions.get(sessionId)?.holdOutput(holder, on);
+  }
+
   /** A `hitch exec` run is its client's alone: no other client types into it, resizes or ends it. */
   checkHands(sessionId: string, owner: string): void {
     const session = this.session(sessionId);

@@ -27,6 +27,8 @@ export const MAX_REQUEST_BYTES = 1 << 20;
 const MAX_REPLY_BYTES = 256 << 20;
 /** A client that reads nothing while this much waits for it is dropped, not buffered forever. */
 const MAX_UNREAD_BYTES = 64 << 20;
+/** Past this much unread, the sessions a client streams wait for it to read (flow control). */
+const FLOW_HIGH_WATER_BYTES = 1 << 20;
 /** Linux allows 108 bytes, macOS 104; Node silently truncates longer paths. */
 const MAX_SOCKET_PATH_BYTES = 100;
 export const SOCKET_NAME = 'engine.sock';
@@ -224,7 +226,18 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
         return;
       }
       sendLine(socket, message);
+      // A client reading slower than its sessions write (`hitch exec … | slow`): their output
+      // waits at the SSH channel until this drains, instead of piling up here.
+      if (!full && socket.writableLength > FLOW_HIGH_WATER_BYTES) {
+        full = true;
+        connection.backpressure?.(true);
+        socket.once('drain', () => {
+          full = false;
+          connection.backpressure?.(false);
+        });
+      }
     };
+    let full = false;
     const refuse = (message: string): void => send({ id: null, ok: false, error: { code: 'bad-request', message } satisfies ErrorInfo });
     // A command killed mid-run leaves no reader behind: closing this ends what it ran.
     const connection = api.openConnection(send);
@@ -304,6 +317,9 @@ export interface EngineConnection {
   onEvent(listener: (event: HitchEvent) => void): () => void;
   /** Called once when the connection ends (the engine stopped, or close() was called). */
   onClose(listener: (reason: string) => void): void;
+  /** Stops reading the engine's messages (the engine's sessions then wait), until resume(). */
+  pause(): void;
+  resume(): void;
   close(): void;
   readonly path: string;
 }
@@ -417,6 +433,8 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
     call: (method, params) => rpc.call(method, params),
     onEvent: (listener) => rpc.onEvent((event) => listener(event as unknown as HitchEvent)),
     onClose: (listener) => rpc.onClose(listener),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
     close() {
       socket.end();
       socket.destroy();

@@ -171,6 +171,22 @@ describe('the hitch command', () => {
     expect((await hitch(['exec', 'box', '--', 'kill -KILL $$'])).status).toBe(137);
   });
 
+  it('keeps every byte of a large output read slowly: the command waits, nothing is dropped', async () => {
+    // 100 MB, and a reader that stops for 3 s at first: more than the engine would hold for a
+    // client (64 MB) comes meanwhile unless flow control holds the command back.
+    const bytes = 100_000_000;
+    const child = spawn(process.execPath, [CLI, 'exec', 'box', '--', `head -c ${bytes} /dev/zero`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    background.push(child);
+    let got = 0;
+    child.stdout!.pause();
+    const exited = new Promise<number | null>((r) => child.once('close', r));
+    await new Promise((r) => setTimeout(r, 3_000));
+    child.stdout!.on('data', (d: Buffer) => (got += d.length));
+    child.stdout!.resume();
+    expect(await exited).toBe(0);
+    expect(got).toBe(bytes);
+  }, 60_000);
+
   it('passes stdin through and forwards its end', async () => {
     expect((await hitch(['exec', 'box', '--', 'wc -l'], { input: 'a\nb\nc\n' })).out.trim()).toBe('3');
     expect((await hitch(['exec', 'box', '--', 'cat'], { input: '' })).status).toBe(0);

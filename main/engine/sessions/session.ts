@@ -99,6 +99,22 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     return this.info.id;
   }
 
+  /** Clients that cannot take more of this session's output now (see holdOutput). */
+  private readonly holders = new Set<string>();
+
+  /**
+   * A client's transport is full (`on`) or has drained: while any holds the session, its
+   * channel is not read, so SSH's window stops the remote side instead of output piling up
+   * here. A durable shell's output is left as it is (its carrier serves it).
+   */
+  holdOutput(holder: string, on: boolean): void {
+    if (on) this.holders.add(holder);
+    else this.holders.delete(holder);
+    if (!this.channel) return;
+    if (this.holders.size > 0) this.channel.pause();
+    else this.channel.resume();
+  }
+
   /** Called when the connection is lost, before its channels are closed. */
   markDropped(): void {
     if (this.state === 'open') this.dropped = true;
