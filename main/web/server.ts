@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Api } from '../api/connection';
+import type { Api, Connection } from '../api/connection';
 import type { Logger } from '../engine/log';
 
 export interface WebHostOptions {
@@ -37,6 +37,9 @@ const MAX_MESSAGE_BYTES = 1 << 20;
  * reattaches with the scrollback, instead of the engine buffering without bound.
  */
 export const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+/** Flow control: a page's sessions wait above this many characters unsent, and go on below the second. */
+const FLOW_HIGH_WATER = 1 << 20;
+const FLOW_LOW_WATER = 256 << 10;
 /** A token given by the person (HITCH_WEB_TOKEN) must be at least this strong: 22 base64url characters carry 132 bits. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,256}$/;
 
@@ -160,6 +163,11 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
   });
 
   const serveClient = (ws: WebSocket): void => {
+    // Characters handed to the socket and not yet written out: past FLOW_HIGH_WATER the
+    // sessions the page streams wait (their SSH channels are not read) until it drains below
+    // FLOW_LOW_WATER, so a flood neither piles up here nor gets the page dropped.
+    let unsent = 0;
+    let full = false;
     const send = (message: unknown): void => {
       if (ws.readyState !== ws.OPEN) return;
       if (ws.bufferedAmount > MAX_UNSENT_BYTES) {
@@ -167,9 +175,21 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
         ws.terminate();
         return;
       }
-      ws.send(JSON.stringify(message));
+      const text = JSON.stringify(message);
+      unsent += text.length;
+      ws.send(text, () => {
+        unsent -= text.length;
+        if (full && unsent < FLOW_LOW_WATER) {
+          full = false;
+          connection.backpressure?.(false);
+        }
+      });
+      if (!full && unsent > FLOW_HIGH_WATER) {
+        full = true;
+        connection.backpressure?.(true);
+      }
     };
-    const connection = api.openConnection(send);
+    const connection: Connection = api.openConnection(send);
     ws.on('close', () => connection.close());
     ws.on('error', (err) => log.warn('web client error', { error: err.message }));
     ws.on('message', (raw, isBinary) => {

@@ -57,6 +57,9 @@ interface Page {
   /** The text of a session's output this page received. */
   output(sessionId: string): string;
   waitFor(what: string, check: () => boolean, timeoutMs?: number): Promise<void>;
+  /** Stops reading from the socket (a busy page), and reads again. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -102,6 +105,8 @@ async function openPage(): Promise<Page> {
         await new Promise((r) => setTimeout(r, 20));
       }
     },
+    pause: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
+    resume: () => (ws as unknown as { _socket: { resume(): void } })._socket.resume(),
     close: () =>
       new Promise<void>((resolve) => {
         ws.once('close', () => resolve());
@@ -220,4 +225,21 @@ describe('two pages and a hitch command on one engine', () => {
     await page.call('session.close', { sessionId: s.id });
     await page.close();
   });
+
+  it('hold a flood for a page that stops reading, and give it every character once it reads again', async () => {
+    // 40 MB of output while the page reads nothing for 3 s: more than the web host keeps for
+    // a page (16 MB) before dropping it, unless the session waits for the page.
+    const { page } = await startPage('page-d-key-0000000001');
+    const chars = 40_000_000;
+    const s = await page.call<SessionView>('session.exec', { hostId: 'testhost', command: `yes | head -c ${chars}`, cols: 80, rows: 24, pty: false });
+    page.pause();
+    await new Promise((r) => setTimeout(r, 3_000));
+    page.resume();
+    await page.waitFor('the end of the flood', () => page.events.some((e) => e.event === 'session.changed' && e.payload.id === s.id && e.payload.state !== 'open'), 30_000);
+    expect(page.output(s.id).length).toBe(chars);
+    const end = page.events.filter((e) => e.event === 'session.changed' && e.payload.id === s.id).at(-1);
+    expect(end).toMatchObject({ payload: { state: 'closed', exitCode: 0 } });
+    await page.call('session.close', { sessionId: s.id });
+    await page.close();
+  }, 60_000);
 });
