@@ -62,6 +62,35 @@ async function withEngineSocket(work: (runtimeDir: string) => Promise<void>, eng
   }
 }
 
+/** `hitch shell HOST` on a terminal (util-linux's script gives it one, as a person's would be). */
+function shellOnTerminal(
+  host: string,
+  runtimeDir: string,
+  /** Answers a question the output so far ends with (the text to type), or null. */
+  answer: (out: string) => string | null = () => null,
+): { type(text: string): void; seen(pattern: RegExp): Promise<RegExpMatchArray>; exited: Promise<number | null>; kill(): void } {
+  const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} shell ${host}`, '/dev/null'], {
+    env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir, TERM: 'xterm' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const onData = (d: string): void => {
+    out += d;
+    const typed = answer(out);
+    if (typed === null) return;
+    out += '\n'; // answered: the question no longer ends the output
+    child.stdin.write(typed);
+  };
+  child.stdout.setEncoding('utf8').on('data', onData);
+  child.stderr.setEncoding('utf8').on('data', onData);
+  return {
+    type: (text) => child.stdin.write(text),
+    seen: (pattern) => expect.poll(() => pattern.exec(out), { timeout: 15_000, interval: 50 }).toBeTruthy().then(() => pattern.exec(out)!),
+    exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+    kill: () => child.kill(),
+  };
+}
+
 /** Types a command and waits for its answer (`n` makes it unique); returns the match. */
 let marks = 0;
 async function ask(sessionId: string, command: (n: number) => string, answer: (n: number) => RegExp): Promise<RegExpMatchArray> {
@@ -263,32 +292,22 @@ describe('a durable shell', () => {
 
   it('is what `hitch shell HOST` gives on a terminal: it says "reconnecting…" when the network drops, and carries on', async () => {
     await withEngineSocket(async (runtimeDir) => {
-      // util-linux's script gives hitch a terminal, as a person's would be.
-      const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} shell web1`, '/dev/null'], {
-        env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir, TERM: 'xterm' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let out = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const seen = (pattern: RegExp): Promise<RegExpMatchArray> =>
-        expect.poll(() => pattern.exec(out), { timeout: 15_000, interval: 50 }).toBeTruthy().then(() => pattern.exec(out)!);
+      const shell = shellOnTerminal('web1', runtimeDir);
       try {
         await new Promise((r) => setTimeout(r, 500)); // the shell starting
-        child.stdin.write('echo pid-shell=$$\n');
-        const pid = (await seen(/pid-shell=(\d+)/))[1];
+        shell.type('echo pid-shell=$$\n');
+        const pid = (await shell.seen(/pid-shell=(\d+)/))[1];
         proxy.resetAll();
-        await seen(/reconnecting…/);
+        await shell.seen(/reconnecting…/);
         const session = (await t.engine.snapshot()).sessions.find((s) => s.rootPid === Number(pid))!;
         await rejoined(session.id);
-        child.stdin.write('echo pid-after=$$\n');
-        await seen(new RegExp(`pid-after=${pid}`)); // the same shell
-        child.stdin.write('exit\n');
+        shell.type('echo pid-after=$$\n');
+        await shell.seen(new RegExp(`pid-after=${pid}`)); // the same shell
+        shell.type('exit\n');
         // hitch ends with the shell (tmux does not tell a durable shell's exit status: 0).
-        expect(await exited).toBe(0);
+        expect(await shell.exited).toBe(0);
       } finally {
-        child.kill();
+        shell.kill();
       }
     });
   }, 60_000);
@@ -472,47 +491,32 @@ describe('durable shells on a host whose login needs a person (a key and a one-t
   it('lets `hitch shell` log in again on its own terminal when the network comes back: one question, the same shell', async () => {
     if ((await o.engine.snapshot()).masters[0]?.state !== 'ready') await (await logIn(TEST_PASSWORD)).done;
     await withEngineSocket(async (runtimeDir) => {
-      const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} shell otp`, '/dev/null'], {
-        env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir, TERM: 'xterm' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let out = '';
       let questions = 0;
-      const onData = (d: string): void => {
-        out += d;
+      const shell = shellOnTerminal('otp', runtimeDir, (out) => {
         if (/Password: $/.test(out)) {
           questions++;
-          out += '\n';
-          child.stdin.write(`${TEST_PASSWORD}\r`);
+          return `${TEST_PASSWORD}\r`;
         }
-        if (/Remember in the OS keychain\? \[y\/N\]: $/.test(out)) {
-          out += '\n';
-          child.stdin.write('n\r');
-        }
-      };
-      child.stdout.setEncoding('utf8').on('data', onData);
-      child.stderr.setEncoding('utf8').on('data', onData);
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const seen = (pattern: RegExp): Promise<RegExpMatchArray> =>
-        expect.poll(() => pattern.exec(out), { timeout: 15_000, interval: 50 }).toBeTruthy().then(() => pattern.exec(out)!);
+        return /Remember in the OS keychain\? \[y\/N\]: $/.test(out) ? 'n\r' : null;
+      });
       try {
         await new Promise((r) => setTimeout(r, 500)); // the shell starting
-        child.stdin.write('echo pid-otp=$$\n');
-        const pid = (await seen(/pid-otp=(\d+)/))[1];
+        shell.type('echo pid-otp=$$\n');
+        const pid = (await shell.seen(/pid-otp=(\d+)/))[1];
         otpProxy.resetAll();
-        await seen(/reconnecting…/);
-        await seen(/Logging in again needs you: use Connect\.\s+hitch: the shell keeps running on otp; press Enter to log in again\./);
+        await shell.seen(/reconnecting…/);
+        await shell.seen(/Logging in again needs you: use Connect\.\s+hitch: the shell keeps running on otp; press Enter to log in again\./);
         expect(questions).toBe(0);
-        child.stdin.write('\r');
-        await seen(/logged in; rejoining the shell…/);
+        shell.type('\r');
+        await shell.seen(/logged in; rejoining the shell…/);
         expect(questions).toBe(1);
         await new Promise((r) => setTimeout(r, 500)); // the shell rejoined
-        child.stdin.write('echo pid-otp-after=$$\n');
-        await seen(new RegExp(`pid-otp-after=${pid}`)); // the same shell
-        child.stdin.write('exit\n');
-        expect(await exited).toBe(0);
+        shell.type('echo pid-otp-after=$$\n');
+        await shell.seen(new RegExp(`pid-otp-after=${pid}`)); // the same shell
+        shell.type('exit\n');
+        expect(await shell.exited).toBe(0);
       } finally {
-        child.kill();
+        shell.kill();
       }
     }, o.engine);
   }, 60_000);
