@@ -91,7 +91,7 @@ class Page {
 
 /** Output of any session matching `pattern` (the session is not known before its reply). */
 const outputMatching = (pattern: RegExp, sessionId?: () => string | null) => (e: HitchEvent): boolean =>
-  e.event === 'session.data' && (sessionId?.() ?? e.payload.sessionId) === e.payload.sessionId && pattern.test(e.payload.data);
+  e.event === 'session.data' && (sessionId?.() ?? e.payload.sessionId) === e.payload.sessionId && typeof e.payload.data === 'string' && pattern.test(e.payload.data);
 
 const PROMPT = /\$ $/m;
 

@@ -445,11 +445,16 @@ export interface Events {
   'session.data': {
     sessionId: string;
     offset: number;
-    data: string;
+    /** Text; the bytes of a raw exec session (see `encoding`). */
+    data: string | Uint8Array;
     /** Which of the command's outputs it came from (a pty merges both into stdout). */
     stream: OutputStream;
-    /** Raw exec sessions: `data` is bytes in base64 and `offset` counts bytes. */
-    encoding?: 'base64';
+    /**
+     * Raw exec sessions, whose `offset` counts bytes: `base64`, `data` is the bytes in base64
+     * (JSON transports); `bytes`, `data` is the bytes themselves (the engine socket's binary
+     * frames, for a client that asked for them; inside the engine, before a transport).
+     */
+    encoding?: 'base64' | 'bytes';
     /** The terminal starts over: clear it, then write `data` (a durable shell redrawn after reconnecting). */
     reset?: true;
   };

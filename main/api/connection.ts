@@ -25,9 +25,60 @@ export interface Connection {
   backpressure?(full: boolean): void;
 }
 
+/** What a transport can carry, beyond JSON. */
+export interface TransportOptions {
+  /**
+   * The transport sends bytes as they are (the engine socket's binary frames): a raw session's
+   * output reaches `send` as a Buffer (`encoding: 'bytes'`). Otherwise it arrives in base64.
+   */
+  bytes?: boolean;
+}
+
 /** What a transport serves: a connection per client, to an engine here or behind the engine socket. */
 export interface Api {
-  openConnection(send: (message: Outgoing) => void): Connection;
+  openConnection(send: (message: Outgoing) => void, transport?: TransportOptions): Connection;
+}
+
+/**
+ * A connection to an API known later (an engine being started or found): requests made
+ * before then wait for it, and what the transport reports is passed on once it is there.
+ */
+export function deferredConnection(api: Promise<Api>, send: (message: Outgoing) => void, transport?: TransportOptions, failed?: (err: Error) => void): Connection {
+  let connection: Connection | null = null;
+  let closed = false;
+  let full = false;
+  const waiting: unknown[] = [];
+  api.then(
+    (ready) => {
+      if (closed) return;
+      connection = ready.openConnection(send, transport);
+      if (full) connection.backpressure?.(true);
+      for (const message of waiting.splice(0)) connection.request(message);
+    },
+    (err: Error) => {
+      if (!closed) failed?.(err);
+    },
+  );
+  return {
+    request(message) {
+      if (connection) connection.request(message);
+      else if (!closed) waiting.push(message);
+    },
+    backpressure(on) {
+      full = on;
+      connection?.backpressure?.(on);
+    },
+    close() {
+      closed = true;
+      connection?.close();
+    },
+  };
+}
+
+/** A raw session's output as base64 text, for transports that carry only JSON. */
+export function bytesAsBase64(event: HitchEvent): HitchEvent {
+  if (event.event !== 'session.data' || typeof event.payload.data === 'string') return event;
+  return { event: event.event, payload: { ...event.payload, data: Buffer.from(event.payload.data).toString('base64'), encoding: 'base64' } };
 }
 
 export interface ConnectionOptions {
@@ -45,7 +96,8 @@ const ENVELOPE_HINT = 'A request is {"id": number, "method": string, "params": o
 
 let nextClient = 1;
 
-export function openConnection(router: Router, send: (message: Outgoing) => void, opts: ConnectionOptions = {}): Connection {
+export function openConnection(router: Router, sendOut: (message: Outgoing) => void, opts: ConnectionOptions & TransportOptions = {}): Connection {
+  const send = opts.bytes ? sendOut : (message: Outgoing): void => sendOut('event' in message ? bytesAsBase64(message) : message);
   // Owner names: `conn:` for this connection, `key:` for a key a page names (apart, so that
   // no key can name another client's connection).
   const id = `conn:${process.pid}-${nextClient++}`;
@@ -160,7 +212,7 @@ export function openConnection(router: Router, send: (message: Outgoing) => void
 
 /** The engine in this process, served to its clients. */
 export function localApi(router: Router, opts: ConnectionOptions = {}): Api {
-  return { openConnection: (send) => openConnection(router, send, opts) };
+  return { openConnection: (send, transport) => openConnection(router, send, { ...opts, ...transport }) };
 }
 
 /**

@@ -6,11 +6,11 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { app, BrowserWindow, ipcMain, shell, type IpcMainEvent, type WebContents } from 'electron';
 import { CALL_CHANNEL, EVENT_CHANNEL } from '../../preload/channels';
-import { inProcessBridge, type Api, type Connection, type Outgoing } from '../api/connection';
+import { deferredConnection, inProcessBridge, type Api, type Connection } from '../api/connection';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
 import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/config/options';
-import { useOrStartEngine, type SharedEngine } from '../transport/shared-engine';
+import { useOrStartEngine } from '../transport/shared-engine';
 import { setupDesktop } from './desktop';
 import { guardContents } from './window-guards';
 
@@ -131,7 +131,8 @@ function main(): void {
     },
   });
 
-  const connectionOf = ipcConnections({ openConnection: (send) => connectionWhenReady(shared, send) });
+  // The first windows load before the shared engine is known: their requests wait for it.
+  const connectionOf = ipcConnections({ openConnection: (send) => deferredConnection(shared.then((engine) => engine.api), send) });
   ipcMain.on(CALL_CHANNEL, (event, load: unknown, message: unknown) => {
     if (!isTrustedSender(event) || typeof load !== 'string' || load.length > 64) {
       log.warn('IPC call from an untrusted frame refused', { url: event.senderFrame?.url });
@@ -181,23 +182,5 @@ function main(): void {
   );
 }
 
-/** A connection opened once the shared engine is known (the first windows load meanwhile). */
-function connectionWhenReady(shared: Promise<SharedEngine>, send: (message: Outgoing) => void): Connection {
-  let connection: Connection | null = null;
-  let closed = false;
-  const waiting: unknown[] = [];
-  void shared.then((engine) => {
-    if (closed) return;
-    connection = engine.api.openConnection(send);
-    for (const message of waiting.splice(0)) connection.request(message);
-  });
-  return {
-    request: (message) => (connection ? connection.request(message) : waiting.push(message)),
-    close() {
-      closed = true;
-      connection?.close();
-    },
-  };
-}
 
 main();

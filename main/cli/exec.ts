@@ -32,14 +32,15 @@ export async function execCommand(ctx: Context, host: string, command: string): 
   // (its continuation runs after the lines that came with it) is that session's too.
   let sessionId: string | null = null;
   const ours = (id: string): boolean => sessionId === null || id === sessionId;
-  const collected = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const collected = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
   /** Our own outputs that are full now: the engine's messages wait until they drain. */
   const full = new Set<NodeJS.WriteStream>();
   let resolveEnd!: (session: SessionView) => void;
   const ended = new Promise<SessionView>((resolve) => (resolveEnd = resolve));
   const offData = client.on('session.data', (data) => {
     if (!ours(data.sessionId)) return;
-    const bytes = Buffer.from(data.data, data.encoding === 'base64' ? 'base64' : 'utf8');
+    // Bytes as the engine socket's binary frames bring them; base64 from an engine that sends JSON only.
+    const bytes = typeof data.data !== 'string' ? data.data : Buffer.from(data.data, data.encoding === 'base64' ? 'base64' : 'utf8');
     if (ctx.json) collected[data.stream].push(bytes);
     else {
       // A slow reader of our output (a pipe, a disk) holds the engine's messages, and so the

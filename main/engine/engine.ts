@@ -652,7 +652,7 @@ export class Engine {
     session.on('data', (offset, data, stream, reset) =>
       this.emit({
         event: 'session.data',
-        payload: { sessionId: session.id, offset, data, stream, ...(session.info.raw ? { encoding: 'base64' as const } : {}), ...(reset ? { reset: true as const } : {}) },
+        payload: { sessionId: session.id, offset, data, stream, ...(typeof data !== 'string' ? { encoding: 'bytes' as const } : {}), ...(reset ? { reset: true as const } : {}) },
       }),
     );
     let endSeen = false;

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import type { HitchEvent } from '../../preload/api';
 import type { ErrorInfo, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
-import type { Api, Connection, Outgoing } from '../api/connection';
+import { bytesAsBase64, type Api, type Connection, type Outgoing } from '../api/connection';
 import { loadUnix } from '../native/unix';
 import type { Logger } from '../engine/log';
 
@@ -60,36 +60,123 @@ export class NoEngineError extends Error {
 }
 
 // ---------------------------------------------------------------------------------------
-// Framing shared by both ends: one JSON value per line.
+// Framing shared by both ends: one JSON value per line. From the engine to a client that asked
+// for them (FRAMES_REQUEST), a raw session's output goes in binary frames instead, its bytes
+// as they are rather than base64 inside JSON:
+//   0x00 · header length (u32, big-endian) · data length (u32) · header · data
+// where the header is the `session.data` event as JSON without its `data`. A JSON line never
+// starts with a NUL byte, so the first byte of each message says which it is.
 
-/** Splits a byte stream into lines; calls `tooLong` once a line outgrows `maxBytes`. */
-function lineReader(maxBytes: number, onLine: (line: string) => void, tooLong: () => void): (chunk: Buffer) => void {
+const FRAME_MARK = 0;
+const FRAME_PREFIX_BYTES = 9;
+
+/**
+ * Asks the engine for binary frames. Sent as a request with id 0, which the client never uses
+ * for a call: an engine of a version without frames answers it with an error that is ignored,
+ * and goes on sending JSON, which the client still reads.
+ */
+const FRAMES_REQUEST = { id: 0, method: 'transport.frames', params: { binary: true } };
+
+interface ReaderHandlers {
+  line(text: string): void;
+  /** A binary frame; absent where there are none (the engine reading its clients: lines only). */
+  frame?(header: string, data: Buffer): void;
+  /** A message outgrew the limit; nothing more is read. */
+  refuse(): void;
+}
+
+/** Splits a byte stream into JSON lines and binary frames, each at most `maxBytes`. */
+function messageReader(maxBytes: number, on: ReaderHandlers): (chunk: Buffer) => void {
+  /** What has arrived of the current message and not been consumed yet. */
   let parts: Buffer[] = [];
   let size = 0;
-  let overflowed = false;
+  /** The current message is a frame whose total length is known; 0 while it is not. */
+  let frameBytes = 0;
+  let stopped = false;
+  const stop = (): void => {
+    stopped = true;
+    parts = [];
+    on.refuse();
+  };
+  const take = (): Buffer => {
+    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    parts = [];
+    size = 0;
+    return all;
+  };
   return (chunk) => {
-    if (overflowed) return;
-    let start = 0;
-    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      parts.push(chunk.subarray(start, nl));
-      const bytes = Buffer.concat(parts);
-      parts = [];
-      size = 0;
-      start = nl + 1;
-      if (bytes.length > maxBytes) return (overflowed = true), tooLong();
-      const line = bytes.toString('utf8');
-      if (line.trim() !== '') onLine(line);
-    }
-    if (start < chunk.length) {
-      parts.push(chunk.subarray(start));
-      size += chunk.length - start;
-      if (size > maxBytes) return (overflowed = true), tooLong();
+    let rest = chunk;
+    while (!stopped && rest.length > 0) {
+      const first = size === 0 ? rest[0] : parts[0]![0];
+      if (first !== FRAME_MARK || !on.frame) {
+        const nl = rest.indexOf(10);
+        if (nl === -1) {
+          parts.push(rest);
+          size += rest.length;
+          if (size > maxBytes) stop();
+          return;
+        }
+        parts.push(rest.subarray(0, nl));
+        size += nl;
+        rest = rest.subarray(nl + 1);
+        if (size > maxBytes) return stop();
+        const line = take().toString('utf8');
+        if (line.trim() !== '') on.line(line);
+        continue;
+      }
+      if (size === 0 && rest.length >= FRAME_PREFIX_BYTES) {
+        // The common case: the whole frame is in this chunk, and is passed on without a copy.
+        const total = FRAME_PREFIX_BYTES + rest.readUInt32BE(1) + rest.readUInt32BE(5);
+        if (total > maxBytes) return stop();
+        if (rest.length >= total) {
+          const headerEnd = FRAME_PREFIX_BYTES + rest.readUInt32BE(1);
+          on.frame(rest.toString('utf8', FRAME_PREFIX_BYTES, headerEnd), rest.subarray(headerEnd, total));
+          rest = rest.subarray(total);
+          continue;
+        }
+      }
+      parts.push(rest);
+      size += rest.length;
+      rest = Buffer.alloc(0);
+      if (frameBytes === 0 && size >= FRAME_PREFIX_BYTES) {
+        const prefix = take();
+        frameBytes = FRAME_PREFIX_BYTES + prefix.readUInt32BE(1) + prefix.readUInt32BE(5);
+        parts = [prefix];
+        size = prefix.length;
+        if (frameBytes > maxBytes) return stop();
+      }
+      if (frameBytes === 0 || size < frameBytes) return;
+      const all = take();
+      const headerEnd = FRAME_PREFIX_BYTES + all.readUInt32BE(1);
+      on.frame(all.toString('utf8', FRAME_PREFIX_BYTES, headerEnd), all.subarray(headerEnd, frameBytes));
+      rest = all.subarray(frameBytes);
+      frameBytes = 0;
     }
   };
 }
 
 function sendLine(socket: Socket, message: unknown): void {
   if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(message) + '\n');
+}
+
+function isFramesRequest(json: unknown): boolean {
+  const r = json as { id?: unknown; method?: unknown; params?: { binary?: unknown } } | null;
+  return r !== null && typeof r === 'object' && r.id === FRAMES_REQUEST.id && r.method === FRAMES_REQUEST.method && r.params?.binary === true;
+}
+
+/** Sends a raw session's output in a binary frame: its bytes as they are. */
+function sendFrame(socket: Socket, event: Extract<HitchEvent, { event: 'session.data' }>, data: Uint8Array): void {
+  if (socket.destroyed || !socket.writable) return;
+  const header = Buffer.from(JSON.stringify({ event: event.event, payload: { ...event.payload, data: undefined } }));
+  const prefix = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
+  prefix[0] = FRAME_MARK;
+  prefix.writeUInt32BE(header.length, 1);
+  prefix.writeUInt32BE(data.length, 5);
+  socket.cork();
+  socket.write(prefix);
+  socket.write(header);
+  socket.write(data);
+  socket.uncork();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,13 +306,18 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
 
   const serveClient = (socket: Socket): void => {
     clients.add(socket);
-    const send = (message: unknown): void => {
+    /** The client asked for binary frames (FRAMES_REQUEST). */
+    let frames = false;
+    const send = (message: Outgoing): void => {
       if (socket.writableLength > MAX_UNREAD_BYTES) {
         log.warn('engine socket dropped a client that stopped reading', { unread: socket.writableLength });
         socket.destroy();
         return;
       }
-      sendLine(socket, message);
+      if ('event' in message && message.event === 'session.data' && typeof message.payload.data !== 'string') {
+        if (frames) sendFrame(socket, message, message.payload.data);
+        else sendLine(socket, bytesAsBase64(message));
+      } else sendLine(socket, message);
       // A client reading slower than its sessions write (`hitch exec … | slow`): their output
       // waits at the SSH channel until this drains, instead of piling up here.
       if (!full && socket.writableLength > FLOW_HIGH_WATER_BYTES) {
@@ -240,13 +332,12 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
     let full = false;
     const refuse = (message: string): void => send({ id: null, ok: false, error: { code: 'bad-request', message } satisfies ErrorInfo });
     // A command killed mid-run leaves no reader behind: closing this ends what it ran.
-    const connection = api.openConnection(send);
+    const connection = api.openConnection(send, { bytes: true });
 
     socket.on(
       'data',
-      lineReader(
-        MAX_REQUEST_BYTES,
-        (line) => {
+      messageReader(MAX_REQUEST_BYTES, {
+        line(line) {
           let json: unknown;
           try {
             json = JSON.parse(line);
@@ -254,14 +345,16 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
             refuse(`Malformed JSON. ${JSON_HINT}`);
             return;
           }
-          connection.request(json);
+          // Not a call: nothing answers it (an engine without frames refuses it, which is ignored).
+          if (isFramesRequest(json)) frames = true;
+          else connection.request(json);
         },
-        () => {
+        refuse() {
           log.warn('engine socket refused a request', { reason: 'over 1 MiB' });
           refuse(`A request is at most ${MAX_REQUEST_BYTES} bytes; this one was longer. Closing the connection.`);
           socket.end();
         },
-      ),
+      }),
     );
     socket.on('error', (err) => log.debug('engine socket client error', { error: err.message }));
     socket.on('close', () => {
@@ -393,13 +486,12 @@ async function openEngineSocket(path: string): Promise<Socket> {
   return socket;
 }
 
-/** Reads the engine's messages off the socket: each line one JSON value. */
+/** Reads the engine's messages off the socket: JSON lines, and binary frames of raw output. */
 function readMessages(socket: Socket, onMessage: (message: unknown) => void, tooLong: () => void): void {
   socket.on(
     'data',
-    lineReader(
-      MAX_REPLY_BYTES,
-      (line) => {
+    messageReader(MAX_REPLY_BYTES, {
+      line(line) {
         let message: unknown;
         try {
           message = JSON.parse(line);
@@ -408,8 +500,17 @@ function readMessages(socket: Socket, onMessage: (message: unknown) => void, too
         }
         onMessage(message);
       },
-      tooLong,
-    ),
+      frame(header, data) {
+        let event: { event?: unknown; payload?: Record<string, unknown> };
+        try {
+          event = JSON.parse(header) as typeof event;
+        } catch {
+          return;
+        }
+        if (event.event === 'session.data' && typeof event.payload === 'object') onMessage({ event: event.event, payload: { ...event.payload, data } });
+      },
+      refuse: tooLong,
+    }),
   );
   socket.on('error', () => undefined);
 }
@@ -417,6 +518,7 @@ function readMessages(socket: Socket, onMessage: (message: unknown) => void, too
 /** Connects to the engine serving `path`; throws NoEngineError when none does. */
 export async function connectEngineSocket(path: string): Promise<EngineConnection> {
   const socket = await openEngineSocket(path);
+  socket.write(JSON.stringify(FRAMES_REQUEST) + '\n');
   const rpc = new RpcClient((message) => socket.write(JSON.stringify(message) + '\n'));
   readMessages(
     socket,

@@ -3,7 +3,7 @@
 // clients to it over a socket of its own; only when none answers does it start its own and
 // serve the socket itself. Two engines would fight over the same masters, control sockets
 // and data files.
-import { localApi, type Api, type Connection, type Outgoing } from '../api/connection';
+import { deferredConnection, localApi, type Api } from '../api/connection';
 import { createRouter } from '../api/router';
 import type { Engine } from '../engine/engine';
 import type { Logger } from '../engine/log';
@@ -116,7 +116,15 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
   let local = (await backend).local;
 
   return {
-    api: { openConnection: (send) => connectionOnBackend(backend, send) },
+    api: {
+      openConnection: (send, transport) =>
+        deferredConnection(
+          backend.then((b) => b.api),
+          send,
+          transport,
+          (err) => send({ id: null, ok: false, error: { code: 'network', message: `No Hitch engine to use: ${err.message}` } }),
+        ),
+    },
     get local() {
       return local;
     },
@@ -124,33 +132,6 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
     async close() {
       closing = true;
       await (await backend.catch(() => null))?.close();
-    },
-  };
-}
-
-/** A connection to the backend once it is known; requests made before then wait for it. */
-function connectionOnBackend(backend: Promise<Backend>, send: (message: Outgoing) => void): Connection {
-  let connection: Connection | null = null;
-  let closed = false;
-  const waiting: unknown[] = [];
-  backend.then(
-    (b) => {
-      if (closed) return;
-      connection = b.api.openConnection(send);
-      for (const message of waiting.splice(0)) connection.request(message);
-    },
-    (err: Error) => {
-      if (!closed) send({ id: null, ok: false, error: { code: 'network', message: `No Hitch engine to use: ${err.message}` } });
-    },
-  );
-  return {
-    request(message) {
-      if (connection) connection.request(message);
-      else if (!closed) waiting.push(message);
-    },
-    close() {
-      closed = true;
-      connection?.close();
     },
   };
 }

@@ -21,7 +21,7 @@ export interface SessionInfo {
   kind: SessionView['kind'];
   command: string | null;
   /**
-   * Output passed on as bytes (base64 in events), for exec sessions whose reader wants them
+   * Output passed on as bytes (Buffers in events), for exec sessions whose reader wants them
    * verbatim: the `hitch` command's. Its output goes only to the client that ran it.
    */
   raw?: boolean;
@@ -35,7 +35,7 @@ export interface SessionInfo {
   notDurable?: string;
 }
 
-export class Session extends EventEmitter<{ data: [offset: number, data: string, stream: OutputStream, reset: boolean]; changed: [] }> {
+export class Session extends EventEmitter<{ data: [offset: number, data: string | Buffer, stream: OutputStream, reset: boolean]; changed: [] }> {
   state: SessionView['state'] = 'open';
   exitCode: number | null = null;
   exitSignal: string | null = null;
@@ -43,8 +43,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
 
   /** One decoder per stream: a character split across chunks is never mixed with the other. */
   private decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
-  /** Output gathered for the next batch: text, or bytes for a raw session; all of one stream. */
-  private pending: (string | Buffer)[] = [];
+  /** Text gathered for the next batch, all of one stream (a raw session's bytes are not batched). */
+  private pending: string[] = [];
   private pendingStream: OutputStream = 'stdout';
   private timer: NodeJS.Timeout | null = null;
   /** Characters (bytes for a raw session) of output sent on so far; the offset of the next chunk. */
@@ -144,8 +144,19 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   }
 
   protected receive(chunk: Buffer, stream: OutputStream): void {
-    if (this.info.raw) this.gather(Buffer.from(chunk), stream);
+    if (this.info.raw) this.passOn(chunk, stream);
     else this.receiveText(this.decoders[stream].write(chunk), stream);
+  }
+
+  /**
+   * A raw session's bytes go on as they come: its reader is a program, not a screen, and
+   * batching would only copy them. (ssh2 hands each packet's data in a buffer of its own.)
+   */
+  private passOn(chunk: Buffer, stream: OutputStream): void {
+    this.keep(chunk);
+    const offset = this.sent;
+    this.sent += chunk.length;
+    this.emit('data', offset, chunk, stream, false);
   }
 
   private receiveText(text: string, stream: OutputStream): void {
@@ -153,7 +164,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   }
 
   /** A batch holds one stream: output of the other sends what was gathered first, keeping the order. */
-  private gather(data: string | Buffer, stream: OutputStream): void {
+  private gather(data: string, stream: OutputStream): void {
     if (this.pending.length > 0 && stream !== this.pendingStream) this.flush();
     this.pendingStream = stream;
     this.pending.push(data);
@@ -164,12 +175,12 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pending.length === 0) return;
-    const data = this.info.raw ? Buffer.concat(this.pending as Buffer[]) : (this.pending as string[]).join('');
+    const data = (this.pending as string[]).join('');
     this.pending = [];
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
-    this.emit('data', offset, typeof data === 'string' ? data : data.toString('base64'), this.pendingStream, false);
+    this.emit('data', offset, data, this.pendingStream, false);
   }
 
   /**
