@@ -7,6 +7,12 @@ import type { SessionView } from '../../preload/api';
 import { EXEC_FAILURE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 
+/**
+ * Output waiting for our stdout past which the engine's messages wait too (flow control). Not
+ * the stream's own 16 KiB mark: stopping and starting the engine for every packet would
+ * throttle a fast reader.
+ */
+const OUTPUT_HIGH_WATER = 1 << 20;
 /** Input is sent in pieces that fit one `session.write` (64 KiB of base64). */
 const STDIN_CHUNK = 48 * 1024;
 
@@ -46,7 +52,7 @@ export async function execCommand(ctx: Context, host: string, command: string): 
       // A slow reader of our output (a pipe, a disk) holds the engine's messages, and so the
       // command, instead of our memory filling up.
       const out = data.stream === 'stderr' ? process.stderr : process.stdout;
-      if (!out.write(bytes) && !full.has(out)) {
+      if (!out.write(bytes) && out.writableLength > OUTPUT_HIGH_WATER && !full.has(out)) {
         if (full.size === 0) ctx.pause();
         full.add(out);
         out.once('drain', () => {
