@@ -7,6 +7,7 @@
 import { wsRequestSchema, type HitchEvent, type SessionView } from '../../preload/api';
 import type { EventMessage, HitchBridge, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
+import { bytesAsBase64 } from './bytes';
 import { HitchError } from '../engine/errors';
 import type { Caller, Router } from './router';
 
@@ -73,12 +74,6 @@ export function deferredConnection(api: Promise<Api>, send: (message: Outgoing) 
       connection?.close();
     },
   };
-}
-
-/** A raw session's output as base64 text, for transports that carry only JSON. */
-export function bytesAsBase64(event: HitchEvent): HitchEvent {
-  if (event.event !== 'session.data' || typeof event.payload.data === 'string') return event;
-  return { event: event.event, payload: { ...event.payload, data: Buffer.from(event.payload.data).toString('base64'), encoding: 'base64' } };
 }
 
 export interface ConnectionOptions {

@@ -17,7 +17,8 @@ import { dirname, join } from 'node:path';
 import type { HitchEvent } from '../../preload/api';
 import type { ErrorInfo, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
-import { bytesAsBase64, type Api, type Connection, type Outgoing } from '../api/connection';
+import { bytesAsBase64 } from '../api/bytes';
+import type { Api, Connection, Outgoing } from '../api/connection';
 import { loadUnix } from '../native/unix';
 import type { Logger } from '../engine/log';
 
