@@ -101,17 +101,41 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
 
   /** Clients that cannot take more of this session's output now (see holdOutput). */
   private readonly holders = new Set<string>();
+  /** Being ended: its output is no longer held (releaseOutput). */
+  private outputReleased = false;
 
   /**
-   * A client's transport is full (`on`) or has drained: while any holds the session, its
+   * A client cannot take more of the output now (`on`: its transport is full, or its terminal
+   * is too far behind in acknowledging), or can again: while any holds the session, its
    * channel is not read, so SSH's window stops the remote side instead of output piling up
-   * here. A durable shell's output is left as it is (its carrier serves it).
+   * here.
    */
   holdOutput(holder: string, on: boolean): void {
+    if (on && this.outputReleased) return;
     if (on) this.holders.add(holder);
     else this.holders.delete(holder);
+    this.pauseOutput(this.outputHeld);
+  }
+
+  /** Some client holds the output (holdOutput). */
+  protected get outputHeld(): boolean {
+    return this.holders.size > 0;
+  }
+
+  /**
+   * The session is being ended: what is left of its output (a window's worth at most) is read
+   * whoever holds it, or its channel would never finish closing.
+   */
+  protected releaseOutput(): void {
+    this.outputReleased = true;
+    this.holders.clear();
+    this.pauseOutput(false);
+  }
+
+  /** Stops or goes on reading the channel the output arrives on (a durable shell: its carrier's). */
+  protected pauseOutput(paused: boolean): void {
     if (!this.channel) return;
-    if (this.holders.size > 0) this.channel.pause();
+    if (paused) this.channel.pause();
     else this.channel.resume();
   }
 
@@ -228,6 +252,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
    */
   close(keep = false): void {
     if (this.state !== 'open') return;
+    this.releaseOutput();
     // `keep`: the person chose to leave the job running; it then shows as detached.
     if (this.info.kind === 'exec' && !keep) requestSignal(this.channel!, 'HUP');
     this.channel!.close();
