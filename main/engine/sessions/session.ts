@@ -11,6 +11,12 @@ import { requestSignal } from '../masters/ssh2-channels';
 
 /** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
 const BATCH_MS = 5;
+/**
+ * Text gathered past this goes at once: a channel let go after a hold hands over a whole SSH
+ * window (2 MiB) in one go, and in pieces a client's hold (a terminal behind in acknowledging)
+ * stops it again after the first ones instead of getting it all in one message.
+ */
+const BATCH_MAX_CHARS = 64 * 1024;
 /** Scrollback kept for reattaching, in characters. */
 const SCROLLBACK_CHARS = 1_000_000;
 
@@ -45,6 +51,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
   private decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   /** Output gathered for the next batch: text, or bytes for a raw session; all of one stream. */
   private pending: (string | Buffer)[] = [];
+  /** Characters of text in `pending`. */
+  private pendingChars = 0;
   private pendingStream: OutputStream = 'stdout';
   private timer: NodeJS.Timeout | null = null;
   /** Characters (bytes for a raw session) of output sent on so far; the offset of the next chunk. */
@@ -181,6 +189,10 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     if (this.pending.length > 0 && stream !== this.pendingStream) this.flush();
     this.pendingStream = stream;
     this.pending.push(data);
+    if (typeof data === 'string') {
+      this.pendingChars += data.length;
+      if (this.pendingChars >= BATCH_MAX_CHARS) return this.flush();
+    }
     this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
 
@@ -190,6 +202,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string,
     if (this.pending.length === 0) return;
     const data = this.info.raw ? Buffer.concat(this.pending as Buffer[]) : (this.pending as string[]).join('');
     this.pending = [];
+    this.pendingChars = 0;
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
