@@ -2,7 +2,8 @@
 // round-trip time (through a TCP proxy that delays each chunk: this machine has no netem).
 // Also durable shells' reattach and a wake's probe (bench/durable.ts), what a person feels
 // through the web host (bench/interactive.ts), one session's throughput on the paths users
-// take (bench/throughput.ts), 200 sessions over 20 masters, and hitch's start (bench/cli.ts).
+// take (bench/throughput.ts), 200 sessions over 20 masters, hitch's start (bench/cli.ts), and a
+// flood in a terminal tab in Chromium (bench/flood.ts).
 // Usage: npm run bench -- [--rounds N] [--json FILE] [--quick]
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { cliBench } from './cli';
 import { interactiveBench, type InteractiveRow } from './interactive';
 import { throughput } from './throughput';
 import { durableBench, type DurableRow } from './durable';
+import { floodBench } from './flood';
 
 const { values } = parseArgs({
   options: { rounds: { type: 'string', default: '20' }, json: { type: 'string' }, quick: { type: 'boolean', default: false } },
@@ -25,6 +27,9 @@ const ROUNDS = values.quick ? 3 : Number(values.rounds);
 const RTTS = [0, 50];
 const THROUGHPUT_BYTES = (values.quick ? 32 : 256) * 1024 * 1024;
 const SCALE = values.quick ? { masters: 4, perMaster: 5 } : { masters: 20, perMaster: 10 };
+/** `seq 1 FLOOD_LINES` in a terminal (14 MB, the issue's flood), at 50 ms RTT. */
+const FLOOD_LINES = 2_000_000;
+const FLOOD_ROUNDS = values.quick ? 1 : 3;
 
 /** Targets from DESIGN.md, in round trips at 50 ms RTT unless noted. */
 const TARGET_RTT: Partial<Record<BenchMethod, number>> = { 'hitch-channel': 2.1, 'hitch-spare': 1.1 };
@@ -161,7 +166,8 @@ async function main(): Promise<void> {
     for (const rtt of RTTS) interactive.push(...(await interactiveBench(sshd, rtt, ROUNDS)));
     const tp = await throughput(sshd, THROUGHPUT_BYTES);
     const cli = await cliBench(sshd, ROUNDS);
-    output = { rtt_ms: RTTS, results: rows, durable, interactive, throughput: tp, scale: sc, cli };
+    const flood = await floodBench(sshd, { rtt: 50, lines: FLOOD_LINES, rounds: FLOOD_ROUNDS });
+    output = { rtt_ms: RTTS, results: rows, durable, interactive, throughput: tp, scale: sc, cli, flood };
     process.stdout.write('\n' + table(rows) + '\n');
     process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
@@ -175,6 +181,10 @@ async function main(): Promise<void> {
     );
     process.stdout.write(
       `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,
+    );
+    process.stdout.write(
+      `flood (seq 1 ${FLOOD_LINES} in a terminal in Chromium, 50 ms RTT, ${(flood.bytes / 1e6).toFixed(1)} MB): drawn in ${flood.ui_ms} ms (target ≤ 1500), ` +
+        `frame p99 ${flood.frame_p99_ms} ms (target ≤ 50), engine peak RSS ${flood.engine_rss_mb} MB\n`,
     );
     process.stdout.write(
       `scale: ${sc.sessions} sessions on ${sc.masters} masters: open p50 ${sc.open_p50_ms} ms, p99 ${sc.open_p99_ms} ms (target p99 ≤ 2 × p50), RSS ${sc.main_rss_mb} MB (target ≤ 300)\n`,
