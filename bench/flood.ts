@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from '@playwright/test';
+import WebSocket from 'ws';
+import type { Snapshot } from '../preload/api';
 import { CHROMIUM } from '../playwright.config';
 import { startSshd, type Sshd } from '../tests/fixtures/sshd';
 import { behindProxy, startProxy } from '../tests/fixtures/tcp-proxy';
@@ -66,6 +68,24 @@ async function startWebHost(dir: string, sshConfig: string, out: string, durable
       await new Promise((r) => child.once('exit', r));
     },
   };
+}
+
+/** Resolves once the engine behind `url` has no open session (a durable shell's end is tmux's answer to its kill). */
+async function noOpenSessions(url: string): Promise<void> {
+  const { host, searchParams } = new URL(url);
+  const ws = new WebSocket(`ws://${host}/api?token=${searchParams.get('token')}`, { headers: { origin: `http://${host}` } });
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+  try {
+    for (let id = 1, deadline = Date.now() + 30_000; ; id++) {
+      const reply = new Promise<{ result: Snapshot }>((resolve) => ws.once('message', (raw) => resolve(JSON.parse(String(raw)))));
+      ws.send(JSON.stringify({ id, method: 'state.get', params: {} }));
+      if (!(await reply).result.sessions.some((s) => s.state === 'open')) return;
+      if (Date.now() > deadline) throw new Error('a flood shell did not end');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    ws.close();
+  }
 }
 
 async function rssMb(pid: number): Promise<number> {
@@ -149,6 +169,7 @@ export async function floodBench(sshd: Sshd, opts: { rtt: number; lines: number;
       // Closing the tab ends the shell on the host too (a durable one is not left in tmux).
       await page.locator('button.close').first().click();
       await page.getByRole('tab').first().waitFor({ state: 'detached' });
+      await noOpenSessions(host.url);
     }
   } finally {
     await browser.close();

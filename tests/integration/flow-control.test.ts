@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
 import { startWebHost, type WebHost } from '../../main/web/server';
@@ -21,6 +21,8 @@ let sshd: Sshd;
 let base: string;
 /** One engine with ordinary shells, one with durable ones, each behind a web host. */
 const hosts: { t: TestEngine; host: WebHost }[] = [];
+/** Shells the tests opened: each is closed and seen to end after its test (a durable one is killed in tmux). */
+const shells: { page: Page; sessionId: string }[] = [];
 
 async function engineBehindWebHost(durableShells: boolean): Promise<WebHost> {
   const t = await testEngine(sshd.clientConfig('testhost'), { durableShells, processTrees: false, controlSocketDir: null });
@@ -41,6 +43,14 @@ beforeAll(async () => {
   plain = await engineBehindWebHost(false);
   durable = await engineBehindWebHost(true);
 }, 60_000);
+
+afterEach(async () => {
+  for (const { page, sessionId } of shells.splice(0)) {
+    await page.call('session.close', { sessionId }).catch(() => undefined);
+    await page.waitFor(`${sessionId} to end`, () => page.ended(sessionId), 15_000).catch(() => undefined);
+    page.close();
+  }
+});
 
 afterAll(async () => {
   for (const { t, host } of hosts) {
@@ -68,6 +78,7 @@ async function openPage(host: WebHost) {
     ws.once('error', reject);
   });
   const output = new Map<string, string>();
+  const ended = new Set<string>();
   const waiting = new Map<number, (reply: Reply) => void>();
   let nextId = 1;
   ws.on('message', (raw) => {
@@ -75,6 +86,9 @@ async function openPage(host: WebHost) {
     if (message.event === 'session.data') {
       const { sessionId, data } = (message as Extract<HitchEvent, { event: 'session.data' }>).payload;
       output.set(sessionId, (output.get(sessionId) ?? '') + data);
+    } else if (message.event === 'session.changed' || message.event === 'session.removed') {
+      const payload = message.payload as { id?: string; sessionId?: string; state?: string };
+      if (message.event === 'session.removed' || payload.state !== 'open') ended.add(payload.id ?? payload.sessionId ?? '');
     } else if (typeof message.id === 'number') waiting.get(message.id)?.(message as unknown as Reply);
   });
   const page = {
@@ -86,6 +100,7 @@ async function openPage(host: WebHost) {
       });
     },
     output: (sessionId: string): string => output.get(sessionId) ?? '',
+    ended: (sessionId: string): boolean => ended.has(sessionId),
     async waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
       while (!check()) {
@@ -102,6 +117,7 @@ type Page = Awaited<ReturnType<typeof openPage>>;
 /** A shell of this page, attached as the renderer attaches it (`ack`) or as older clients do. */
 async function shell(page: Page, ack: boolean): Promise<string> {
   const view = await page.call<SessionView>('session.open', { hostId: 'testhost', cols: 80, rows: 24 });
+  shells.push({ page, sessionId: view.id });
   await page.call('session.attach', ack ? { sessionId: view.id, ack: true } : { sessionId: view.id });
   await page.call('session.write', { sessionId: view.id, data: 'stty -echo; echo shell-$((40+2))\n' });
   await page.waitFor('the shell', () => page.output(view.id).includes('shell-42'));
@@ -161,8 +177,6 @@ describe.each([
 
     await acknowledgeUntil(page, sessionId, before, 'flood-end');
     expectWholeFlood(page.output(sessionId).slice(before), lines);
-    await page.call('session.close', { sessionId });
-    page.close();
   }, 120_000);
 
   it('never holds a page that did not ask to acknowledge', async () => {
@@ -172,8 +186,6 @@ describe.each([
     await page.call('session.write', { sessionId, data: `seq 1 ${lines}; echo flood-"end"\n` });
     await page.waitFor('the end of the flood, with no acknowledgement', () => page.output(sessionId).includes('flood-end'), 60_000);
     expectWholeFlood(page.output(sessionId).slice(before), lines);
-    await page.call('session.close', { sessionId });
-    page.close();
   }, 120_000);
 });
 
@@ -194,7 +206,5 @@ describe('session.ack', () => {
     }
     await expect(page.call('session.attach', { sessionId, ack: 'yes' })).rejects.toMatchObject({ code: 'bad-request' });
     await expect(page.call('session.ack', { sessionId, chars: 5000 })).resolves.toBeNull();
-    await page.call('session.close', { sessionId });
-    page.close();
   });
 });
