@@ -20,6 +20,7 @@ import { interactiveBench, type InteractiveRow } from './interactive';
 import { throughput } from './throughput';
 import { durableBench, type DurableRow } from './durable';
 import { scaleBench, scaleLine, type ScaleResult } from './scale';
+import { floodBench } from './flood';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +38,9 @@ const THROUGHPUT_BYTES = (values.quick ? 32 : 256) * 1024 * 1024;
 // runs against sshd's default MaxSessions, 10, as issue #14 asks.
 const SCALE = values.quick ? { masters: 4, perMaster: 5, maxSessions: 9 } : { masters: 20, perMaster: 10, maxSessions: 14 };
 const SCALE_LARGE = values.quick ? { masters: 10, perMaster: 10, maxSessions: 10 } : { masters: 100, perMaster: 10, maxSessions: 10 };
+/** `seq 1 FLOOD_LINES` in a terminal (14 MB, the issue's flood), at 50 ms RTT. */
+const FLOOD_LINES = 2_000_000;
+const FLOOD_ROUNDS = values.quick ? 1 : 3;
 
 /** Targets from DESIGN.md, in round trips at 50 ms RTT unless noted. */
 const TARGET_RTT: Partial<Record<BenchMethod, number>> = { 'hitch-channel': 2.1, 'hitch-spare': 1.1 };
@@ -142,7 +146,8 @@ async function main(): Promise<void> {
     for (const rtt of RTTS) interactive.push(...(await interactiveBench(sshd, rtt, ROUNDS)));
     const tp = await throughput(sshd, THROUGHPUT_BYTES);
     const cli = await cliBench(sshd, ROUNDS);
-    output = { rtt_ms: RTTS, results: rows, durable, interactive, throughput: tp, scale: sc.scale, scale_large: sc.scale_large, cli };
+    const flood = await floodBench(sshd, { rtt: 50, lines: FLOOD_LINES, rounds: FLOOD_ROUNDS });
+    output = { rtt_ms: RTTS, results: rows, durable, interactive, throughput: tp, scale: sc.scale, scale_large: sc.scale_large, cli, flood };
     process.stdout.write('\n' + table(rows) + '\n');
     process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
@@ -156,6 +161,10 @@ async function main(): Promise<void> {
     );
     process.stdout.write(
       `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,
+    );
+    process.stdout.write(
+      `flood (seq 1 ${FLOOD_LINES} in a terminal in Chromium, 50 ms RTT, ${(flood.bytes / 1e6).toFixed(1)} MB): drawn in ${flood.ui_ms} ms (target ≤ 1500), ` +
+        `frame p99 ${flood.frame_p99_ms} ms (target ≤ 50), engine peak RSS ${flood.engine_rss_mb} MB\n`,
     );
     for (const line of sc.lines) process.stdout.write(line + '\n');
   } finally {

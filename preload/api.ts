@@ -345,8 +345,16 @@ export const requestSchemas = {
    * Streams the session to this client: answers with its output so far (the scrollback) and
    * the offset it ends at; `session.data` and `session.changed` for it follow, from there on.
    * Opening a session attaches its opener. Refused for another client's `hitch exec` run.
+   * `ack`: this client acknowledges the output it has drawn (`session.ack`), and the session
+   * waits while too much of what was sent it is unacknowledged (TERMINAL_FLOW); clients that
+   * do not ask (the `hitch` command) are held only by their transport.
    */
-  'session.attach': z.object({ sessionId }).strict(),
+  'session.attach': z.object({ sessionId, ack: z.boolean().optional() }).strict(),
+  /**
+   * This many more characters of the session's output (counted as `session.data` strings'
+   * length, from the attach on) were drawn: for a client attached with `ack`.
+   */
+  'session.ack': z.object({ sessionId, chars: z.number().int().min(1).max(1_000_000_000) }).strict(),
   /** Opens a durable shell left running on the host (MasterView.leftRunning) as a session of this client. */
   'session.reopen': z.object({ hostId, name: z.string().regex(/^hitch-[0-9a-f]{16}$/, 'not a durable shell name'), cols, rows }).strict(),
   /** Stops streaming the session to this client; the session goes on. */
@@ -406,6 +414,7 @@ export interface Results {
   'session.close': null;
   /** The session's recent output, and the output offset it ends at (see `session.data`). */
   'session.attach': { data: string; end: number; encoding?: 'base64' };
+  'session.ack': null;
   'session.detach': null;
   'session.reopen': SessionView;
   'prompt.answer': null;
@@ -433,6 +442,14 @@ export const methods = Object.keys(requestSchemas) as Method[];
 export function isMethod(name: unknown): name is Method {
   return typeof name === 'string' && Object.hasOwn(requestSchemas, name);
 }
+
+/**
+ * Flow control between a terminal view and a session (VS Code's terminal is the anchor): the
+ * view acknowledges what it has drawn in steps of `ackChars`; past `highChars` sent and not
+ * acknowledged the session's output waits (its SSH channel is not read, so the server's
+ * window stops the remote side), and goes on once the view is back under `lowChars`.
+ */
+export const TERMINAL_FLOW = { ackChars: 5_000, highChars: 100_000, lowChars: 5_000 } as const;
 
 // ---------------------------------------------------------------------------------------
 // Events (engine → UI)

@@ -4,7 +4,7 @@
 // context: which sessions it streams (attached), whether it follows the engine's state, and
 // the sessions it holds, which end when it goes (after a grace period for a page that
 // identified itself, so that a reload takes them back).
-import { wsRequestSchema, type HitchEvent, type SessionView } from '../../preload/api';
+import { TERMINAL_FLOW, wsRequestSchema, type HitchEvent, type SessionView } from '../../preload/api';
 import type { EventMessage, HitchBridge, Reply } from '../../preload/channels';
 import { RpcClient } from '../../preload/rpc-client';
 import { bytesAsBase64 } from './bytes';
@@ -109,6 +109,18 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
    * the client learns of a session (and its scrollback) before any of its output.
    */
   const held = new Map<string, HitchEvent[]>();
+  /**
+   * Sessions this client acknowledges (attached with `ack`): characters sent and not yet
+   * acknowledged, and whether that holds the session's output (TERMINAL_FLOW).
+   */
+  const acking = new Map<string, { unacked: number; holding: boolean }>();
+  /** The name acknowledgements hold sessions under: apart from the transport's, as each lets go on its own. */
+  const ackHolder = `${id} unacknowledged`;
+
+  const stopAcking = (sessionId: string): void => {
+    if (acking.get(sessionId)?.holding) router.holdOutput(sessionId, ackHolder, false);
+    acking.delete(sessionId);
+  };
 
   const sessionOf = (event: HitchEvent): string | null => {
     switch (event.event) {
@@ -129,7 +141,20 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
     const waiting = sessionId !== null ? held.get(sessionId) : undefined;
     if (waiting) waiting.push(event);
     else send(event);
-    if (event.event === 'session.removed' && sessionId !== null) attached.delete(sessionId);
+    if (event.event === 'session.data') {
+      const flow = acking.get(event.payload.sessionId);
+      if (flow) {
+        flow.unacked += event.payload.data.length;
+        if (!flow.holding && flow.unacked > TERMINAL_FLOW.highChars) {
+          flow.holding = true;
+          router.holdOutput(event.payload.sessionId, ackHolder, true);
+        }
+      }
+    }
+    if (event.event === 'session.removed' && sessionId !== null) {
+      attached.delete(sessionId);
+      acking.delete(sessionId);
+    }
   };
   const unsubscribe = router.onEvent((event) => {
     if (!closed) deliver(event);
@@ -140,17 +165,30 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
     get owner() {
       return key ?? id;
     },
-    attach(sessionId) {
+    attach(sessionId, { ack = false } = {}) {
       // Held even when attached already: what the session does until the reply is out follows it.
       if (!held.has(sessionId)) held.set(sessionId, []);
       attached.add(sessionId);
       attachedNow.push(sessionId);
       if (full) router.holdOutput(sessionId, id, true);
+      // Counting starts afresh: the client acknowledges what follows the scrollback it is answered with.
+      stopAcking(sessionId);
+      if (ack) acking.set(sessionId, { unacked: 0, holding: false });
+    },
+    acknowledge(sessionId, chars) {
+      const flow = acking.get(sessionId);
+      if (!flow) return; // not attached with `ack` (any more): nothing waits for it
+      flow.unacked = Math.max(0, flow.unacked - chars);
+      if (flow.holding && flow.unacked < TERMINAL_FLOW.lowChars) {
+        flow.holding = false;
+        router.holdOutput(sessionId, ackHolder, false);
+      }
     },
     detach(sessionId) {
       attached.delete(sessionId);
       held.delete(sessionId);
       router.holdOutput(sessionId, id, false);
+      stopAcking(sessionId);
     },
     watchState() {
       watching = true;
@@ -199,6 +237,7 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
       unsubscribe();
       held.clear();
       if (full) for (const sessionId of attached) router.holdOutput(sessionId, id, false);
+      for (const sessionId of [...acking.keys()]) stopAcking(sessionId);
       attached.clear();
       for (const owner of owners) router.clientLeft(owner, owner === key ? (opts.reloadGraceMs ?? RELOAD_GRACE_MS) : 0);
     },

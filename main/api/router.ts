@@ -11,8 +11,13 @@ import type { Logger } from '../engine/log';
 export interface Caller {
   /** The name its sessions are held under (engine/owners.ts). */
   readonly owner: string;
-  /** From the reply to this call on, the session's output and changes stream to the caller. */
-  attach(sessionId: string): void;
+  /**
+   * From the reply to this call on, the session's output and changes stream to the caller;
+   * `ack`: it acknowledges what it has drawn, and the session waits while it falls behind.
+   */
+  attach(sessionId: string, opts?: { ack?: boolean }): void;
+  /** The caller has drawn `chars` more characters of the session's output (session.ack). */
+  acknowledge(sessionId: string, chars: number): void;
   detach(sessionId: string): void;
   /** From now on the caller receives state events: catalog, masters, sessions, settings, process trees. */
   watchState(): void;
@@ -43,11 +48,12 @@ const handlers: Handlers = {
   'session.eof': (engine, { sessionId }, caller) => (engine.checkHands(sessionId, caller.owner), engine.endSessionInput(sessionId), null),
   'session.resize': (engine, { sessionId, cols, rows }, caller) => (engine.checkHands(sessionId, caller.owner), engine.resizeSession(sessionId, cols, rows), null),
   'session.close': (engine, { sessionId, keep }, caller) => (engine.checkHands(sessionId, caller.owner), engine.closeSession(sessionId, keep ?? false), null),
-  'session.attach': (engine, { sessionId }, caller) => {
+  'session.attach': (engine, { sessionId, ack }, caller) => {
     const replay = engine.attachSession(sessionId, caller.owner);
-    caller.attach(sessionId);
+    caller.attach(sessionId, { ack: ack ?? false });
     return replay;
   },
+  'session.ack': (_engine, { sessionId, chars }, caller) => (caller.acknowledge(sessionId, chars), null),
   'session.detach': (_engine, { sessionId }, caller) => (caller.detach(sessionId), null),
   'session.reopen': (engine, { hostId, name, cols, rows }, caller) => opened(caller, engine.reopenDurable(hostId, name, { cols, rows }, caller.owner)),
   'prompt.answer': (engine, { promptId, answers, remember, choice }) => (engine.answerPrompt(promptId, { answers, remember, choice }), null),

@@ -75,6 +75,17 @@ class ControlClient {
   close(): void {
     this.channel.close();
   }
+
+  /**
+   * Stops (or goes on) reading the carrier: one carrier serves one shell, so this holds that
+   * shell's output alone. Replies to commands wait behind it too (keys typed meanwhile still
+   * go in). tmux 3.3 itself keeps reading the pane meanwhile and keeps what this client has
+   * not taken on the host (it drops a client 5 minutes behind, which rejoins as after a blip).
+   */
+  pause(paused: boolean): void {
+    if (paused) this.channel.pause();
+    else this.channel.resume();
+  }
 }
 
 /**
@@ -166,6 +177,8 @@ export class DurableShell extends Session {
     this.connection = connection;
     this.control = control;
     live = true;
+    // Held by a slow client while it was brought back (never during the start: that waits for replies).
+    if (this.outputHeld) control.pause(true);
     for (const { pane, data } of early) if (pane === this.pane) this.receive(data, 'stdout');
     this.reconnecting = false;
     this.dropped = false;
@@ -205,6 +218,10 @@ export class DurableShell extends Session {
     return { ...super.view(), durable: true, reconnecting: this.reconnecting };
   }
 
+  protected override pauseOutput(paused: boolean): void {
+    this.control?.pause(paused);
+  }
+
   override write(data: string | Buffer): Promise<void> {
     const control = this.control;
     const pane = this.pane;
@@ -233,6 +250,7 @@ export class DurableShell extends Session {
   override close(keep = false): void {
     if (this.state !== 'open') return;
     this.ending = keep ? 'detach' : 'kill';
+    this.releaseOutput(); // tmux's answer to the kill is read behind the output
     const control = this.control;
     if (!control) {
       // Between connections: nothing carries it now; it is ended (or left) from here.

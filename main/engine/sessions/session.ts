@@ -11,6 +11,12 @@ import { requestSignal } from '../masters/ssh2-channels';
 
 /** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
 const BATCH_MS = 5;
+/**
+ * Text gathered past this goes at once: a channel let go after a hold hands over a whole SSH
+ * window (2 MiB) in one go, and in pieces a client's hold (a terminal behind in acknowledging)
+ * stops it again after the first ones instead of getting it all in one message.
+ */
+const BATCH_MAX_CHARS = 64 * 1024;
 /** Scrollback kept for reattaching, in characters. */
 const SCROLLBACK_CHARS = 1_000_000;
 
@@ -45,6 +51,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
   private decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   /** Text gathered for the next batch, all of one stream (a raw session's bytes are not batched). */
   private pending: string[] = [];
+  /** Characters of text in `pending`. */
+  private pendingChars = 0;
   private pendingStream: OutputStream = 'stdout';
   private timer: NodeJS.Timeout | null = null;
   /** Characters (bytes for a raw session) of output sent on so far; the offset of the next chunk. */
@@ -101,17 +109,41 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
 
   /** Clients that cannot take more of this session's output now (see holdOutput). */
   private readonly holders = new Set<string>();
+  /** Being ended: its output is no longer held (releaseOutput). */
+  private outputReleased = false;
 
   /**
-   * A client's transport is full (`on`) or has drained: while any holds the session, its
+   * A client cannot take more of the output now (`on`: its transport is full, or its terminal
+   * is too far behind in acknowledging), or can again: while any holds the session, its
    * channel is not read, so SSH's window stops the remote side instead of output piling up
-   * here. A durable shell's output is left as it is (its carrier serves it).
+   * here.
    */
   holdOutput(holder: string, on: boolean): void {
+    if (on && this.outputReleased) return;
     if (on) this.holders.add(holder);
     else this.holders.delete(holder);
+    this.pauseOutput(this.outputHeld);
+  }
+
+  /** Some client holds the output (holdOutput). */
+  protected get outputHeld(): boolean {
+    return this.holders.size > 0;
+  }
+
+  /**
+   * The session is being ended: what is left of its output (a window's worth at most) is read
+   * whoever holds it, or its channel would never finish closing.
+   */
+  protected releaseOutput(): void {
+    this.outputReleased = true;
+    this.holders.clear();
+    this.pauseOutput(false);
+  }
+
+  /** Stops or goes on reading the channel the output arrives on (a durable shell: its carrier's). */
+  protected pauseOutput(paused: boolean): void {
     if (!this.channel) return;
-    if (this.holders.size > 0) this.channel.pause();
+    if (paused) this.channel.pause();
     else this.channel.resume();
   }
 
@@ -168,6 +200,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
     if (this.pending.length > 0 && stream !== this.pendingStream) this.flush();
     this.pendingStream = stream;
     this.pending.push(data);
+    this.pendingChars += data.length;
+    if (this.pendingChars >= BATCH_MAX_CHARS) return this.flush();
     this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
   }
 
@@ -175,8 +209,9 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.pending.length === 0) return;
-    const data = (this.pending as string[]).join('');
+    const data = this.pending.join('');
     this.pending = [];
+    this.pendingChars = 0;
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
@@ -239,6 +274,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
    */
   close(keep = false): void {
     if (this.state !== 'open') return;
+    this.releaseOutput();
     // `keep`: the person chose to leave the job running; it then shows as detached.
     if (this.info.kind === 'exec' && !keep) requestSignal(this.channel!, 'HUP');
     this.channel!.close();
