@@ -1,5 +1,5 @@
 // A session: one channel on a master connection, a shell with a pty or one command. Output is decoded as UTF-8
-// (never splitting a character across chunks), batched so a fast stream becomes a few
+// (never splitting a character across chunks), batched so a fast stream (not a key's echo) becomes a few
 // messages per frame rather than one per packet, and kept as a bounded scrollback so a
 // reloading UI can reattach to a live session.
 import { EventEmitter } from 'node:events';
@@ -9,7 +9,10 @@ import type { OutputStream, SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
 import { requestSignal } from '../masters/ssh2-channels';
 
-/** How long output is gathered before it is sent on (VS Code batches per ~5 ms too). */
+/**
+ * How long a stream of output is gathered before it is sent on (VS Code batches per ~5 ms
+ * too); the first output after a quiet spell is not held back.
+ */
 const BATCH_MS = 5;
 /**
  * Text gathered past this goes at once: a channel let go after a hold hands over a whole SSH
@@ -202,8 +205,15 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
     this.pending.push(data);
     this.pendingChars += data.length;
     if (this.pendingChars >= BATCH_MAX_CHARS) return this.flush();
-    this.timer ??= setTimeout(() => this.flush(), BATCH_MS);
+    if (this.timer) return;
+    // Output after a quiet spell (a key's echo, a prompt) goes at once; what follows it within
+    // BATCH_MS is a stream, and is batched.
+    if (performance.now() - this.lastFlushAt >= BATCH_MS) return this.flush();
+    this.timer = setTimeout(() => this.flush(), BATCH_MS);
   }
+
+  /** When output was last sent on (performance.now()). */
+  private lastFlushAt = -Infinity;
 
   protected flush(): void {
     if (this.timer) clearTimeout(this.timer);
@@ -212,6 +222,7 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
     const data = this.pending.join('');
     this.pending = [];
     this.pendingChars = 0;
+    this.lastFlushAt = performance.now();
     this.keep(data);
     const offset = this.sent;
     this.sent += data.length;
