@@ -1,10 +1,14 @@
 // `hitch exec HOST -- CMD...`: runs a command over the host's master the way `ssh HOST CMD`
 // would: stdout and stderr byte for byte on their own streams, stdin passed through (its end
-// forwarded), and the command's exit status as hitch's own (128 + n for signal n). The
-// session is opened raw, so binary output survives; it is removed from the engine at the end.
+// forwarded), and the command's exit status as hitch's own (128 + n for signal n). Once the
+// master is connected (asking for whatever its login needs), the command runs as `ssh -S`
+// would, over the master's control socket with this process's descriptors (mux-exec.ts).
+// Where that cannot be (--json, no control socket, no native helper), through the engine
+// socket: the session is opened raw, so binary output survives, and removed at the end.
 import { constants } from 'node:os';
 import type { SessionView } from '../../preload/api';
-import { EXEC_FAILURE_STATUS, type Context } from './context';
+import { CliError, EXEC_FAILURE_STATUS, type Context } from './context';
+import { execOverControlSocket, NoControlSocket, type MuxOutcome } from './mux-exec';
 import { mastersOf, withPrompts } from './prompts';
 
 /**
@@ -28,6 +32,37 @@ export function exitStatusOf(session: SessionView): { status: number; problem: s
 }
 
 export async function execCommand(ctx: Context, host: string, command: string): Promise<number> {
+  // --json gathers the output into one document: it comes through the engine, as events.
+  if (ctx.json) return execThroughEngine(ctx, host, command);
+  const asked = ctx.call('state.get', {});
+  const connecting = ctx.call('master.connect', { hostId: host });
+  connecting.catch(() => undefined); // awaited below, through withPrompts
+  const state = await asked;
+  const master = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => connecting);
+  if (master.controlPath === null) return execThroughEngine(ctx, host, command);
+
+  let signalled: NodeJS.Signals | null = null;
+  const interrupted = new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => ((signalled ??= signal), resolve()));
+  });
+  let outcome: MuxOutcome;
+  try {
+    outcome = await execOverControlSocket(master.controlPath, command, interrupted);
+  } catch (err) {
+    if (!(err instanceof NoControlSocket)) throw err;
+    // No descriptor passing here (the native helper did not load), or the socket is gone.
+    return execThroughEngine(ctx, host, command);
+  }
+  // Hitch itself interrupted: the engine hung the command up as the connection closed.
+  if (signalled !== null) return 128 + (constants.signals[signalled] ?? 0);
+  if (outcome.refused !== null) throw new CliError(`${host}: ${outcome.refused}`, EXEC_FAILURE_STATUS);
+  if (outcome.status !== null) return outcome.status & 0xff;
+  process.stderr.write(`hitch: ${host}: the command ended without an exit status (the connection dropped?); it may still be running\n`);
+  return EXEC_FAILURE_STATUS;
+}
+
+/** `hitch exec` through the engine socket: output as events, written out here. */
+async function execThroughEngine(ctx: Context, host: string, command: string): Promise<number> {
   const client = await ctx.client();
   // Asked at once, together with the run below: the catalog says which prompts are this
   // host's (a prompt can only come after the reply, as the login needs the network).

@@ -154,8 +154,15 @@ async function main(): Promise<void> {
     status = s;
   }
   // Let stdout and stderr drain (a pipe may be slow), then leave even if stdin is still open.
-  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
-  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  // Either may be shut already: `hitch exec` lends them to the engine, which shuts a socket
+  // (as OpenSSH's master does) when the command's output ends.
+  const drained = (out: NodeJS.WriteStream): Promise<void> =>
+    new Promise<void>((resolve) => {
+      out.once('error', () => resolve());
+      out.write('', () => resolve());
+    });
+  await drained(process.stdout);
+  await drained(process.stderr);
   process.exit(status);
 }
 

@@ -4,7 +4,7 @@
 // checked against their schemas, and the engine socket refusing what it must refuse.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, link, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +186,19 @@ describe('the hitch command', () => {
     expect(await exited).toBe(0);
     expect(got).toBe(bytes);
   }, 60_000);
+
+  it("runs the command through the engine socket when the master's control socket cannot be used", async () => {
+    // Normally hitch exec hands its descriptors to the master's control socket, as ssh -S does.
+    const socket = (await hitch(['socket', 'box'])).out.trim();
+    expect(socket).not.toBe('');
+    await rename(socket, `${socket}.aside`);
+    try {
+      const r = await hitch(['exec', 'box', '--', 'echo through the engine; echo too >&2; exit 5'], { input: 'x\n' });
+      expect(r).toMatchObject({ status: 5, out: 'through the engine\n', stderr: 'too\n' });
+    } finally {
+      await rename(`${socket}.aside`, socket);
+    }
+  });
 
   it('passes stdin through and forwards its end', async () => {
     expect((await hitch(['exec', 'box', '--', 'wc -l'], { input: 'a\nb\nc\n' })).out.trim()).toBe('3');

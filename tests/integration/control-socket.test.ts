@@ -83,6 +83,8 @@ describe('a master serving a control socket', () => {
     expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     const piped = await ssh(['mux', 'tr a-z A-Z'], { input: 'through the socket\n' });
     expect(piped).toMatchObject({ code: 0, stdout: 'THROUGH THE SOCKET\n' });
+    // Stdin (a socket its parent shut at once) ended before the session opened: the command still sees its end.
+    expect(await ssh(['mux', 'cat; echo end'], { input: '' })).toMatchObject({ code: 0, stdout: 'end\n' });
     // A command killed by a signal: OpenSSH's master sends no exit status, so the client says 255.
     expect((await ssh(['mux', 'kill -TERM $$'])).code).toBe(255);
     const big = await ssh(['mux', 'head -c 3000000 /dev/zero']);
@@ -96,8 +98,8 @@ describe('a master serving a control socket', () => {
     // Once ended they are let go: the master keeps only how the last few ended, newest first.
     await expect.poll(async () => (await sessions()).filter((s) => s.external).length).toBe(0);
     const recent = (await t.engine.snapshot()).masters[0]!.recentExternal;
-    expect(recent.map((s) => s.title)).toEqual(['mux: head -c 3000000 /dev/zero', 'mux: kill -TERM $$', 'mux: tr a-z A-Z', 'mux: echo out; echo err >&2; exit 3']);
-    expect(recent[2]).toMatchObject({ exitCode: 0, exitSignal: null });
+    expect(recent.map((s) => s.title)).toEqual(['mux: head -c 3000000 /dev/zero', 'mux: kill -TERM $$', 'mux: cat; echo end', 'mux: tr a-z A-Z', 'mux: echo out; echo err >&2; exit 3']);
+    expect(recent[3]).toMatchObject({ exitCode: 0, exitSignal: null });
     expect(recent[1]).toMatchObject({ exitSignal: 'TERM' });
   });
 

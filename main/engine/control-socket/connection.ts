@@ -26,6 +26,8 @@ export interface ControlConnection {
   readonly log: Logger;
   /** hello: waiting for the client's HELLO · ready: taking requests · passenger: a session or stdio forward runs · proxy: SSH packets, no more frames. */
   state: ConnectionState;
+  /** The client asked to hear of a command's death by signal (EXIT_SIGNAL_EXTENSION). */
+  readonly exitSignals: boolean;
   /** Writes one frame (or, in proxy mode, raw bytes). */
   send(data: Buffer): void;
   /** The `count` descriptors the client passes right after the current request; the caller owns them. */

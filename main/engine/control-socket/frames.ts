@@ -28,6 +28,13 @@ export const MSG = {
 
 export const FWD = { LOCAL: 1, REMOTE: 2, DYNAMIC: 3 } as const;
 
+/**
+ * A HELLO extension of Hitch's own, sent by `hitch exec`: a command that dies of signal n ends
+ * with an EXIT_MESSAGE of 128 + n, as a shell reports it. (For a signal OpenSSH's master sends
+ * no exit message, and its client exits 255: stock clients, which never ask, still get that.)
+ */
+export const EXIT_SIGNAL_EXTENSION = 'exit-signal@hitch';
+
 /** A port of (unsigned) -2: the host field is a Unix socket path instead. */
 export const PORT_STREAMLOCAL = 0xfffffffe;
 

@@ -6,7 +6,7 @@ import { chmod, link, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Logger } from '../log';
 import type { Forwards } from './forwards';
-import { FrameParser, MAX_FRAME, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
+import { EXIT_SIGNAL_EXTENSION, FrameParser, MAX_FRAME, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
 import type { ConnectionState, ControlConnection, ControlServerPort } from './connection';
 import { handlers } from './handlers';
 import type { MasterPort } from './master-port';
@@ -186,6 +186,7 @@ async function replaceStaleSocket(path: string): Promise<void> {
  */
 export class ControlClient implements ControlConnection {
   state: ConnectionState = 'hello';
+  exitSignals = false;
   private readonly parser = new FrameParser();
   private busy = false;
   private fdWaiter: { count: number; resolve(fds: number[]): void; reject(err: Error): void; timer: NodeJS.Timeout } | null = null;
@@ -272,7 +273,8 @@ export class ControlClient implements ControlConnection {
       while (msg.remaining > 0) {
         const name = msg.cstring('extension name');
         msg.skipString('extension value');
-        this.log.debug('control socket: unrecognised extension', { ...this.context, name });
+        if (name === EXIT_SIGNAL_EXTENSION) this.exitSignals = true;
+        else this.log.debug('control socket: unrecognised extension', { ...this.context, name });
       }
       this.state = 'ready';
       return;

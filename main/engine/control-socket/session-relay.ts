@@ -3,6 +3,7 @@
 // requests the client asked for (pty with its terminal's modes and size, env, then shell,
 // exec or subsystem); NEW_STDIO_FWD (ssh -W) opens a direct-tcpip channel. The client waits
 // on the control connection for the exit status; the master closes it when the channel ends.
+import { constants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../masters/ssh2-channels';
@@ -133,13 +134,16 @@ export async function relayNewSession(client: ControlConnection, rid: number, re
   log.info('control socket: session started', { ...ctx, session: session.id, tty: req.wantTty, ...commandSummary(spec.command) });
 
   let exitStatus: number | null = null;
-  channel.on('exit', (code: number | null) => {
+  channel.on('exit', (code: number | null, signal?: string) => {
     // On exit-signal OpenSSH's master sends no exit message: the client then exits with 255.
+    // A client that asked (`hitch exec`) hears 128 + the signal's number, as from a shell.
     if (typeof code === 'number') exitStatus = code >>> 0;
+    else if (signal && client.exitSignals) exitStatus = 128 + ((constants.signals as Record<string, number | undefined>)[`SIG${signal.replace(/^SIG/, '')}`] ?? 0);
   });
 
   const source = req.wantTty && req.escapeChar !== NO_ESCAPE ? escapeFilter(input, req.escapeChar & 0xff, () => session.close()) : input;
-  source.on('end', () => channel.end()); // the client's stdin ended: EOF to the remote side
+  // The client's stdin ended (maybe while the channel was opening): EOF to the remote side.
+  void ended(source).then(() => channel.end());
   source.pipe(channel, { end: false });
   relay(channel, output);
   relay(channel.stderr, errOutput);
@@ -265,7 +269,7 @@ export async function relayStdioForward(client: ControlConnection, rid: number, 
   client.send(reply.sessionOpened(rid, client.server.sessionNumber()));
   log.info('control socket: stdio forward started (ssh -W)', ctx);
 
-  input.on('end', () => channel.end());
+  void ended(input).then(() => channel.end());
   input.pipe(channel, { end: false });
   relay(channel, output);
   client.onClose(() => channel.close());
