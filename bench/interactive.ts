@@ -68,11 +68,11 @@ class Page {
   }
 
   /** Resolves with the time of the first event `match` accepts from now on. */
-  next(match: (event: HitchEvent) => boolean, timeoutMs = 30_000): Promise<number> {
+  next(match: (event: HitchEvent) => boolean, what: string, timeoutMs = 30_000): Promise<number> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.listeners.delete(listener);
-        reject(new Error('timed out waiting for the engine'));
+        reject(new Error(`timed out waiting for ${what}`));
       }, timeoutMs);
       const listener = (event: HitchEvent, at: number): void => {
         if (!match(event)) return;
@@ -89,9 +89,22 @@ class Page {
   }
 }
 
-/** Output of any session matching `pattern` (the session is not known before its reply). */
-const outputMatching = (pattern: RegExp, sessionId?: () => string | null) => (e: HitchEvent): boolean =>
-  e.event === 'session.data' && (sessionId?.() ?? e.payload.sessionId) === e.payload.sessionId && typeof e.payload.data === 'string' && pattern.test(e.payload.data);
+/**
+ * Output of a session (any session, as it is not known before its reply) matching `pattern`,
+ * in what it has written since the wait began: output arrives in as many pieces as the host
+ * wrote it in, and a prompt may take two.
+ */
+const outputMatching = (pattern: RegExp, sessionId?: () => string | null): ((e: HitchEvent) => boolean) => {
+  const seen = new Map<string, string>();
+  return (e) => {
+    if (e.event !== 'session.data' || typeof e.payload.data !== 'string') return false;
+    const id = e.payload.sessionId;
+    if ((sessionId?.() ?? id) !== id) return false;
+    const text = (seen.get(id) ?? '') + e.payload.data;
+    seen.set(id, text);
+    return pattern.test(text);
+  };
+};
 
 const PROMPT = /\$ $/m;
 
@@ -114,7 +127,7 @@ export async function interactiveBench(sshd: Sshd, rtt: number, rounds: number):
     const shell = async (): Promise<{ ms: number; id: string }> => {
       let id: string | null = null;
       const started = performance.now();
-      const prompt = page.next(outputMatching(PROMPT));
+      const prompt = page.next(outputMatching(PROMPT), 'a prompt');
       const view = await page.call<SessionView>('session.open', { hostId: 'ui', cols: 80, rows: 24 });
       id = view.id;
       opened.push(id);
@@ -135,10 +148,10 @@ export async function interactiveBench(sshd: Sshd, rtt: number, rounds: number):
     for (let i = 0; i < rounds; i++) {
       const key = String.fromCharCode(97 + (i % 26));
       const started = performance.now();
-      const echo = page.next(outputMatching(new RegExp(key), () => id));
+      const echo = page.next(outputMatching(new RegExp(key), () => id), `the echo of ${key}`);
       await page.call('session.write', { sessionId: id, data: key });
       samples.echo.push((await echo) - started);
-      const erased = page.next(outputMatching(/\x08/, () => id));
+      const erased = page.next(outputMatching(/\x08/, () => id), 'the erase');
       await page.call('session.write', { sessionId: id, data: '\x7f' });
       await erased;
     }
@@ -166,7 +179,7 @@ export async function interactiveBench(sshd: Sshd, rtt: number, rounds: number):
       pty: false,
     });
     opened.push(crowd.id);
-    await page.next(outputMatching(/crowd-ready/, () => crowd.id));
+    await page.next(outputMatching(/crowd-ready/, () => crowd.id), '500 processes started');
     for (let i = 0; i < rounds; i++) {
       const started = performance.now();
       const tree = await page.call<ProcessTreeView>('processes.get', { hostId: 'ui' });

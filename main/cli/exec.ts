@@ -7,6 +7,7 @@
 // socket: the session is opened raw, so binary output survives, and removed at the end.
 import { constants } from 'node:os';
 import type { SessionView } from '../../preload/api';
+import { signalExitStatus } from '../engine/exit-status';
 import { CliError, EXEC_FAILURE_STATUS, type Context } from './context';
 import { execOverControlSocket, NoControlSocket, type MuxOutcome } from './mux-exec';
 import { mastersOf, withPrompts } from './prompts';
@@ -23,8 +24,8 @@ const STDIN_CHUNK = 48 * 1024;
 /** The exit status a shell would report for the session's end. */
 export function exitStatusOf(session: SessionView): { status: number; problem: string | null } {
   if (session.exitSignal) {
-    const number = (constants.signals as Record<string, number | undefined>)[`SIG${session.exitSignal}`];
-    return { status: 128 + (number ?? 0), problem: number === undefined ? `killed by an unknown signal ${session.exitSignal}` : null };
+    const status = signalExitStatus(session.exitSignal);
+    return { status: status ?? 128, problem: status === null ? `killed by an unknown signal ${session.exitSignal}` : null };
   }
   if (session.exitCode !== null) return { status: session.exitCode & 0xff, problem: null };
   if (session.state === 'disconnected') return { status: EXEC_FAILURE_STATUS, problem: 'the connection dropped; the command may still be running' };

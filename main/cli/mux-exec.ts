@@ -3,7 +3,7 @@
 // and stderr. The command's output then goes from the SSH channel straight to where it is
 // going (a pipe, a file, the terminal), not through this process, which only waits for the
 // exit status: as fast as OpenSSH's own `ssh -S`, and nothing to copy here.
-import { EXIT_SIGNAL_EXTENSION, FrameParser, MessageReader, MessageWriter, MSG, MUX_VERSION, type Frame } from '../engine/control-socket/frames';
+import { EXIT_SIGNAL_EXTENSION, FrameParser, MessageReader, MessageWriter, MSG, MUX_VERSION, NO_ESCAPE, type Frame } from '../engine/control-socket/frames';
 import { UnixConnection } from '../native/unix-socket';
 import { loadUnix } from '../native/unix';
 
@@ -20,7 +20,6 @@ export interface MuxOutcome {
 }
 
 const REQUEST_ID = 1;
-const NO_ESCAPE = 0xffffffff;
 
 /**
  * Runs `command` as a session of the master serving `controlPath`, with this process's

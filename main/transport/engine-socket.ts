@@ -88,10 +88,12 @@ interface ReaderHandlers {
 
 /** Splits a byte stream into JSON lines and binary frames, each at most `maxBytes`. */
 function messageReader(maxBytes: number, on: ReaderHandlers): (chunk: Buffer) => void {
-  /** What has arrived of the current message and not been consumed yet. */
+  // The current message, as far as it has arrived: its pieces and their total length. Its
+  // first byte says what it is (FRAME_MARK: a frame; else a line, ending at a newline).
+  // A frame's total length is known once its 9-byte prefix is in (`frameBytes`, else 0); a
+  // frame wholly inside one chunk skips all this and is passed on without a copy.
   let parts: Buffer[] = [];
   let size = 0;
-  /** The current message is a frame whose total length is known; 0 while it is not. */
   let frameBytes = 0;
   let stopped = false;
   const stop = (): void => {
@@ -553,6 +555,8 @@ export async function connectEngineSocket(path: string): Promise<EngineConnectio
  */
 export function relayToEngineSocket(path: string, send: (message: Outgoing) => void): Connection {
   let closed = false;
+  /** The client's transport is full: the engine's messages are not read (its own flow control then holds the sessions). */
+  let full = false;
   const waiting: unknown[] = [];
   let socket: Socket | null = null;
   const lost = (message: string): void => {
@@ -562,6 +566,7 @@ export function relayToEngineSocket(path: string, send: (message: Outgoing) => v
     (sock) => {
       if (closed) return void sock.destroy();
       socket = sock;
+      if (full) sock.pause();
       readMessages(sock, (message) => !closed && send(message as Outgoing), () => (lost('A message from the engine was too long.'), sock.destroy()));
       sock.on('close', () => lost(`The Hitch engine at ${path} closed the connection (it stopped).`));
       for (const message of waiting.splice(0)) sock.write(JSON.stringify(message) + '\n');
@@ -573,6 +578,11 @@ export function relayToEngineSocket(path: string, send: (message: Outgoing) => v
       if (closed) return;
       if (socket) socket.write(JSON.stringify(message) + '\n');
       else waiting.push(message);
+    },
+    backpressure(on) {
+      full = on;
+      if (on) socket?.pause();
+      else socket?.resume();
     },
     close() {
       closed = true;

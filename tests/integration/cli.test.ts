@@ -200,6 +200,15 @@ describe('the hitch command', () => {
     }
   });
 
+  it('ends the remote command with SIGPIPE when the reader of its output goes away, like a pipeline', async () => {
+    // `yes` never ends on its own: only SIGPIPE on the host stops it, and hitch reports 128 + 13.
+    const r = await run('bash', ['-c', `set -o pipefail; "${process.execPath}" "${CLI}" exec box -- yes | head -n 1`], { env, timeout: 20_000 }).then(
+      (out) => ({ status: 0, out: out.stdout }),
+      (err: { code?: number; stdout?: string }) => ({ status: err.code, out: err.stdout }),
+    );
+    expect(r).toEqual({ status: 141, out: 'y\n' });
+  });
+
   it('passes stdin through and forwards its end', async () => {
     expect((await hitch(['exec', 'box', '--', 'wc -l'], { input: 'a\nb\nc\n' })).out.trim()).toBe('3');
     expect((await hitch(['exec', 'box', '--', 'cat'], { input: '' })).status).toBe(0);

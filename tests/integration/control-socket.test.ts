@@ -87,6 +87,9 @@ describe('a master serving a control socket', () => {
     expect(await ssh(['mux', 'cat; echo end'], { input: '' })).toMatchObject({ code: 0, stdout: 'end\n' });
     // A command killed by a signal: OpenSSH's master sends no exit status, so the client says 255.
     expect((await ssh(['mux', 'kill -TERM $$'])).code).toBe(255);
+    // The reader of its output went away: the command meets a closed pipe on the host and ends
+    // (`yes` never ends otherwise).
+    expect(await runStock('bash', ['-c', `set -o pipefail; ${muxSshCommand(sock)} mux yes | head -n 1`])).toMatchObject({ code: 255, stdout: 'y\n' });
     const big = await ssh(['mux', 'head -c 3000000 /dev/zero']);
     expect(big.stdout.length).toBe(3_000_000);
 
@@ -98,9 +101,10 @@ describe('a master serving a control socket', () => {
     // Once ended they are let go: the master keeps only how the last few ended, newest first.
     await expect.poll(async () => (await sessions()).filter((s) => s.external).length).toBe(0);
     const recent = (await t.engine.snapshot()).masters[0]!.recentExternal;
-    expect(recent.map((s) => s.title)).toEqual(['mux: head -c 3000000 /dev/zero', 'mux: kill -TERM $$', 'mux: cat; echo end', 'mux: tr a-z A-Z', 'mux: echo out; echo err >&2; exit 3']);
-    expect(recent[3]).toMatchObject({ exitCode: 0, exitSignal: null });
-    expect(recent[1]).toMatchObject({ exitSignal: 'TERM' });
+    expect(recent.map((s) => s.title)).toEqual(['mux: head -c 3000000 /dev/zero', 'mux: yes', 'mux: kill -TERM $$', 'mux: cat; echo end', 'mux: tr a-z A-Z']);
+    expect(recent[4]).toMatchObject({ exitCode: 0, exitSignal: null });
+    expect(recent[1]).toMatchObject({ exitSignal: 'PIPE' });
+    expect(recent[2]).toMatchObject({ exitSignal: 'TERM' });
   });
 
   it('shows an external session with its processes, and a signal from Hitch ends it', async () => {

@@ -35,6 +35,9 @@ export const FWD = { LOCAL: 1, REMOTE: 2, DYNAMIC: 3 } as const;
  */
 export const EXIT_SIGNAL_EXTENSION = 'exit-signal@hitch';
 
+/** NEW_SESSION's escape character when the client has none. */
+export const NO_ESCAPE = 0xffffffff;
+
 /** A port of (unsigned) -2: the host field is a Unix socket path instead. */
 export const PORT_STREAMLOCAL = 0xfffffffe;
 

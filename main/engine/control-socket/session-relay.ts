@@ -3,11 +3,11 @@
 // requests the client asked for (pty with its terminal's modes and size, env, then shell,
 // exec or subsystem); NEW_STDIO_FWD (ssh -W) opens a direct-tcpip channel. The client waits
 // on the control connection for the exit status; the master closes it when the channel ends.
-import { constants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
-import { requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../masters/ssh2-channels';
-import { PORT_STREAMLOCAL, reply } from './frames';
+import { requestEndOfWrite, requestEnv, requestExec, requestPty, requestShell, requestSubsystem } from '../masters/ssh2-channels';
+import { signalExitStatus } from '../exit-status';
+import { NO_ESCAPE, PORT_STREAMLOCAL, reply } from './frames';
 import type { ExternalSessionSpec } from './master-port';
 import type { ControlConnection } from './connection';
 import { closeQuietly, finishOutput, inputStream, openStreams, outputStream, relay } from './streams';
@@ -26,7 +26,6 @@ export interface NewSessionRequest {
   env: string[];
 }
 
-const NO_ESCAPE = 0xffffffff;
 
 /** What the log may say of a command line: the program's name and the line's length, never its arguments. */
 export function commandSummary(command: string | null): { program: string | null; commandBytes: number } {
@@ -134,18 +133,22 @@ export async function relayNewSession(client: ControlConnection, rid: number, re
   log.info('control socket: session started', { ...ctx, session: session.id, tty: req.wantTty, ...commandSummary(spec.command) });
 
   let exitStatus: number | null = null;
-  channel.on('exit', (code: number | null, signal?: string) => {
-    // On exit-signal OpenSSH's master sends no exit message: the client then exits with 255.
-    // A client that asked (`hitch exec`) hears 128 + the signal's number, as from a shell.
+  // On exit-signal OpenSSH's master sends no exit message: the client then exits with 255.
+  // A client that asked (`hitch exec`) hears 128 + the signal's number, as from a shell.
+  const exited = (code: number | null | undefined, signal: string | undefined): void => {
+    if (exitStatus !== null) return;
     if (typeof code === 'number') exitStatus = code >>> 0;
-    else if (signal && client.exitSignals) exitStatus = 128 + ((constants.signals as Record<string, number | undefined>)[`SIG${signal.replace(/^SIG/, '')}`] ?? 0);
-  });
+    else if (signal && client.exitSignals) exitStatus = signalExitStatus(signal);
+  };
+  channel.on('exit', (code: number | null, signal?: string) => exited(code, signal));
 
   const source = req.wantTty && req.escapeChar !== NO_ESCAPE ? escapeFilter(input, req.escapeChar & 0xff, () => session.close()) : input;
   // The client's stdin ended (maybe while the channel was opening): EOF to the remote side.
   void ended(source).then(() => channel.end());
   source.pipe(channel, { end: false });
-  relay(channel, output);
+  // The reader of stdout went away (`… | head -1`): sshd closes the command's stdout, which
+  // then dies of SIGPIPE as in a local pipeline (OpenSSH's master does the same).
+  relay(channel, output, () => requestEndOfWrite(channel));
   relay(channel.stderr, errOutput);
 
   const unwatch =
@@ -171,9 +174,9 @@ export async function relayNewSession(client: ControlConnection, rid: number, re
 
   await Promise.all([
     new Promise<void>((resolve) =>
-      channel.once('close', (code?: number | null) => {
-        // ssh2 repeats the exit status here: it may have come before the listener above was added.
-        if (exitStatus === null && typeof code === 'number') exitStatus = code >>> 0;
+      channel.once('close', (code?: number | null, signal?: string) => {
+        // ssh2 repeats how it ended here: it may have come before the listener above was added.
+        exited(code, signal);
         resolve();
       }),
     ),

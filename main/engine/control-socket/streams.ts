@@ -55,20 +55,28 @@ export function finishOutput(out: Writable): Promise<void> {
     if (out.destroyed) return resolve();
     out.once('close', () => resolve());
     out.once('error', () => out.destroy());
-    out.end(() => out.destroy());
+    // A socket is not shut down: shutdown(2) would act on the client's socket itself (the
+    // stdout of a process whose parent gave it a socketpair, as Node does), not only on this
+    // copy. What was written is flushed, then this copy is closed, as OpenSSH's master does.
+    if (out instanceof Socket) out.write('', () => out.destroy());
+    else out.end(() => out.destroy());
   });
 }
 
 /**
  * Copies `from` into `to` with backpressure (pipe), never ending `to`. If `to` fails (the
  * reader went away), what follows is read and dropped, as OpenSSH does after a failed write,
- * so the remote side is never stalled by a window that does not open.
+ * so the remote side is never stalled by a window that does not open; `readerGone` hears of it.
  */
-export function relay(from: Readable, to: Writable): void {
+export function relay(from: Readable, to: Writable, readerGone?: () => void): void {
+  let gone = false;
   to.on('error', () => {
+    if (gone) return;
+    gone = true;
     from.unpipe(to);
     from.on('data', () => undefined);
     from.resume();
+    readerGone?.();
   });
   from.pipe(to, { end: false });
 }

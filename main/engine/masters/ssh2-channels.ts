@@ -7,6 +7,7 @@
 import type { Client, ClientChannel } from 'ssh2';
 // The window and packet size ssh2 itself opens channels with; its Channel class assumes them.
 import { MAX_WINDOW, PACKET_SIZE } from 'ssh2/lib/Channel.js';
+import { sendPacket } from 'ssh2/lib/protocol/utils.js';
 
 interface Internals {
   _chanMgr: { add(cb: unknown): number };
@@ -113,4 +114,34 @@ export function ping(client: Client): Promise<void> {
 export function requestSignal(channel: ClientChannel, name: string): void {
   const ch = channel as unknown as ChannelInternals & { _client: { _protocol: { signal(id: number, name: string): void } } };
   if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name);
+}
+
+/** SSH_MSG_CHANNEL_REQUEST (RFC 4254). */
+const CHANNEL_REQUEST = 98;
+const EOW = 'eow@openssh.com';
+
+/**
+ * Tells the server that nothing more of the channel's output will be read (OpenSSH's
+ * `eow@openssh.com`, sent by its client when the reader of its stdout went away): sshd closes
+ * the command's stdout, so the command meets a closed pipe (SIGPIPE) as it would locally.
+ * ssh2 has no call for it; the packet is made like its own `signal` request. Servers that do
+ * not know it ignore it (no reply asked).
+ */
+export function requestEndOfWrite(channel: ClientChannel): void {
+  const ch = channel as unknown as ChannelInternals & { _client: { _protocol: PacketWriting } };
+  if (ch.outgoing.state !== 'open' && ch.outgoing.state !== 'eof') return;
+  const protocol = ch._client._protocol;
+  const writer = protocol._packetRW.write;
+  let p = writer.allocStart;
+  const packet = writer.alloc(1 + 4 + 4 + EOW.length + 1);
+  packet[p] = CHANNEL_REQUEST;
+  packet.writeUInt32BE(ch.outgoing.id, ++p);
+  packet.writeUInt32BE(EOW.length, (p += 4));
+  packet.write(EOW, (p += 4), 'latin1');
+  packet[p + EOW.length] = 0; // want reply: no
+  sendPacket(protocol, writer.finalize(packet));
+}
+
+interface PacketWriting {
+  _packetRW: { write: { allocStart: number; alloc(length: number): Buffer; finalize(packet: Buffer): Buffer } };
 }
