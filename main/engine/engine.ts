@@ -41,7 +41,7 @@ import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
 import { SettingsStore } from './config/settings';
 import { Prompter, type PromptAnswer } from './masters/prompts';
-import { Session, type SessionInfo } from './sessions/session';
+import { isPrivateRun, Session, type SessionInfo } from './sessions/session';
 import { loadCatalog, resolveHop, type Catalog, type CatalogEntry, type ResolvedHost } from './config/ssh-config';
 
 export interface EngineOptions {
@@ -383,7 +383,8 @@ export class Engine {
       log: this.options.log,
       openSession: async (spec) => {
         const { channel, connection } = await master.openSession({ kind: 'custom', setup: spec.setup });
-        const session = this.track(master, new Session(this.sessionInfo(master, { hostId, kind: spec.kind, command: spec.command, external: true }), channel, connection));
+        const info = this.sessionInfo(master, { hostId, kind: spec.kind, command: spec.command, external: true, ...(spec.hitchRun ? { run: true } : {}) });
+        const session = this.track(master, new Session(info, channel, connection));
         return { channel, session };
       },
       forwardOut: (host, port) => master.forwardOut(host, port),
@@ -662,7 +663,7 @@ export class Engine {
       endSeen = ended;
       // A stock client's session is its client's to show: once it ends, the master keeps only
       // how it ended, and the engine lets it go (else every `git fetch` would leave one behind).
-      const external = session.info.external === true;
+      const external = session.info.external === true && !session.info.run;
       // A durable shell lost its carrier while the master stayed up (an extra connection
       // dropped, the tmux client died): it is brought back without waiting for a reconnect.
       if (session instanceof DurableShell && session.reconnecting) setTimeout(() => void this.rejoinDurable(master), 1_000).unref();
@@ -783,7 +784,7 @@ export class Engine {
   /** A `hitch exec` run is its client's alone: no other client types into it, resizes or ends it. */
   checkHands(sessionId: string, owner: string): void {
     const session = this.session(sessionId);
-    if (session.info.raw && session.info.owner !== owner) {
+    if (isPrivateRun(session.info) && session.info.owner !== owner) {
       throw new HitchError('forbidden', `Session ${sessionId} is a \`hitch exec\` run by another client: only that client may use it.`);
     }
   }
@@ -794,7 +795,7 @@ export class Engine {
    */
   attachSession(sessionId: string, owner: string): { data: string; end: number; encoding?: 'base64' } {
     const session = this.session(sessionId);
-    if (session.info.raw && session.info.owner !== owner) {
+    if (isPrivateRun(session.info) && session.info.owner !== owner) {
       throw new HitchError('forbidden', `Session ${sessionId} is a \`hitch exec\` run by another client: its output goes only to that client.`);
     }
     return session.replay();

@@ -11,6 +11,8 @@ export interface ExternalSessionSpec {
   /** How the session is shown: a shell, or the command (or subsystem) it runs. */
   kind: 'shell' | 'exec';
   command: string | null;
+  /** Opened by `hitch exec` (EXIT_SIGNAL_EXTENSION in its HELLO): shown as its private run. */
+  hitchRun: boolean;
 }
 
 export interface MasterPort {

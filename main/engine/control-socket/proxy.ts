@@ -322,6 +322,7 @@ class ProxyClient {
     const spec: ExternalSessionSpec = {
       kind: 'shell',
       command: null,
+      hitchRun: false,
       setup: (channel) =>
         new Promise<void>((resolve, reject) => {
           if (this.gone) return reject(new Error('the client went away'));

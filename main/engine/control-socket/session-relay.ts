@@ -89,6 +89,7 @@ export async function relayNewSession(client: ControlConnection, rid: number, re
   const spec: ExternalSessionSpec = {
     kind: req.subsystem || req.command !== '' ? 'exec' : 'shell',
     command: req.subsystem ? `${req.command} (subsystem)` : req.command || null,
+    hitchRun: client.exitSignals,
     // Pipelined as OpenSSH does: the requests go out together and are answered in order.
     async setup(channel) {
       const replies: Promise<void>[] = [];

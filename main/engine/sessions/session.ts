@@ -38,10 +38,20 @@ export interface SessionInfo {
   owner?: string | null;
   /** Opened by a stock client through a control socket: its input and output are that client's, not ours. */
   external?: boolean;
+  /**
+   * An external session opened by `hitch exec` (it said so in its HELLO): shown as the run of
+   * a `hitch` command, private to it as a raw run is, not as a stock client's session.
+   */
+  run?: boolean;
   /** Runs on a pty (closing the channel then hangs the pty up); unknown counts as yes. */
   tty?: boolean;
   /** A shell that could not be made durable, and why. */
   notDurable?: string;
+}
+
+/** A `hitch exec` run: its output and input are that command's alone (raw, or through the control socket). */
+export function isPrivateRun(info: SessionInfo): boolean {
+  return info.raw === true || info.run === true;
 }
 
 export class Session extends EventEmitter<{ data: [offset: number, data: string | Buffer, stream: OutputStream, reset: boolean]; changed: [] }> {
@@ -169,8 +179,8 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
       exitCode: this.exitCode,
       exitSignal: this.exitSignal,
       rootPid: this.rootPid,
-      external: this.info.external ?? false,
-      private: this.info.raw ?? false,
+      external: (this.info.external ?? false) && !this.info.run,
+      private: isPrivateRun(this.info),
       durable: false,
       notDurable: this.info.notDurable ?? null,
       reconnecting: false,

@@ -156,7 +156,7 @@ export class HitchState {
     sessionStorage.setItem(TABS_KEY, JSON.stringify(this.tabIds));
   }
 
-  /** Sessions on a master that are not tabs here: other windows', and `hitch exec --json` runs (a plain `hitch exec` is a stock client's session). */
+  /** Sessions on a master that are not tabs here: other windows', and `hitch exec` runs. */
   elsewhere(masterId: string): SessionView[] {
     return this.sessions.filter((s) => s.masterId === masterId && !s.external && !this.tabIds.includes(s.id));
   }
