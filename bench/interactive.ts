@@ -36,12 +36,18 @@ class Page {
   private nextId = 1;
   private readonly waiting = new Map<number, (reply: { ok: boolean; result?: unknown; error?: { message: string } }) => void>();
   private readonly listeners = new Set<(event: HitchEvent, at: number) => void>();
+  /** The last events, to say what did come when a wait times out. */
+  private readonly recent: string[] = [];
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (raw) => {
       const at = performance.now();
       const message = JSON.parse(String(raw)) as Record<string, unknown>;
-      if (typeof message.event === 'string') for (const l of this.listeners) l(message as unknown as HitchEvent, at);
+      if (typeof message.event === 'string') {
+        this.recent.push(JSON.stringify(message).slice(0, 300));
+        if (this.recent.length > 12) this.recent.shift();
+        for (const l of this.listeners) l(message as unknown as HitchEvent, at);
+      }
       else if (typeof message.id === 'number') this.waiting.get(message.id)?.(message as never);
     });
   }
@@ -72,7 +78,7 @@ class Page {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.listeners.delete(listener);
-        reject(new Error(`timed out waiting for ${what}`));
+        reject(new Error(`timed out waiting for ${what}; the last events were:\n${this.recent.join('\n')}`));
       }, timeoutMs);
       const listener = (event: HitchEvent, at: number): void => {
         if (!match(event)) return;
@@ -124,27 +130,27 @@ export async function interactiveBench(sshd: Sshd, rtt: number, rounds: number):
     await page.call('master.connect', { hostId: 'ui' });
 
     /** A new shell until its prompt reaches the page. */
-    const shell = async (): Promise<{ ms: number; id: string }> => {
+    const shell = async (what: string): Promise<{ ms: number; id: string }> => {
       let id: string | null = null;
       const started = performance.now();
-      const prompt = page.next(outputMatching(PROMPT), 'a prompt');
+      const prompt = page.next(outputMatching(PROMPT), `the prompt of ${what}`);
       const view = await page.call<SessionView>('session.open', { hostId: 'ui', cols: 80, rows: 24 });
       id = view.id;
       opened.push(id);
       return { ms: (await prompt) - started, id };
     };
     const samples = { prompt: [] as number[], fresh: [] as number[], echo: [] as number[], stop: [] as number[], snapshot: [] as number[] };
-    await shell(); // the first durable shell starts Hitch's tmux server on the host: not measured
-    for (let i = 0; i < rounds; i++) samples.prompt.push((await shell()).ms);
+    await shell('the first shell'); // the first durable shell starts Hitch's tmux server on the host: not measured
+    for (let i = 0; i < rounds; i++) samples.prompt.push((await shell(`new shell ${i + 1}`)).ms);
     for (const id of opened.splice(0)) await page.call('session.close', { sessionId: id });
 
     for (let i = 0; i < Math.min(rounds, 5); i++) {
       await page.call('master.disconnect', { hostId: 'ui' });
-      samples.fresh.push((await shell()).ms);
+      samples.fresh.push((await shell(`a shell on a new connection, round ${i + 1}`)).ms);
       for (const id of opened.splice(0)) await page.call('session.close', { sessionId: id });
     }
 
-    const { id } = await shell();
+    const { id } = await shell('the shell to type into');
     for (let i = 0; i < rounds; i++) {
       const key = String.fromCharCode(97 + (i % 26));
       const started = performance.now();

@@ -215,19 +215,24 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
     this.pending.push(data);
     this.pendingChars += data.length;
     if (this.pendingChars >= BATCH_MAX_CHARS) return this.flush();
-    if (this.timer) return;
-    // Output after a quiet spell (a key's echo, a prompt) goes at once; what follows it within
-    // BATCH_MS is a stream, and is batched.
-    if (performance.now() - this.lastFlushAt >= BATCH_MS) return this.flush();
-    this.timer = setTimeout(() => this.flush(), BATCH_MS);
+    if (this.timer || this.soon) return;
+    // Output after a quiet spell (a key's echo, a prompt) goes once this turn of the event loop
+    // is over (never from inside the call that received it: whoever opened the session may
+    // not listen yet); what follows it within BATCH_MS is a stream, and is batched.
+    if (performance.now() - this.lastFlushAt >= BATCH_MS) this.soon = setImmediate(() => this.flush());
+    else this.timer = setTimeout(() => this.flush(), BATCH_MS);
   }
+
+  /** The flush of output after a quiet spell, due once this turn of the event loop is over. */
+  private soon: NodeJS.Immediate | null = null;
 
   /** When output was last sent on (performance.now()). */
   private lastFlushAt = -Infinity;
 
   protected flush(): void {
     if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    if (this.soon) clearImmediate(this.soon);
+    this.timer = this.soon = null;
     if (this.pending.length === 0) return;
     const data = this.pending.join('');
     this.pending = [];
