@@ -9,7 +9,6 @@
 // Runs the built app (out/: `npx electron-vite build`). Alone: `npx tsx bench/flood.ts [--lines N]
 // [--rtt MS] [--rounds N] [--out DIR] [--plain]` (DIR: another build of the app, to compare;
 // --plain: shells not durable).
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +17,7 @@ import { chromium } from '@playwright/test';
 import WebSocket from 'ws';
 import type { Snapshot } from '../preload/api';
 import { CHROMIUM } from '../playwright.config';
+import { spawnWebHost } from '../tests/fixtures/web-host-process';
 import { startSshd, type Sshd } from '../tests/fixtures/sshd';
 import { behindProxy, startProxy } from '../tests/fixtures/tcp-proxy';
 
@@ -43,31 +43,8 @@ async function startWebHost(dir: string, sshConfig: string, out: string, durable
     await mkdir(join(dir, 'data'));
     await writeFile(join(dir, 'data/settings.json'), JSON.stringify({ version: 1, settings: { durableShells: false } }));
   }
-  const child = spawn(
-    process.execPath,
-    [join(out, 'main/web.js'), '--ssh-config', configPath, '--data-dir', join(dir, 'data'), '--runtime-dir', join(dir, 'run'), '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } },
-  );
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const url = await new Promise<string>((ok, fail) => {
-    let text = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const m = /Hitch web host: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(text);
-      if (m) ok(m[1]!);
-    });
-    child.once('exit', (code) => fail(new Error(`web host exited with ${code}: ${stderr}`)));
-  });
-  return {
-    url,
-    pid: child.pid!,
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
+  const host = await spawnWebHost(join(out, 'main/web.js'), ['--ssh-config', configPath, '--data-dir', join(dir, 'data'), '--runtime-dir', join(dir, 'run')]);
+  return { url: host.url, pid: host.child.pid!, stop: host.stop };
 }
 
 /** Resolves once the engine behind `url` has no open session (a durable shell's end is tmux's answer to its kill). */

@@ -1,11 +1,12 @@
 // Playwright fixtures: a real sshd, and Hitch's web host serving the built UI against a test
 // ssh config, as `npm run web` would for a user.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { test as base } from '@playwright/test';
+import { spawnWebHost } from '../fixtures/web-host-process';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 
 export interface WebHostProcess {
@@ -26,33 +27,15 @@ export async function testFiles(sshConfig: string): Promise<{ dir: string; confi
 export async function startWebHostProcess(sshConfig: string): Promise<WebHostProcess & { stop(): Promise<void> }> {
   const files = await testFiles(sshConfig);
   const { configPath, dataDir } = files;
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [resolve('out/main/web.js'), '--ssh-config', configPath, '--data-dir', dataDir, '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_AUTH_SOCK: '' } },
-  );
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const url = await new Promise<string>((ok, fail) => {
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /Hitch web host: (http:\/\/127\.0\.0\.1:\d+\/\?token=\S+)/.exec(out);
-      if (m) ok(m[1]!);
-    });
-    child.once('exit', (code) => fail(new Error(`web host exited with ${code}: ${stderr}`)));
-  });
+  const host = await spawnWebHost(resolve('out/main/web.js'), ['--ssh-config', configPath, '--data-dir', dataDir]);
   return {
-    url,
+    url: host.url,
     dataDir,
     configPath,
-    stderr: () => stderr,
+    stderr: host.stderr,
     async stop() {
-      if (process.env.HITCH_E2E_DEBUG) process.stderr.write(stderr);
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
+      if (process.env.HITCH_E2E_DEBUG) process.stderr.write(host.stderr());
+      await host.stop();
       await files.remove();
     },
   };

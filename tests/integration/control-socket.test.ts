@@ -83,7 +83,7 @@ describe('a master serving a control socket', () => {
     expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     const piped = await ssh(['mux', 'tr a-z A-Z'], { input: 'through the socket\n' });
     expect(piped).toMatchObject({ code: 0, stdout: 'THROUGH THE SOCKET\n' });
-    // Stdin (a socket its parent shut at once) ended before the session opened: the command still sees its end.
+    // An empty stdin (a socket its parent shut at once): the command still sees its end.
     expect(await ssh(['mux', 'cat; echo end'], { input: '' })).toMatchObject({ code: 0, stdout: 'end\n' });
     // A command killed by a signal: OpenSSH's master sends no exit status, so the client says 255.
     expect((await ssh(['mux', 'kill -TERM $$'])).code).toBe(255);
