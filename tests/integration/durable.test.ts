@@ -218,11 +218,17 @@ describe('a durable shell', () => {
       const s = await slow.engine.openSession('web1', SHELL);
       await slow.engine.writeSession(s.id, 'echo pid-wake=$$\n');
       const pid = (await slow.waitForOutput(s.id, /pid-wake=(\d+)/))[1];
-      proxy.blackhole(true); // the network died silently while the computer slept
+      // The network dies silently while the computer sleeps, just after the last bytes from
+      // the host reached this computer: read after the probe began, they are no sign of life.
+      const died = proxy.blackholeAfterNextToClient();
+      // Not awaited: its write is answered by the very bytes that take the link down.
+      const written = slow.engine.writeSession(s.id, 'echo last-words\n').catch(() => undefined);
+      await died;
       const started = Date.now();
       const probed = await slow.engine.probeMasters(500);
       expect(probed).toEqual([{ masterId: expect.stringContaining(String(proxy.port)), answered: false }]);
       expect(Date.now() - started).toBeLessThan(3_000); // the deadline, not keepalive intervals
+      await written;
       await expect.poll(async () => (await sessionView(slow, s.id))?.reconnecting, { timeout: 5_000, interval: 20 }).toBe(true);
       proxy.blackhole(false);
       proxy.resetAll();
@@ -231,6 +237,7 @@ describe('a durable shell', () => {
       await slow.waitForOutput(s.id, new RegExp(`pid-woken=${pid}`));
       slow.engine.closeSession(s.id);
     } finally {
+      proxy.blackhole(false); // a failed step leaves the link down: closing needs it up
       await slow.close();
     }
   }, 60_000);

@@ -339,13 +339,17 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     const client = this.client;
     const transport = this.transport;
     if (!client || !transport || this.state !== 'ready') return Promise.resolve(false);
-    const bytesBefore = this.bytesIn;
     return new Promise((resolve) => {
+      // Bytes read in the probe's first half may have left the server before the network
+      // died (they sat in this computer's socket buffer): only bytes read after the half count.
+      let bytesAtHalf = Number.POSITIVE_INFINITY;
+      const half = setTimeout(() => (bytesAtHalf = this.bytesIn), deadlineMs / 2);
       const timer = setTimeout(() => {
-        // Reads waiting behind a busy event loop come first; and any byte from the server
-        // since the probe began (the answer may be queued behind bulk data) says it is alive.
+        // Reads waiting behind a busy event loop come first (timers run before reads, so both
+        // timers fire before a late read); and any byte from the server in the second half
+        // says it is alive: the answer may be queued behind bulk data.
         setImmediate(() => {
-          if (transport instanceof Socket && this.bytesIn > bytesBefore) return resolve(true);
+          if (transport instanceof Socket && this.bytesIn > bytesAtHalf) return resolve(true);
           this.lastError = new HitchError('timeout', `${this.opts.host.alias} did not answer after the computer woke or the network changed.`);
           transport.destroy();
           resolve(false);
@@ -353,6 +357,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
       }, deadlineMs);
       const started = performance.now();
       ping(client).then(() => {
+        clearTimeout(half);
         clearTimeout(timer);
         this.latencyMs = Math.round((performance.now() - started) * 10) / 10;
         resolve(true);
