@@ -265,6 +265,105 @@ export interface SettingsView {
   durableShells: boolean;
   /** Hosts whose shells are ordinary ones even so. */
   notDurableHosts: string[];
+  /**
+   * Favourite hosts kept warm: their master connects when Hitch starts and after a wake, in
+   * the background, when logging in needs nobody (a key or agent, a known host key).
+   */
+  warmHosts: string[];
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports and files over the master (issue 15)
+
+/** local (`-L`): this computer listens, the server connects onward · remote (`-R`): the server listens, this computer connects onward · dynamic (`-D`): a SOCKS 4/4a/5 proxy here, connecting through the server. */
+export const FORWARD_KINDS = ['local', 'remote', 'dynamic'] as const;
+export type ForwardKind = (typeof FORWARD_KINDS)[number];
+
+export interface ForwardView {
+  /** `f1`, `f2`…: unique in this engine's run. */
+  id: string;
+  /** The host alias it was asked for (a stock client's: the master's first alias). */
+  hostId: string;
+  masterId: string;
+  kind: ForwardKind;
+  /**
+   * Where it listens (on this computer for local and dynamic, on the server for remote), as
+   * asked: `localhost` (the default, loopback only), an address, or `*` for every address.
+   */
+  bindAddress: string;
+  /** The port asked for; 0: any free port (see boundPort). */
+  listenPort: number;
+  /** The port actually listened on, while active. */
+  boundPort: number | null;
+  /** Where connections go, as the far side resolves it; null for dynamic. */
+  connectHost: string | null;
+  connectPort: number | null;
+  /**
+   * active: listening and carrying connections · waiting: the master is reconnecting or not
+   * connected, and it comes back with it · failed: it could not be set up (`error` says why:
+   * a port already in use, a refused remote listen).
+   */
+  state: 'active' | 'waiting' | 'failed';
+  error: string | null;
+  /** Asked for in Hitch (the app, `hitch forward`), or by a stock client through the control socket (`ssh -O forward`). */
+  origin: 'hitch' | 'control-socket';
+  /** Kept with the host: set up again whenever its master connects, also after a restart. */
+  saved: boolean;
+  /** Connections being carried now, and since it was set up. */
+  connections: number;
+  totalConnections: number;
+  /** Bytes carried towards this computer's side (in) and towards the server's side (out). */
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface FileEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  size: number;
+  /** Last modified, ms since the epoch. */
+  mtime: number;
+  /** Unix mode bits (permissions and type), as the server reports them. */
+  mode: number;
+  /** As `ls -l` shows them, e.g. `drwxr-xr-x`. */
+  permissions: string;
+  uid: number;
+  gid: number;
+}
+
+export interface DirectoryView {
+  hostId: string;
+  /** Absolute, as the server resolved it. */
+  path: string;
+  entries: FileEntry[];
+}
+
+export interface TransferView {
+  /** `t1`, `t2`…: unique in this engine's run. */
+  id: string;
+  hostId: string;
+  direction: 'upload' | 'download';
+  /** A path on this computer; null when the other end is a browser (the web host's upload and download). */
+  localPath: string | null;
+  remotePath: string;
+  /** The file's name, for display. */
+  name: string;
+  /** Total bytes, once known. */
+  size: number | null;
+  /** Bytes done, contiguous from the start (a resume starts here). */
+  done: number;
+  /**
+   * queued: waits for its turn · running · waiting: the master dropped, it resumes where it
+   * stopped once the master is back · done · failed (`error`) · cancelled.
+   */
+  state: 'queued' | 'running' | 'waiting' | 'done' | 'failed' | 'cancelled';
+  error: string | null;
+  /** Recent speed, bytes per second, while running. */
+  bytesPerSecond: number;
+  startedAt: number;
+  endedAt: number | null;
+  /** How many times it resumed after an interruption. */
+  resumes: number;
 }
 
 export interface CatalogView {
@@ -280,6 +379,8 @@ export interface Snapshot {
   masters: MasterView[];
   sessions: SessionView[];
   prompts: PromptView[];
+  forwards: ForwardView[];
+  transfers: TransferView[];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -293,6 +394,14 @@ const signalScope = z.enum(['process', 'tree', 'session']);
 const sessionId = z.string().regex(/^s[1-9][0-9]{0,9}$/, 'not a session id');
 const cols = z.number().int().min(2).max(1000);
 const rows = z.number().int().min(1).max(1000);
+const forwardId = z.string().regex(/^f[1-9][0-9]{0,9}$/, 'not a forward id');
+const transferId = z.string().regex(/^t[1-9][0-9]{0,9}$/, 'not a transfer id');
+/** A host name or address as a forward binds or connects to it: no spaces, no control characters. */
+const netHost = z.string().min(1).max(255).regex(/^[A-Za-z0-9._:*%\[\]-]+$/, 'not a host name or address');
+const port0 = z.number().int().min(0).max(65535);
+const port1 = z.number().int().min(1).max(65535);
+/** A path on the host as SFTP takes it (never given to a shell). */
+const remotePath = z.string().min(1).max(4096).regex(/^[^\0]*$/, 'a path has no NUL characters');
 
 export const requestSchemas = {
   /**
@@ -385,6 +494,64 @@ export const requestSchemas = {
   'bench.cancel': z.object({ hostId }).strict(),
   'bench.history': z.object({ hostId }).strict(),
   'bench.export': z.object({ hostId, format: z.enum(['json', 'csv']) }).strict(),
+  /** Every forward, or one host's (its master's). */
+  'forwards.list': z.object({ hostId: hostId.optional() }).strict(),
+  /**
+   * Sets up a forward on the host's master (connecting it if needed). `bindAddress` defaults
+   * to `localhost` (loopback only); `connectHost`/`connectPort` are required except for
+   * dynamic. `save`: kept with the host and set up again whenever its master connects. A port
+   * already in use is an error (code `port-in-use`), never a silent failure.
+   */
+  'forwards.open': z
+    .object({
+      hostId,
+      kind: z.enum(FORWARD_KINDS),
+      bindAddress: netHost.optional(),
+      listenPort: port0,
+      connectHost: netHost.optional(),
+      connectPort: port1.optional(),
+      save: z.boolean().optional(),
+    })
+    .strict()
+    .refine((p) => p.kind === 'dynamic' || (p.connectHost !== undefined && p.connectPort !== undefined), {
+      message: 'a local or remote forward needs connectHost and connectPort',
+      path: ['connectHost'],
+    })
+    .refine((p) => p.kind !== 'dynamic' || (p.connectHost === undefined && p.connectPort === undefined), {
+      message: 'a dynamic forward connects where each SOCKS request asks: no connectHost or connectPort',
+      path: ['connectHost'],
+    }),
+  /** Ends a forward (connections it carries now go on, as with OpenSSH) and forgets it if saved. */
+  'forwards.cancel': z.object({ forwardId }).strict(),
+  /** Keeps a forward with its host (set up again whenever the master connects), or stops keeping it. */
+  'forwards.save': z.object({ forwardId, saved: z.boolean() }).strict(),
+  /** A directory on the host, over SFTP on the master; `path` relative to the login directory ('.' is it). */
+  'files.list': z.object({ hostId, path: remotePath }).strict(),
+  'files.mkdir': z.object({ hostId, path: remotePath }).strict(),
+  /** Fails (code `exists`) rather than replace an existing `to`. */
+  'files.rename': z.object({ hostId, from: remotePath, to: remotePath }).strict(),
+  /** A file, a symlink, or a directory with everything in it (the UI asks first). */
+  'files.delete': z.object({ hostId, path: remotePath }).strict(),
+  /** The working directory of the session's shell, read on the host (nothing is typed into the shell). */
+  'files.cwd': z.object({ sessionId }).strict(),
+  /**
+   * Copies a file between this computer and the host over SFTP on the master, queued, with
+   * `transfer.changed` events for progress. `ifExists`: what to do when the destination is
+   * there: `fail` (the default; code `exists`), `replace`, or `resume` (go on from the
+   * destination's size). An interrupted transfer resumes where it stopped once the master is back.
+   */
+  'transfer.start': z
+    .object({
+      hostId,
+      direction: z.enum(['upload', 'download']),
+      localPath: z.string().min(1).max(4096).regex(/^\/[^\0]*$/, 'an absolute path on this computer'),
+      remotePath,
+      ifExists: z.enum(['fail', 'replace', 'resume']).optional(),
+    })
+    .strict(),
+  'transfer.cancel': z.object({ transferId }).strict(),
+  /** Transfers under way and recently ended. */
+  'transfers.list': z.object({}).strict(),
   /** An ssh_config text that sends plain ssh, scp, rsync and git through Hitch's control sockets. */
   'ssh-config.snippet': z.object({}).strict(),
   /** Shows (apply: false) or makes (apply: true) the one-line change that Includes that text in the ssh config. */
@@ -433,6 +600,20 @@ export interface Results {
   'bench.export': { filename: string; mime: string; text: string };
   'ssh-config.snippet': SshConfigSnippet;
   'ssh-config.include': SshConfigInclude;
+  'forwards.list': { forwards: ForwardView[] };
+  'forwards.open': ForwardView;
+  'forwards.cancel': null;
+  'forwards.save': ForwardView;
+  'files.list': DirectoryView;
+  /** The absolute path made. */
+  'files.mkdir': { path: string };
+  'files.rename': null;
+  'files.delete': null;
+  /** Absolute. */
+  'files.cwd': { path: string };
+  'transfer.start': TransferView;
+  'transfer.cancel': null;
+  'transfers.list': { transfers: TransferView[] };
 }
 
 export type Result<M extends Method> = Results[M];
@@ -485,6 +666,10 @@ export interface Events {
   /** What changed in a master's process tree since the last event: only the difference. */
   'processes.changed': { masterId: string; upserted: ProcessView[]; removed: number[] };
   'prompt.closed': { promptId: string };
+  'forward.changed': ForwardView;
+  'forward.removed': { forwardId: string };
+  /** Progress and state; while running, at most a few times a second. */
+  'transfer.changed': TransferView;
 }
 
 export type EventName = keyof Events;

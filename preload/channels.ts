@@ -25,6 +25,11 @@ export type ErrorCode =
   | 'cancelled' // the person cancelled a login prompt
   | 'forbidden' // the caller may not use this engine (another user)
   | 'keychain' // the OS keychain cannot be reached or refused the request
+  | 'port-in-use' // a forward's port is taken already
+  | 'exists' // the destination is there already, and replacing it was not asked
+  | 'not-found' // no such file or directory on that side
+  | 'permission-denied' // the file system (or the server) refused
+  | 'sftp' // the host's SFTP server failed or is missing
   | 'internal';
 
 export interface ErrorInfo {

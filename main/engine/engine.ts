@@ -311,6 +311,8 @@ export class Engine {
       masters: [...this.masters.values()].map((m) => m.view()),
       sessions: [...this.sessions.values()].map((s) => s.view()),
       prompts: this.prompter.list(),
+      forwards: [], // CONTRACT STUB (issue 15)
+      transfers: [], // CONTRACT STUB (issue 15)
     };
   }
 

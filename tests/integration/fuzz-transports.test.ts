@@ -149,6 +149,18 @@ const TEMPLATES: { [M in Method]: Record<string, unknown> } = {
   'bench.export': { hostId: 'ghost', format: 'csv' },
   'ssh-config.snippet': {},
   'ssh-config.include': { apply: false },
+  'forwards.list': { hostId: 'ghost' },
+  'forwards.open': { hostId: 'ghost', kind: 'local', listenPort: 0, connectHost: 'localhost', connectPort: 80 },
+  'forwards.cancel': { forwardId: 'f1' },
+  'forwards.save': { forwardId: 'f1', saved: true },
+  'files.list': { hostId: 'ghost', path: '.' },
+  'files.mkdir': { hostId: 'ghost', path: 'fuzz-dir' },
+  'files.rename': { hostId: 'ghost', from: 'a', to: 'b' },
+  'files.delete': { hostId: 'ghost', path: 'fuzz-dir' },
+  'files.cwd': { sessionId: 's1' },
+  'transfer.start': { hostId: 'ghost', direction: 'download', localPath: '/nonexistent/fuzz', remotePath: 'x', ifExists: 'fail' },
+  'transfer.cancel': { transferId: 't1' },
+  'transfers.list': {},
 };
 
 /** Hosts a valid-looking request may name: unknown ones, the config's host (refuses at once) and one added through the API. */

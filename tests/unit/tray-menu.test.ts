@@ -6,7 +6,7 @@ import { hostView, masterView } from '../fixtures/views';
 
 const host = (id: string, masterId: string | null, error: string | null = null): HostView => hostView({ id, masterId, error });
 const master = (id: string, state: MasterView['state'], sessions: number): MasterView => masterView({ id, state, sessions });
-const snapshot = (hosts: HostView[], masters: MasterView[]): Snapshot => ({ catalog: { hosts, configPath: '~/.ssh/config', warnings: [] }, masters, sessions: [], prompts: [] });
+const snapshot = (hosts: HostView[], masters: MasterView[]): Snapshot => ({ catalog: { hosts, configPath: '~/.ssh/config', warnings: [] }, masters, sessions: [], prompts: [], forwards: [], transfers: [] });
 
 describe('tray menu', () => {
   it('offers quick connect, show and quit when nothing is connected', () => {

@@ -31,6 +31,8 @@ export const settingsSchema = z
     durableShells: z.boolean(),
     /** Hosts whose shells are ordinary ones even so. */
     notDurableHosts: z.array(z.string().max(255)).max(1000),
+    /** Favourite hosts whose master connects at start and after a wake, when logging in needs nobody. */
+    warmHosts: z.array(z.string().max(255)).max(1000),
   })
   .strict();
 
@@ -53,6 +55,7 @@ export const DEFAULT_SETTINGS: Settings = {
   recentHosts: [],
   durableShells: true,
   notDurableHosts: [],
+  warmHosts: [],
 };
 
 export class SettingsStore {
