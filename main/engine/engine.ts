@@ -147,10 +147,10 @@ export class Engine {
   /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
   private readonly readyMasters = new Set<string>();
   /** Notices the computer waking (or the process resuming after a stop): masters are probed then. */
-  private readonly wake = new WakeDetector((awayMs) => {
-    this.options.log.info('woke after a pause: probing every master', { awaySeconds: Math.round(awayMs / 1000) });
-    void this.probeMasters();
-  });
+  private readonly wake = new WakeDetector((awayMs) => this.afterWake(awayMs));
+  /** Masters of hosts kept warm (settings.warmHosts): they do not idle out. */
+  private readonly warmMasters = new Set<string>();
+  private readonly warmMasterOf = new Map<string, string>();
   /** Durable shells being started or reopened right now, by tmux name: not "left running". */
   private readonly startingNames = new Set<string>();
   /** Durable shells being brought back right now. */
@@ -174,7 +174,10 @@ export class Engine {
     this.benchHistory = new BenchHistory(`${options.dataDir}/bench-history.json`, options.log);
     this.settings = new SettingsStore(`${options.dataDir}/settings.json`, options.log);
     this.settingsLoaded = this.settings.load().then(
-      () => this.applySettings(),
+      () => {
+        this.applySettings();
+        this.warmUp('start');
+      },
       (err: Error) => options.log.error('settings could not be read', { error: err.message }),
     );
     const socketDir = options.controlSocketDir === undefined ? defaultControlSocketDir(options.dataDir) : options.controlSocketDir;
@@ -237,8 +240,50 @@ export class Engine {
     await this.settingsLoaded;
     const settings = await this.settings.update(patch);
     this.applySettings();
+    if (patch !== null && typeof patch === 'object' && 'warmHosts' in patch) this.warmUp('marked');
     this.emit({ event: 'settings.changed', payload: settings });
     return settings;
+  }
+
+  /** The computer woke (or the process resumed after a stop) `awayMs` later than expected. */
+  afterWake(awayMs: number): void {
+    this.options.log.info('woke after a pause: probing every master', { awaySeconds: Math.round(awayMs / 1000) });
+    void this.probeMasters();
+    this.warmUp('wake');
+  }
+
+  /** Hosts kept warm: the person's favourites. */
+  private warmHostIds(): string[] {
+    return this.settings.get().warmHosts;
+  }
+
+  /**
+   * Connects the masters of hosts kept warm, in the background, where logging in needs nobody
+   * (a key or agent, a host key already known): the first shell then costs one round trip, not
+   * a handshake. Never prompts; a host that needs a person is left for when the person asks. A
+   * master the person disconnected stays so until they connect it again.
+   */
+  private warmUp(reason: 'start' | 'wake' | 'marked'): void {
+    const wanted = new Set(this.warmHostIds());
+    for (const hostId of wanted) {
+      void this.warm(hostId, reason).catch((err: Error) =>
+        this.options.log.info('warm host not connected', { host: hostId, reason, error: err.message }),
+      );
+    }
+    // Masters no longer kept warm may idle out again.
+    for (const id of [...this.warmMasters]) if (![...wanted].some((h) => this.warmMasterOf.get(h) === id)) this.warmMasters.delete(id);
+  }
+
+  private async warm(hostId: string, reason: string): Promise<void> {
+    const master = await this.masterFor(await this.resolved(hostId));
+    this.warmMasterOf.set(hostId, master.id);
+    this.warmMasters.add(master.id);
+    const state = master.view().state;
+    if (state !== 'closed' && state !== 'failed') return; // up, or on its way
+    if (master.closedOnPurpose && reason !== 'marked') return;
+    await master.connect(false);
+    await this.controlSockets?.settled(master);
+    this.options.log.info('warm host connected', { host: hostId, reason });
   }
 
   /** The launcher's "recent" group: hosts with a session opened lately, newest first. */
@@ -353,7 +398,7 @@ export class Engine {
       hitchKnownHosts: this.options.knownHostsPath,
       acceptedOnce: this.acceptedOnce,
       timing: this.timing,
-      idleTimeoutMs: () => this.idleTimeoutMs(),
+      idleTimeoutMs: () => (this.warmMasters.has(id) ? null : this.idleTimeoutMs()),
       spareChannel: this.spareChannel(),
       authSock: this.options.authSock,
       secrets: this.options.secrets,

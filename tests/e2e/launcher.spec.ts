@@ -81,6 +81,20 @@ test('settings are saved, applied and kept across reloads', async ({ page, hitch
   await expect(page.locator('html')).toHaveAttribute('data-theme', 'light');
 });
 
+test('a favourite moves to the top and its master connects by itself, before any shell', async ({ page, hitch }) => {
+  await page.goto(hitch.url);
+  const host = page.locator('li[data-host="otherhost"]');
+  await expect(host.getByTestId('master-state')).toHaveCount(0); // never connected
+  await host.getByRole('button', { name: 'Favourite otherhost', exact: true }).click();
+  const favourite = page.locator('ul[data-group="favourites"] li[data-host="otherhost"]');
+  await expect(favourite.getByTestId('master-state')).toHaveText('connected');
+  await expect(favourite.getByRole('button', { name: /^Favourite otherhost/ })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByRole('tab')).toHaveCount(0);
+  // Kept across a reload: it is a setting.
+  await page.reload();
+  await expect(page.locator('ul[data-group="favourites"] li[data-host="otherhost"]')).toBeVisible();
+});
+
 test("a master's details are one click away", async ({ page, hitch }) => {
   await page.goto(hitch.url);
   const host = page.locator('li[data-host="testhost"]');

@@ -125,6 +125,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.emit('changed');
   }
 
+  /** Disconnected on purpose (by the person, or idle) and not asked to connect since. */
+  get closedOnPurpose(): boolean {
+    return this.stopped;
+  }
+
   /** Makes sure the primary connection is up, logging in (and asking a person) if needed. */
   async connect(interactive = true): Promise<void> {
     this.stopped = false;

@@ -190,6 +190,16 @@ export class HitchState {
     if (settings) this.settings = settings;
   }
 
+  /** A favourite is kept warm: its master connects at start and after a wake when logging in needs nobody. */
+  isWarm(hostId: string): boolean {
+    return this.settings?.warmHosts.includes(hostId) ?? false;
+  }
+
+  async toggleWarm(hostId: string): Promise<void> {
+    const warm = this.settings?.warmHosts ?? [];
+    await this.updateSettings({ warmHosts: warm.includes(hostId) ? warm.filter((h) => h !== hostId) : [...warm, hostId] });
+  }
+
   /** Another session on the same master as `sessionId` (or on `hostId`): no new login. */
   async openBeside(source: { sessionId?: string; hostId?: string }, where: 'tab' | 'split'): Promise<void> {
     const hostId = source.hostId ?? this.sessions.find((s) => s.id === source.sessionId)?.hostId;
