@@ -107,6 +107,15 @@ describe('a master serving a control socket', () => {
     expect(recent[2]).toMatchObject({ exitSignal: 'TERM' });
   });
 
+  it('gives a client its descriptors back as it lent them: a pipe the script writes to next stays blocking', async () => {
+    // What runs after ssh in a script writes to the same pipe. Left non-blocking by the master,
+    // a big write meeting a slow reader fails with EAGAIN ("Resource temporarily unavailable").
+    const script = `${muxSshCommand(sock)} mux true && dd if=/dev/zero bs=1M count=4 status=none; echo dd=$? >&2`;
+    const ran = await runStock('bash', ['-c', `(${script}) | (sleep 1; wc -c)`]);
+    expect(ran.stderr).toContain('dd=0');
+    expect(ran.stdout.trim()).toBe(String(4 * 1024 * 1024));
+  });
+
   it('shows an external session with its processes, and a signal from Hitch ends it', async () => {
     // Another session stays open meanwhile: the process monitor closes with a master's last
     // session, which would race the check that follows the signal (a ProcessTrees matter).

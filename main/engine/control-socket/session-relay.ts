@@ -57,7 +57,8 @@ export async function relayNewSession(client: ControlConnection, rid: number, re
 
   let streams: [Readable, Writable, Writable];
   try {
-    streams = openStreams<Readable | Writable>(fds, [inputStream, outputStream, outputStream]) as [Readable, Writable, Writable];
+    const nb = unix.native.setNonBlocking;
+    streams = openStreams<Readable | Writable>(fds, [(fd) => inputStream(fd, nb), (fd) => outputStream(fd, nb), (fd) => outputStream(fd, nb)]) as [Readable, Writable, Writable];
   } catch (err) {
     log.warn('control socket: unusable file descriptors', { ...ctx, error: errorMessage(err) });
     client.send(reply.failure(rid, `unusable file descriptors: ${errorMessage(err)}`));
@@ -231,7 +232,7 @@ function escapeFilter(input: Readable, escape: number, disconnect: () => void): 
 }
 
 export async function relayStdioForward(client: ControlConnection, rid: number, host: string, port: number, fds: [number, number]): Promise<void> {
-  const { master, log } = client.server;
+  const { master, log, unix } = client.server;
   const ctx = { master: master.id, client: client.number, to: `${host}:${port}` };
   if (port === PORT_STREAMLOCAL) {
     fds.forEach(closeQuietly);
@@ -241,7 +242,8 @@ export async function relayStdioForward(client: ControlConnection, rid: number, 
   let input: Readable;
   let output: Writable;
   try {
-    [input, output] = openStreams<Readable | Writable>(fds, [inputStream, outputStream]) as [Readable, Writable];
+    const nb = unix.native.setNonBlocking;
+    [input, output] = openStreams<Readable | Writable>(fds, [(fd) => inputStream(fd, nb), (fd) => outputStream(fd, nb)]) as [Readable, Writable];
   } catch (err) {
     client.send(reply.failure(rid, `unusable file descriptors: ${errorMessage(err)}`));
     return;

@@ -6,22 +6,48 @@ import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { isatty, ReadStream as TtyReadStream, WriteStream as TtyWriteStream } from 'node:tty';
 
+/** Sets or clears O_NONBLOCK, answering whether it was set (hitch-native's setNonBlocking). */
+export type SetNonBlocking = (fd: number, on: boolean) => boolean;
+
+/**
+ * A lent pipe or socket as an event-loop stream. It becomes non-blocking, as OpenSSH's master
+ * makes it, and is given back as it came: O_NONBLOCK belongs to the open file description the
+ * client shares with whatever writes to it next (the rest of a script's pipeline), which a
+ * non-blocking pipe would fail with EAGAIN. OpenSSH's channels restore it on close the same way.
+ */
+function lentSocket(fd: number, setNonBlocking: SetNonBlocking, side: { readable: boolean; writable: boolean }): Socket {
+  const wasNonBlocking = setNonBlocking(fd, true);
+  const socket = new Socket({ fd, ...side, allowHalfOpen: true });
+  if (!wasNonBlocking) {
+    const destroy = socket._destroy.bind(socket);
+    // Before the handle closes the descriptor.
+    socket._destroy = (err, callback) => {
+      try {
+        setNonBlocking(fd, false);
+      } catch {
+        /* already closed */
+      }
+      destroy(err, callback);
+    };
+  }
+  return socket;
+}
+
 /** A passed descriptor to read from. The stream owns the descriptor and closes it when destroyed. */
-export function inputStream(fd: number): Readable {
+export function inputStream(fd: number, setNonBlocking: SetNonBlocking): Readable {
   // libuv reopens a terminal (the same device, a descriptor of its own) so that it can be
   // non-blocking without changing the client's file description.
   if (isatty(fd)) return new TtyReadStream(fd);
   const st = fstatSync(fd);
-  // As OpenSSH's master does, a pipe or socket becomes non-blocking.
-  if (st.isFIFO() || st.isSocket()) return new Socket({ fd, readable: true, writable: false, allowHalfOpen: true });
+  if (st.isFIFO() || st.isSocket()) return lentSocket(fd, setNonBlocking, { readable: true, writable: false });
   return createReadStream('', { fd, autoClose: true });
 }
 
 /** A passed descriptor to write to. The stream owns the descriptor. */
-export function outputStream(fd: number): Writable {
+export function outputStream(fd: number, setNonBlocking: SetNonBlocking): Writable {
   if (isatty(fd)) return new TtyWriteStream(fd);
   const st = fstatSync(fd);
-  if (st.isFIFO() || st.isSocket()) return new Socket({ fd, readable: false, writable: true, allowHalfOpen: true });
+  if (st.isFIFO() || st.isSocket()) return lentSocket(fd, setNonBlocking, { readable: false, writable: true });
   return createWriteStream('', { fd, autoClose: true });
 }
 

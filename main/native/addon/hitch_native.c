@@ -78,6 +78,30 @@ static napi_value set_close_on_exec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * setNonBlocking(fd, on) -> whether it was non-blocking before. O_NONBLOCK belongs to the open
+ * file description, shared with the process that lent the descriptor: what it set must be given
+ * back as it was (OpenSSH's channels restore it on close the same way).
+ */
+static napi_value set_non_blocking(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  bool on;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setNonBlocking(fd, on)");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags == -1) return throw_errno(env, "fcntl(F_GETFL)");
+  int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (wanted != flags && fcntl(fd, F_SETFL, wanted) == -1) return throw_errno(env, "fcntl(O_NONBLOCK)");
+  napi_value result;
+  napi_get_boolean(env, (flags & O_NONBLOCK) != 0, &result);
+  return result;
+}
+
 static napi_value window_size(napi_env env, napi_callback_info info) {
   int32_t fd;
   if (!fd_argument(env, info, &fd)) return NULL;
@@ -253,6 +277,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setCloseOnExec", NULL, set_close_on_exec, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setNonBlocking", NULL, set_non_blocking, NULL, NULL, NULL, napi_enumerable, NULL},
     {"windowSize", NULL, window_size, NULL, NULL, NULL, napi_enumerable, NULL},
     {"terminalModes", NULL, terminal_modes, NULL, NULL, NULL, napi_enumerable, NULL},
     {"listen", NULL, unix_listen, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -2,6 +2,8 @@
 export function peerCredentials(fd: number): { uid: number; gid: number; pid: number };
 /** Marks a descriptor close-on-exec, so child processes do not inherit it. */
 export function setCloseOnExec(fd: number): void;
+/** Sets or clears O_NONBLOCK on the descriptor's open file description; answers whether it was set before. */
+export function setNonBlocking(fd: number, on: boolean): boolean;
 /** The terminal's size (TIOCGWINSZ), or null when the descriptor is not a terminal. */
 export function windowSize(fd: number): { cols: number; rows: number; width: number; height: number } | null;
 /** The terminal's modes encoded as RFC 4254 section 8 says (for a pty-req), or null when not a terminal. */
