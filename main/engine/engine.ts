@@ -288,7 +288,9 @@ export class Engine {
 
   /** The launcher's "recent" group: hosts with a session opened lately, newest first. */
   private noteRecent(hostId: string): void {
-    const recent = [hostId, ...this.settings.get().recentHosts.filter((h) => h !== hostId)].slice(0, 8);
+    const current = this.settings.get().recentHosts;
+    if (current[0] === hostId) return; // the usual case, many sessions on one host: nothing to save
+    const recent = [hostId, ...current.filter((h) => h !== hostId)].slice(0, 8);
     this.updateSettings({ recentHosts: recent }).catch((err: Error) => this.options.log.warn('recent hosts not saved', { error: err.message }));
   }
 
