@@ -238,8 +238,22 @@ describe('saved forwards', () => {
     expect(await sshd.acceptedLogins()).toBe(2); // the first login and the reconnect
   });
 
+  it('a connection arriving while the master reconnects waits for it, then goes through', async () => {
+    const [local] = await t.engine.listForwards();
+    // The network goes silent and the master's connection is reset: its reconnect hangs.
+    proxy.blackhole(true);
+    proxy.resetAll();
+    await expect.poll(async () => (await forward(t, local!.id))?.state).toBe('waiting');
+    const answer = httpGet(local!.listenPort, '/while-away');
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.blackhole(false);
+    expect(await answer).toBe('hello from the remote side /while-away');
+    await expect.poll(async () => (await t.engine.listForwards()).every((f) => f.state === 'active')).toBe(true);
+  });
+
   it('a master closed by the person ends unsaved forwards; saved ones wait, their ports let go, and come back', async () => {
     const [local] = await t.engine.listForwards();
+    expect(local).toMatchObject({ kind: 'local', saved: true });
     await t.engine.disconnect('web1');
     const left = await t.engine.listForwards();
     expect(left.map((f) => [f.kind, f.state, f.saved])).toEqual([
