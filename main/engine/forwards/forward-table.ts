@@ -96,7 +96,7 @@ async function listen(bindAddress: string, port: number, onConnection: (sock: So
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
       throw new HitchError('bad-request', `Cannot listen on ${where}: ${bindAddress} is not an address of this computer.`);
     }
-    throw new HitchError('internal', `Cannot listen on ${where}: ${(err as Error).message}`);
+    throw new HitchError('bad-request', `Cannot listen on ${where}: ${(err as Error).message}`);
   }
   return server;
 }

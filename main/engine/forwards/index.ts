@@ -89,8 +89,10 @@ export class PortForwards {
   }
 
   async save(id: string, saved: boolean): Promise<ForwardView> {
-    const { forward } = this.lookup(id);
+    const { table, forward } = this.lookup(id);
     if (forward.saved !== saved) await this.setSaved(forward, saved);
+    // No longer kept, on a master the person closed: it ends, as unsaved ones did when it closed.
+    if (!saved && table.master.state === 'closed') await table.cancel(forward);
     return forward.view();
   }
 
