@@ -47,6 +47,7 @@ test('a local forward added in the UI is active, carries a request, and is cance
     });
     expect(body).toBe('through the UI /e2e');
     await expect(row).toContainText('1 total');
+    if (process.env.HITCH_SCREENSHOTS) await host.screenshot({ path: 'docs/screenshots/forwards.png' });
 
     // The same port for another target: the error shows beside the form, nothing is added.
     await form.getByLabel('Port').fill(String(port));
