@@ -139,6 +139,27 @@ describe('forwards on one master', () => {
     await expect(httpGet(f.boundPort!, '/gone')).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('a cancelled forward takes no new connections; the ones it carries go on', async () => {
+    const echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    try {
+      const f = await t.engine.openForward({ hostId: 'web1', kind: 'local', listenPort: 0, connectHost: '127.0.0.1', connectPort: (echo.address() as { port: number }).port });
+      const sock = connect(f.boundPort!, '127.0.0.1');
+      const echoed = (text: string): Promise<string> =>
+        new Promise((resolve) => {
+          sock.once('data', (d) => resolve(d.toString()));
+          sock.write(text);
+        });
+      expect(await echoed('before')).toBe('before');
+      await t.engine.cancelForward(f.id); // answers while the connection is still carried
+      expect(await echoed('after')).toBe('after');
+      await expect(httpGet(f.boundPort!, '/')).rejects.toThrow(/ECONNREFUSED/);
+      sock.destroy();
+    } finally {
+      echo.close();
+    }
+  });
+
   it('a dynamic forward carries a SOCKS5 request', async () => {
     const f = await t.engine.openForward({ hostId: 'web1', kind: 'dynamic', listenPort: 0 });
     expect(f).toMatchObject({ kind: 'dynamic', connectHost: null, connectPort: null, state: 'active' });

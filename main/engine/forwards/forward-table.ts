@@ -159,7 +159,8 @@ export class ForwardTable {
   private entries: Forward[] = [];
   /** The primary connection remote forwards are asked on and arrive over; null while not ready. */
   private routed: MasterConnection | null = null;
-  private readonly readyWaiters = new Set<() => void>();
+  /** Connections waiting for the master: woken (true) when it is ready, failed (false) when it was closed. */
+  private readonly readyWaiters = new Set<(ready: boolean) => void>();
 
   constructor(
     readonly master: HostMaster,
@@ -254,7 +255,8 @@ export class ForwardTable {
     const remote = forward.remote;
     forward.remote = null;
     forward.boundPort = null;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    // It stops listening at once; close()'s callback would wait for the connections it carries.
+    server?.close();
     if (remote && remote.connection.state === 'ready') {
       await remote.connection.unforwardIn(remote.bind, remote.port).catch((err: Error) => {
         this.hooks.log.info('remote forward not cancelled on the server', { master: this.master.id, id: forward.id, error: err.message });
@@ -278,7 +280,7 @@ export class ForwardTable {
       if (primary === this.routed) return;
       this.routed = primary;
       this.route(primary);
-      for (const wake of [...this.readyWaiters]) wake();
+      for (const wake of [...this.readyWaiters]) wake(true);
       for (const f of this.entries) void this.setUp(f);
       return;
     }
@@ -301,6 +303,7 @@ export class ForwardTable {
 
   /** The person closed the master (or it ended cleanly): unsaved forwards end, saved ones let their ports go and wait. */
   private masterClosed(): void {
+    for (const wake of [...this.readyWaiters]) wake(false);
     for (const f of [...this.entries]) {
       if (!f.saved) {
         this.remove(f);
@@ -354,10 +357,11 @@ export class ForwardTable {
     if (this.routed) return Promise.resolve();
     if (this.master.state === 'closed') return Promise.reject(new Error('the master is closed'));
     return new Promise((resolve, reject) => {
-      const wake = (): void => {
+      const wake = (ready: boolean): void => {
         clearTimeout(timer);
         this.readyWaiters.delete(wake);
-        resolve();
+        if (ready) resolve();
+        else reject(new Error('the master was closed'));
       };
       const timer = setTimeout(() => {
         this.readyWaiters.delete(wake);
