@@ -2,7 +2,8 @@
 // and its positionals, prints through ctx.print (JSON checked against its schema, or text),
 // and returns hitch's exit status.
 import { elapsed, processGroups } from '../../preload/process-groups';
-import { SIGNAL_NAMES, type MasterView, type SignalName, type Snapshot } from '../../preload/api';
+import { SIGNAL_NAMES, type ForwardView, type MasterView, type SignalName, type Snapshot } from '../../preload/api';
+import { listenText, matchesSpec, parseForwardSpec, targetText, type ParsedForward } from '../../preload/forward-spec';
 import { CliError, USAGE_STATUS, type Context } from './context';
 import { mastersOf, withPrompts } from './prompts';
 import type { Output } from './schemas';
@@ -217,5 +218,105 @@ export async function bench(ctx: Context, host: string, opts: CommandOptions): P
     for (const s of r.skipped) out.push(`  skipped ${s.method}: ${s.reason}`);
     return out.join('\n');
   });
+  return 0;
+}
+
+export interface ForwardOptions {
+  L?: string[] | undefined;
+  R?: string[] | undefined;
+  D?: string[] | undefined;
+  list?: boolean | undefined;
+  cancel?: boolean | undefined;
+  save?: boolean | undefined;
+}
+
+function forwardRows(forwards: ForwardView[]): string {
+  if (forwards.length === 0) return '';
+  const bytes = (f: ForwardView): string => `${f.bytesIn}/${f.bytesOut}`;
+  return table([
+    ['ID', 'KIND', 'LISTEN', 'TARGET', 'STATE', 'CONNECTIONS', 'BYTES IN/OUT', 'SAVED', 'ORIGIN'],
+    ...forwards.map((f) => [
+      f.id,
+      f.kind,
+      listenText(f),
+      targetText(f),
+      f.error ? `${f.state}: ${f.error}` : f.state,
+      `${f.connections}/${f.totalConnections}`,
+      bytes(f),
+      f.saved ? 'yes' : 'no',
+      f.origin,
+    ]),
+  ]);
+}
+
+/** The line ssh prints for a forward set up: `Allocated port N…` for -R 0, as ssh does. */
+function openedLine(f: ForwardView): string {
+  if (f.kind === 'remote' && f.listenPort === 0) return `Allocated port ${f.boundPort} for remote forward to ${targetText(f)}`;
+  const what = f.kind === 'dynamic' ? `SOCKS proxy on ${listenText(f)}` : `${f.kind === 'local' ? 'local' : 'remote'} forward ${listenText(f)} -> ${targetText(f)}`;
+  return `${f.id}: ${what}${f.saved ? ' (saved)' : ''}`;
+}
+
+/**
+ * `hitch forward HOST -L|-R|-D SPEC... [--save]`, `--list`, `--cancel ID|-L SPEC...`. The
+ * forwards live in the engine after the command exits.
+ */
+export async function forward(ctx: Context, host: string, id: string | undefined, opts: ForwardOptions): Promise<number> {
+  const specs: ParsedForward[] = [];
+  try {
+    for (const [kind, list] of [['local', opts.L], ['remote', opts.R], ['dynamic', opts.D]] as const) for (const s of list ?? []) specs.push(parseForwardSpec(kind, s));
+  } catch (err) {
+    throw new CliError((err as Error).message, USAGE_STATUS);
+  }
+  const print = (forwards: ForwardView[], human: (v: Output<'forward'>) => string): Promise<void> => ctx.print('forward', { host, forwards }, human);
+  if (opts.list) {
+    if (opts.cancel || opts.save || specs.length > 0 || id !== undefined) throw new CliError('--list takes no forward specs, --cancel or --save', USAGE_STATUS);
+    const { forwards } = await ctx.call('forwards.list', { hostId: host });
+    await print(forwards, (v) => forwardRows(v.forwards) || `${host}: no forwards`);
+    return 0;
+  }
+  if (opts.cancel) {
+    if (opts.save) throw new CliError('--cancel and --save cannot be combined', USAGE_STATUS);
+    if ((id === undefined) === (specs.length === 0)) throw new CliError('--cancel takes one forward id (hitch forward HOST --list shows them) or the -L/-R/-D specs it was opened with', USAGE_STATUS);
+    if (id !== undefined && !/^f[1-9][0-9]{0,9}$/.test(id)) throw new CliError(`"${id}" is not a forward id (f1, f2…: hitch forward ${host} --list shows them)`, USAGE_STATUS);
+    const { forwards } = await ctx.call('forwards.list', { hostId: host });
+    const chosen: ForwardView[] = [];
+    if (id !== undefined) {
+      const f = forwards.find((x) => x.id === id);
+      if (!f) throw new CliError(`${host} has no forward ${id} (hitch forward ${host} --list shows them)`);
+      chosen.push(f);
+    }
+    for (const [i, spec] of specs.entries()) {
+      const f = forwards.find((x) => matchesSpec(x, spec) && !chosen.includes(x));
+      if (!f) throw new CliError(`${host} has no forward ${[...(opts.L ?? []).map((s) => `-L ${s}`), ...(opts.R ?? []).map((s) => `-R ${s}`), ...(opts.D ?? []).map((s) => `-D ${s}`)][i]}`);
+      chosen.push(f);
+    }
+    for (const f of chosen) await ctx.call('forwards.cancel', { forwardId: f.id });
+    await print(chosen, (v) => v.forwards.map((f) => `${f.id}: cancelled`).join('\n'));
+    return 0;
+  }
+  if (id !== undefined) throw new CliError(`unexpected "${id}": usage: hitch forward HOST -L|-R|-D SPEC [--save], --list, or --cancel ID`, USAGE_STATUS);
+  if (specs.length === 0) throw new CliError(`forward needs -L, -R or -D (or --list, --cancel): hitch forward ${host} -L 8080:localhost:80`, USAGE_STATUS);
+  const state = await ctx.call('state.get', {});
+  snapshotHost(state, host);
+  const before = new Set(state.forwards.map((f) => f.id));
+  const opened: ForwardView[] = [];
+  try {
+    for (const spec of specs) {
+      const params = {
+        hostId: host,
+        kind: spec.kind,
+        bindAddress: spec.bindAddress,
+        listenPort: spec.listenPort,
+        ...(spec.connectHost !== null ? { connectHost: spec.connectHost, connectPort: spec.connectPort! } : {}),
+        ...(opts.save ? { save: true } : {}),
+      };
+      opened.push(await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('forwards.open', params)));
+    }
+  } catch (err) {
+    // All or nothing: the ones this command set up go again (never one that was there before).
+    for (const f of opened) if (!before.has(f.id)) await ctx.call('forwards.cancel', { forwardId: f.id }).catch(() => undefined);
+    throw err;
+  }
+  await print(opened, (v) => v.forwards.map(openedLine).join('\n'));
   return 0;
 }

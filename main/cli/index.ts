@@ -30,6 +30,14 @@ Commands:
   sessions HOST               the host's sessions (id, kind, durable, state, pid, command),
                               and durable shells left running there
   bench HOST [--rounds N]     measure what multiplexing saves on this host
+  forward HOST -L [BIND:]PORT:HOST:HOSTPORT | -R [BIND:]PORT:HOST:HOSTPORT | -D [BIND:]PORT
+              [--save]        port forwards over the master, as ssh's -L/-R/-D (several
+                              allowed); they stay in the engine; --save keeps them with
+                              the host (set up again whenever its master connects)
+  forward HOST --list         the host's forwards (id, kind, listen, target, state,
+                              connections, bytes, saved, origin)
+  forward HOST --cancel ID|-L SPEC...
+                              end a forward, by id or by the spec it was opened with
 
 Options:
   --json                      machine-readable output (one JSON object)
@@ -54,9 +62,17 @@ const optionSpec = {
   grace: { type: 'string' },
   rounds: { type: 'string', short: 'n' },
   attach: { type: 'string' },
+  L: { type: 'string', short: 'L', multiple: true },
+  R: { type: 'string', short: 'R', multiple: true },
+  D: { type: 'string', short: 'D', multiple: true },
+  list: { type: 'boolean' },
+  cancel: { type: 'boolean' },
+  save: { type: 'boolean' },
 } as const;
 
-type Values = { [K in keyof typeof optionSpec]?: (typeof optionSpec)[K]['type'] extends 'string' ? string : boolean };
+type Values = {
+  [K in keyof typeof optionSpec]?: (typeof optionSpec)[K] extends { multiple: true } ? string[] : (typeof optionSpec)[K]['type'] extends 'string' ? string : boolean;
+};
 
 /** Like ssh, `exec` and `shell` exit 255 for hitch's own failures: their other statuses are the remote command's. */
 function asSshFailure(err: unknown): never {
@@ -65,7 +81,7 @@ function asSshFailure(err: unknown): never {
 
 /** Each command: its positionals and the options only it takes. */
 const commands = (): Promise<typeof import('./commands')> => import('./commands');
-const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (ctx: Context, args: string[], values: Values) => Promise<number> }> = {
+const table: Record<string, { args: string[]; optionalArgs?: number; options?: (keyof Values)[]; run: (ctx: Context, args: string[], values: Values) => Promise<number> }> = {
   daemon: { args: [], run: async (ctx) => (await import('./daemon')).daemon(ctx) },
   ls: { args: [], run: async (ctx) => (await commands()).ls(ctx) },
   connect: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).connect(ctx, host!) },
@@ -76,9 +92,11 @@ const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (
   sessions: { args: ['HOST'], run: async (ctx, [host]) => (await commands()).sessions(ctx, host!) },
   shell: { args: ['HOST'], options: ['attach'], run: async (ctx, [host], v) => (await import('./shell')).shellCommand(ctx, host!, v.attach ?? null).catch(asSshFailure) },
   bench: { args: ['HOST'], options: ['rounds'], run: async (ctx, [host], v) => (await commands()).bench(ctx, host!, v) },
+  // `--cancel ID`: the id is the optional second positional.
+  forward: { args: ['HOST'], optionalArgs: 1, options: ['L', 'R', 'D', 'list', 'cancel', 'save'], run: async (ctx, [host, id], v) => (await commands()).forward(ctx, host!, id, v) },
 };
 
-const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach'];
+const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach', 'L', 'R', 'D', 'list', 'cancel', 'save'];
 
 function usageError(message: string): CliError {
   return new CliError(`${message} (hitch --help for usage)`, USAGE_STATUS);
@@ -88,7 +106,8 @@ function usageError(message: string): CliError {
 export async function run(argv: string[]): Promise<number> {
   // `exec HOST -- CMD...`: everything after `--` is the remote command, untouched.
   const dashes = argv.indexOf('--');
-  const own = dashes === -1 ? argv : argv.slice(0, dashes);
+  // `--cancel=ID` as well as `--cancel ID` (a flag, with the id as a positional).
+  const own = (dashes === -1 ? argv : argv.slice(0, dashes)).flatMap((a) => (a.startsWith('--cancel=') ? ['--cancel', a.slice('--cancel='.length)] : [a]));
   const remote = dashes === -1 ? null : argv.slice(dashes + 1);
 
   let values: Values;
@@ -127,9 +146,9 @@ export async function run(argv: string[]): Promise<number> {
     const spec = table[command];
     if (!spec) throw usageError(`unknown command "${command}"`);
     if (remote !== null) throw usageError(`${command} takes no --`);
-    if (args.length !== spec.args.length) throw usageError(`usage: hitch ${command}${spec.args.map((a) => ' ' + a).join('')}`);
+    if (args.length < spec.args.length || args.length > spec.args.length + (spec.optionalArgs ?? 0)) throw usageError(`usage: hitch ${command}${spec.args.map((a) => ' ' + a).join('')}`);
     for (const name of COMMAND_OPTIONS) {
-      if (values[name] !== undefined && !spec.options?.includes(name)) throw usageError(`--${name} does not apply to ${command}`);
+      if (values[name] !== undefined && !spec.options?.includes(name)) throw usageError(`${name.length === 1 ? '-' : '--'}${name} does not apply to ${command}`);
     }
     if (command === 'daemon' && values.start) throw usageError('--start does not apply to daemon');
     return await spec.run(ctx, args, values);

@@ -2,7 +2,7 @@
 // schemas before it is printed (fields the engine adds later are left out, never guessed).
 // Scripts and the tests can rely on exactly these shapes.
 import { z } from 'zod';
-import { benchReportSchema, SIGNAL_NAMES } from '../../preload/api';
+import { benchReportSchema, FORWARD_KINDS, SIGNAL_NAMES } from '../../preload/api';
 
 const masterState = z.enum(['connecting', 'authenticating', 'ready', 'reconnecting', 'closed', 'failed']);
 const signalName = z.enum(SIGNAL_NAMES);
@@ -134,6 +134,30 @@ export const sessionsOutputSchema = z.object({
   ),
 });
 
+/** A port forward, as `forwards.list` shows it (preload/api.ts ForwardView). */
+export const forwardSchema = z.object({
+  id: z.string(),
+  hostId: z.string(),
+  masterId: z.string(),
+  kind: z.enum(FORWARD_KINDS),
+  bindAddress: z.string(),
+  listenPort: z.number().int(),
+  boundPort: z.number().int().nullable(),
+  connectHost: z.string().nullable(),
+  connectPort: z.number().int().nullable(),
+  state: z.enum(['active', 'waiting', 'failed']),
+  error: z.string().nullable(),
+  origin: z.enum(['hitch', 'control-socket']),
+  saved: z.boolean(),
+  connections: z.number().int().min(0),
+  totalConnections: z.number().int().min(0),
+  bytesIn: z.number().int().min(0),
+  bytesOut: z.number().int().min(0),
+});
+
+/** `hitch forward HOST …`: the forwards opened, listed or cancelled. */
+export const forwardOutputSchema = z.object({ host: z.string(), forwards: z.array(forwardSchema) });
+
 export const outputSchemas = {
   ls: lsOutputSchema,
   connect: connectOutputSchema,
@@ -145,6 +169,7 @@ export const outputSchemas = {
   sessions: sessionsOutputSchema,
   bench: benchOutputSchema,
   daemon: daemonOutputSchema,
+  forward: forwardOutputSchema,
 } as const;
 
 export type CommandName = keyof typeof outputSchemas;

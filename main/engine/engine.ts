@@ -4,6 +4,8 @@
 import type {
   BenchReport,
   CatalogView,
+  ForwardKind,
+  ForwardView,
   HitchEvent,
   HostView,
   MasterView,
@@ -27,6 +29,7 @@ import { BenchHistory } from './bench/bench-history';
 import { ControlSockets, defaultControlSocketDir, type MasterPort } from './control-socket';
 import { includeSnippet, snippet, type SnippetHost } from './control-socket/ssh-config';
 import { HitchError } from './errors';
+import { PortForwards } from './forwards';
 import { HostMaster } from './masters/host-master';
 import { HostStore, savedHostSshArgs } from './config/host-store';
 import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './config/links';
@@ -167,6 +170,12 @@ export class Engine {
   /** Benchmarks under way, by host, so they can be cancelled. */
   private readonly benches = new Map<string, AbortController>();
   private readonly controlSockets: ControlSockets | null;
+  /** Every master's port forwards, and the ones saved per host. */
+  private readonly forwards: PortForwards;
+  /** The saved forwards file is read once at start; masters wait for it (they restore from it). */
+  private readonly forwardsLoaded: Promise<void>;
+  /** Then the masters of hosts with saved forwards are made, so that those are listed from the start. */
+  private readonly forwardsListed: Promise<void>;
 
   constructor(readonly options: EngineOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -182,6 +191,9 @@ export class Engine {
     );
     const socketDir = options.controlSocketDir === undefined ? defaultControlSocketDir(options.dataDir) : options.controlSocketDir;
     this.controlSockets = socketDir === null ? null : new ControlSockets({ dir: socketDir, log: options.log });
+    this.forwards = new PortForwards({ file: `${options.dataDir}/forwards.json`, log: options.log, emit: (event) => this.emit(event) });
+    this.forwardsLoaded = this.forwards.load().catch((err: Error) => options.log.error('saved forwards could not be read', { error: err.message }));
+    this.forwardsListed = this.forwardsLoaded.then(() => this.listSavedForwards());
     this.prompter = new Prompter(
       (view) => this.emit({ event: 'prompt.opened', payload: view }),
       (promptId) => this.emit({ event: 'prompt.closed', payload: { promptId } }),
@@ -353,12 +365,13 @@ export class Engine {
   }
 
   async snapshot(): Promise<Snapshot> {
+    await this.forwardsListed;
     return {
       catalog: this.catalogView(await this.loadedCatalog()),
       masters: [...this.masters.values()].map((m) => m.view()),
       sessions: [...this.sessions.values()].map((s) => s.view()),
       prompts: this.prompter.list(),
-      forwards: [], // CONTRACT STUB (issue 15)
+      forwards: this.forwards.list(),
       transfers: [], // CONTRACT STUB (issue 15)
     };
   }
@@ -380,9 +393,11 @@ export class Engine {
   private async masterFor(host: ResolvedHost, jump: string | null = host.proxyJump, depth = 0): Promise<HostMaster> {
     const id = masterIdOf(host, jump);
     await this.settingsLoaded;
+    await this.forwardsLoaded;
     const existing = this.masters.get(id);
     if (existing) {
       existing.adopt(host);
+      this.forwards.attach(existing, host.alias);
       return existing;
     }
     if (depth > MAX_JUMP_DEPTH) throw new HitchError('config', `ProxyJump chain for ${host.alias} is longer than ${MAX_JUMP_DEPTH} hops or loops.`);
@@ -421,7 +436,8 @@ export class Engine {
       for (const session of this.sessions.values()) if (session.connection === connection) session.markDropped();
     });
     this.masters.set(id, master);
-    this.controlSockets?.manage(master, { hostname: host.hostname, port: host.port, user: host.user, jump }, this.controlPort(master, host.alias));
+    const forwards = this.forwards.attach(master, host.alias);
+    this.controlSockets?.manage(master, { hostname: host.hostname, port: host.port, user: host.user, jump }, this.controlPort(master, host.alias), forwards);
     return master;
   }
 
@@ -449,6 +465,73 @@ export class Engine {
     await master.connect();
     await this.controlSockets?.settled(master); // the view then names its control socket
     return master.view();
+  }
+
+  // -- port forwards ----------------------------------------------------------------------
+
+  /**
+   * Saved forwards are listed (as waiting) from the start: the masters of their hosts are
+   * made, not connected; the first connect sets them up.
+   */
+  private async listSavedForwards(): Promise<void> {
+    for (const hostId of this.forwards.savedForwardHosts()) {
+      try {
+        await this.masterFor(await this.resolved(hostId));
+      } catch (err) {
+        this.options.log.warn('saved forwards of a host that cannot be resolved', { host: hostId, error: (err as Error).message });
+      }
+    }
+  }
+
+  /**
+   * Hosts having saved forwards: worth connecting at start when logging in needs nobody.
+   * Resolves once the saved forwards file has been read.
+   */
+  async savedForwardHosts(): Promise<string[]> {
+    await this.forwardsLoaded;
+    return this.forwards.savedForwardHosts();
+  }
+
+  /** Every forward, or those on the host's master. */
+  async listForwards(hostId?: string): Promise<ForwardView[]> {
+    await this.forwardsListed;
+    if (hostId === undefined) return this.forwards.list();
+    return this.forwards.list(masterIdOf(await this.resolved(hostId)));
+  }
+
+  /** Sets up a forward on the host's master, connecting it first (asking a person if logging in needs one). */
+  async openForward(request: {
+    hostId: string;
+    kind: ForwardKind;
+    bindAddress?: string | undefined;
+    listenPort: number;
+    connectHost?: string | undefined;
+    connectPort?: number | undefined;
+    save?: boolean | undefined;
+  }): Promise<ForwardView> {
+    const master = await this.masterFor(await this.resolved(request.hostId));
+    await master.connect();
+    const dynamic = request.kind === 'dynamic';
+    return this.forwards.open(
+      master,
+      request.hostId,
+      {
+        kind: request.kind,
+        bindAddress: request.bindAddress ?? 'localhost',
+        listenPort: request.listenPort,
+        connectHost: dynamic ? null : (request.connectHost ?? null),
+        connectPort: dynamic ? null : (request.connectPort ?? null),
+      },
+      request.save ?? false,
+    );
+  }
+
+  cancelForward(forwardId: string): Promise<void> {
+    return this.forwards.cancel(forwardId);
+  }
+
+  saveForward(forwardId: string, saved: boolean): Promise<ForwardView> {
+    return this.forwards.save(forwardId, saved);
   }
 
   async disconnect(hostId: string): Promise<void> {
@@ -1008,6 +1091,6 @@ export class Engine {
     this.owners.clear();
     this.wake.stop();
     for (const master of this.masters.values()) master.disconnect();
-    return this.controlSockets?.shutdown() ?? Promise.resolve();
+    return Promise.all([this.forwards.shutdown(), this.controlSockets?.shutdown()]).then(() => undefined);
   }
 }

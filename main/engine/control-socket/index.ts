@@ -1,9 +1,11 @@
 // Every master's control socket over its life: created when the master is ready, removed when
 // it is not (closed, failed, reconnecting), never again after `ssh -O stop` until the master
 // has closed. The path is on the master (HostMaster.controlPath) for the UI and the ssh config
-// snippet. Forwards asked for through the socket belong to the master and end with it.
+// snippet. Forwards asked for through the socket go on the master's forward table
+// (engine/forwards/), which follows the master's life.
 import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
+import type { ForwardTable } from '../forwards/forward-table';
 import { Forwards } from './forwards';
 import type { MasterPort } from './master-port';
 import { ControlSocketServer } from './server';
@@ -23,6 +25,8 @@ interface Served {
   path: string;
   /** How the socket reaches into its master (built by the engine). */
   port: MasterPort;
+  /** The master's forward table (the engine's). */
+  table: ForwardTable;
   server: ControlSocketServer | null;
   forwards: Forwards | null;
   /** `ssh -O stop` was asked while this master was up. */
@@ -45,9 +49,9 @@ export class ControlSockets {
   }
 
   /** Serves a socket for this master whenever it is ready. Called once per master. */
-  manage(master: HostMaster, dest: Destination, port: MasterPort): void {
+  manage(master: HostMaster, dest: Destination, port: MasterPort, table: ForwardTable): void {
     if (this.served.has(master)) return;
-    const served: Served = { path: this.pathFor(dest), port, server: null, forwards: null, stopped: false, queue: Promise.resolve() };
+    const served: Served = { path: this.pathFor(dest), port, table, server: null, forwards: null, stopped: false, queue: Promise.resolve() };
     this.served.set(master, served);
     master.on('changed', () => this.sync(master, served));
     this.sync(master, served);
@@ -93,7 +97,7 @@ export class ControlSockets {
       return;
     }
     const port = served.port;
-    served.forwards ??= new Forwards(port, this.opts.log);
+    served.forwards ??= new Forwards(served.table);
     try {
       await preparePrivateDir(this.opts.dir);
       served.server = await ControlSocketServer.listen({
@@ -114,11 +118,10 @@ export class ControlSockets {
     master.setControlPath(served.path);
   }
 
-  /** The master is gone: its socket, its clients and its forwards go too. */
+  /** The master is down: its socket and its clients go (its forward table decides about the forwards). */
   private async stop(master: HostMaster, served: Served): Promise<void> {
     const server = served.server!;
     served.server = null;
-    served.forwards?.closeAll();
     master.setControlPath(null);
     await server.close();
   }

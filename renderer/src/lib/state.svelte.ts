@@ -4,6 +4,7 @@ import type {
   BenchMethod,
   BenchReport,
   CatalogView,
+  ForwardView,
   MasterView,
   ProcessView,
   PromptView,
@@ -14,6 +15,7 @@ import type {
   SignalScope,
   SshConfigInclude,
   SshConfigSnippet,
+  Params,
 } from '../../../preload/api';
 import { noticeFor, type Notice } from '../../../preload/notifications';
 
@@ -55,6 +57,8 @@ export class HitchState {
   outcomes = $state<SignalOutcome[]>([]);
   /** The benchmark panel, when open. */
   bench = $state<BenchView | null>(null);
+  /** Port forwards of every master, by id, as the engine last reported them. */
+  forwards = $state<Record<string, ForwardView>>({});
   /**
    * This page's tabs, in order: the sessions opened here, and those the person brought here
    * (from another window, the tray, or a stock client's session). Every other session of the
@@ -98,6 +102,8 @@ export class HitchState {
     client.on('session.changed', (session) => this.upsertSession(session));
     client.on('session.removed', ({ sessionId }) => this.dropSession(sessionId));
     client.on('transport.closed', () => (this.engineLost = true));
+    client.on('forward.changed', (forward) => (this.forwards[forward.id] = forward));
+    client.on('forward.removed', ({ forwardId }) => delete this.forwards[forwardId]);
     // The network came back (or changed): connections that died meanwhile are found at once.
     window.addEventListener('online', () => void client.call('masters.probe', {}).catch(() => undefined));
     client.on('bench.progress', (p) => {
@@ -127,6 +133,7 @@ export class HitchState {
       this.masters = Object.fromEntries(snap.masters.map((m) => [m.id, m]));
       for (const s of snap.sessions) this.upsertSession(s);
       this.prompts = snap.prompts;
+      this.forwards = Object.fromEntries(snap.forwards.map((f) => [f.id, f]));
       const before = JSON.parse(sessionStorage.getItem(TABS_KEY) ?? '[]') as unknown;
       const restored = Array.isArray(before) ? before.filter((id): id is string => typeof id === 'string') : [];
       for (const id of [...restored, ...held.map((s) => s.id)]) if (this.sessions.some((s) => s.id === id)) this.show(id);
@@ -226,6 +233,26 @@ export class HitchState {
   }
 
   /** Runs a user action; a failure becomes the notice instead of an exception. */
+  /** A master's forwards, oldest first. */
+  forwardsOf(masterId: string): ForwardView[] {
+    return Object.values(this.forwards)
+      .filter((f) => f.masterId === masterId)
+      .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
+  }
+
+  /** Sets up a forward; its failure is thrown for the form to show beside it. */
+  openForward(params: Params<'forwards.open'>): Promise<ForwardView> {
+    return this.client.call('forwards.open', params);
+  }
+
+  cancelForward(forwardId: string): Promise<null | undefined> {
+    return this.attempt(() => this.client.call('forwards.cancel', { forwardId }));
+  }
+
+  saveForward(forwardId: string, saved: boolean): Promise<ForwardView | undefined> {
+    return this.attempt(() => this.client.call('forwards.save', { forwardId, saved }));
+  }
+
   async attempt<T>(action: () => Promise<T>): Promise<T | undefined> {
     try {
       return await action();
