@@ -264,9 +264,9 @@ export class Engine {
     this.warmUp('wake');
   }
 
-  /** Hosts kept warm: the person's favourites. */
-  private warmHostIds(): string[] {
-    return this.settings.get().warmHosts;
+  /** Hosts kept warm: the person's favourites, and hosts with saved forwards (they come back by themselves). */
+  private async warmHostIds(): Promise<string[]> {
+    return [...new Set([...this.settings.get().warmHosts, ...(await this.savedForwardHosts())])];
   }
 
   /**
@@ -276,7 +276,10 @@ export class Engine {
    * master the person disconnected stays so until they connect it again.
    */
   private warmUp(reason: 'start' | 'wake' | 'marked'): void {
-    const wanted = new Set(this.warmHostIds());
+    void this.warmHostIds().then((hosts) => this.warmAll(new Set(hosts), reason));
+  }
+
+  private warmAll(wanted: Set<string>, reason: 'start' | 'wake' | 'marked'): void {
     for (const hostId of wanted) {
       void this.warm(hostId, reason).catch((err: Error) =>
         this.options.log.info('warm host not connected', { host: hostId, reason, error: err.message }),

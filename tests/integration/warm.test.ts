@@ -101,6 +101,22 @@ describe('hosts kept warm', () => {
     await engine.shutdown();
   }, 30_000);
 
+  it('connects at start a host with saved forwards, so they are back without being asked', async () => {
+    await writeFile(join(dataDir, 'settings.json'), JSON.stringify({ version: 1, settings: {} }));
+    const first = startEngine().engine;
+    const saved = await first.openForward({ hostId: 'plain', kind: 'dynamic', listenPort: 0, save: true });
+    await first.shutdown();
+
+    const { engine } = startEngine(); // Hitch started again: nobody asks for anything
+    await expect.poll(async () => (await engine.listForwards()).map((f) => f.state), { timeout: 10_000 }).toEqual(['active']);
+    const [forward] = await engine.listForwards();
+    expect(forward).toMatchObject({ hostId: 'plain', kind: 'dynamic', saved: true });
+    expect((await masterOf(engine, keyServer))?.state).toBe('ready');
+    expect(saved.saved).toBe(true);
+    await engine.cancelForward(forward!.id);
+    await engine.shutdown();
+  }, 30_000);
+
   it('does not reconnect a warm host the person disconnected when the computer wakes', async () => {
     await writeFile(join(dataDir, 'settings.json'), JSON.stringify({ version: 1, settings: { warmHosts: ['fav'] } }));
     const { engine } = startEngine();
