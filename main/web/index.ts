@@ -27,10 +27,12 @@ async function main(): Promise<void> {
   // The engine already running for this user (`hitch daemon`, the desktop app), else our own.
   let host: WebHost | null = null;
   const options = engineOptions(values, process.env, log);
+  /** This process's own engine, when it runs one: the page's uploads and downloads stream through it. */
+  let own: Engine | null = null;
   const engine = await useOrStartEngine({
     runtimeDir: runtimeDirOf(values, process.env),
     log,
-    createEngine: () => new Engine(options),
+    createEngine: () => (own = new Engine(options)),
     onReplaced: () => host?.dropClients(),
   });
   host = await startWebHost({
@@ -39,6 +41,7 @@ async function main(): Promise<void> {
     log,
     port,
     token: process.env.HITCH_WEB_TOKEN || undefined,
+    files: () => (engine.local ? own : null),
   });
   process.stdout.write(`Hitch web host: ${host.url}\n`);
   if (!engine.local) process.stdout.write(`Using the Hitch engine already running at ${engine.socketPath}\n`);
