@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { TransferView } from '../../preload/api';
+import type { HitchEvent, TransferView } from '../../preload/api';
 import type { ErrorCode } from '../../preload/channels';
 import { toHitchError, type HitchError } from '../engine/errors';
 import type { Logger } from '../engine/log';
@@ -19,6 +19,7 @@ export const UPLOAD_PATH = '/files/upload';
 
 /** What the engine offers for streams from and to a page (main/engine/engine.ts). */
 export interface FileStreams {
+  /** `size` bytes of `body` to `name` in the directory `remotePath`; resolves once queued. */
   uploadFromStream(opts: {
     hostId: string;
     remotePath: string;
@@ -28,6 +29,9 @@ export interface FileStreams {
     ifExists: 'fail' | 'replace';
   }): Promise<TransferView>;
   downloadToStream(opts: { hostId: string; remotePath: string }): Promise<{ transfer: TransferView; size: number; name: string; body: Readable }>;
+  cancelTransfer(transferId: string): void;
+  /** The engine's events: an upload is answered once its transfer has ended. */
+  onEvent(listener: (event: HitchEvent) => void): () => void;
 }
 
 /** The same rules as the API's `hostId` and `remotePath` (preload/api.ts). */
@@ -154,16 +158,50 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
     if (!Number.isSafeInteger(size)) {
       return refuse(411, 'bad-request', 'An upload needs a Content-Length: the file is sent as it is, in one body.', 'length');
     }
-    const name = path.replace(/\/+$/, '').split('/').pop() || path;
+    // The engine takes the folder and the name apart (a folder given whole takes the name inside it).
+    const trimmed = path.replace(/\/+$/, '');
+    const cut = trimmed.lastIndexOf('/');
+    const folder = cut < 0 ? '.' : cut === 0 ? '/' : trimmed.slice(0, cut);
+    const name = trimmed.slice(cut + 1);
+    if (name === '' || name === '.' || name === '..') {
+      return refuse(400, 'bad-request', `"${path}" does not end in a file name.`, 'query');
+    }
+    // The transfer's end, heard from the engine's events: from before it is queued, so none is missed.
+    const ended = new Map<string, TransferView>();
+    let waiting: { id: string; resolve: (view: TransferView) => void } | null = null;
+    const unsubscribe = files.onEvent((event) => {
+      if (event.event !== 'transfer.changed' || !['done', 'failed', 'cancelled'].includes(event.payload.state)) return;
+      if (waiting?.id === event.payload.id) waiting.resolve(event.payload);
+      else ended.set(event.payload.id, event.payload);
+    });
+    let transfer: TransferView;
     try {
-      const transfer = await files.uploadFromStream({ hostId: host, remotePath: path, name, size, body: req, ifExists: ifExists ?? 'fail' });
-      sendJson(res, 200, transfer);
+      transfer = await files.uploadFromStream({ hostId: host, remotePath: folder, name, size, body: req, ifExists: ifExists ?? 'fail' });
     } catch (err) {
+      unsubscribe();
       const error = toHitchError(err);
       if (error.code === 'internal') ctx.log.error('upload failed', { error: error.message });
       sendError(res, error);
       req.resume();
+      return;
     }
+    // The page went away (a closed tab, a cancel) before it had sent everything: the transfer ends with it.
+    const gone = (): void => {
+      if (!req.complete) {
+        try {
+          files.cancelTransfer(transfer.id);
+        } catch {
+          // ended already
+        }
+      }
+    };
+    req.once('close', gone);
+    const last = ended.get(transfer.id) ?? (['done', 'failed', 'cancelled'].includes(transfer.state) ? transfer : await new Promise<TransferView>((resolve) => (waiting = { id: transfer.id, resolve })));
+    unsubscribe();
+    req.off('close', gone);
+    if (last.state === 'done') sendJson(res, 200, last);
+    else sendError(res, last.state === 'cancelled' ? { code: 'cancelled', message: last.error ?? 'The upload was cancelled.' } : { code: 'sftp', message: last.error ?? 'The upload failed.' });
+    req.resume();
     return;
   }
 
@@ -192,5 +230,10 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
     ctx.log.warn('download ended early', { transfer: download.transfer.id, error: toHitchError(err).message });
     download.body.destroy();
     res.destroy();
+    try {
+      files.cancelTransfer(download.transfer.id);
+    } catch {
+      // ended already
+    }
   }
 }

@@ -1,0 +1,156 @@
+// The web host's file routes (PUT /files/upload, GET /files/download) are as reachable from
+// any page the person's browser opens as the API is: everything but the Hitch page's own
+// requests is refused before it reaches the engine, and what the page asks for streams
+// through the host's master with the engine's errors as HTTP statuses the page can act on.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localApi } from '../../main/api/connection';
+import { createRouter } from '../../main/api/router';
+import { contentDisposition, type FileStreams } from '../../main/web/file-endpoints';
+import { startWebHost, type WebHost } from '../../main/web/server';
+import { testEngine, type TestEngine } from '../fixtures/engine';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function send(port: number, method: string, path: string, opts: { headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers: { host: `127.0.0.1:${port}`, ...opts.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const errorCode = (a: Answer): unknown => (JSON.parse(a.body.toString()) as { error: { code: string } }).error.code;
+
+describe('web host file routes: refusals', () => {
+  let t: TestEngine;
+  let host: WebHost;
+  let base: string;
+  /** Every request that got through to the engine's streams. */
+  const reached: string[] = [];
+  const recorder: FileStreams = {
+    uploadFromStream: (o) => (reached.push(`upload ${o.remotePath}`), Promise.reject(new Error('not in this test'))),
+    downloadToStream: (o) => (reached.push(`download ${o.remotePath}`), Promise.reject(new Error('not in this test'))),
+    cancelTransfer: () => undefined,
+    onEvent: () => () => undefined,
+  };
+  const origin = (): string => `http://127.0.0.1:${host.port}`;
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${host.token}`, origin: origin() });
+
+  beforeAll(async () => {
+    t = await testEngine('Host alpha\n  HostName 127.0.0.1\n');
+    base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
+    const staticDir = join(base, 'renderer');
+    await mkdir(staticDir);
+    await writeFile(join(staticDir, 'index.html'), '<!doctype html><title>Hitch</title>');
+    const log = t.engine.options.log;
+    host = await startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir, log, files: () => recorder });
+  });
+  afterAll(async () => {
+    await host?.close();
+    await t?.close();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('refuses a download without the token, or with a wrong one', async () => {
+    expect((await send(host.port, 'GET', '/files/download?host=alpha&path=/etc/hostname')).status).toBe(401);
+    expect((await send(host.port, 'GET', `/files/download?host=alpha&path=/etc/hostname&token=${'x'.repeat(32)}`)).status).toBe(401);
+    expect((await send(host.port, 'GET', '/files/download?host=alpha&path=/etc/hostname', { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+  });
+
+  it('refuses an upload without the token', async () => {
+    const body = Buffer.from('hello');
+    const res = await send(host.port, 'PUT', '/files/upload?host=alpha&path=/tmp/x', { headers: { origin: origin(), 'content-length': '5' }, body });
+    expect(res.status).toBe(401);
+    expect(errorCode(res)).toBe('forbidden');
+  });
+
+  it('refuses a foreign Host header (DNS rebinding) and a foreign Origin, even with the token', async () => {
+    const rebound = await send(host.port, 'GET', `/files/download?host=alpha&path=/x&token=${host.token}`, { headers: { host: `evil.example:${host.port}` } });
+    expect(rebound.status).toBe(421);
+    const foreign = await send(host.port, 'PUT', '/files/upload?host=alpha&path=/tmp/x', {
+      headers: { ...auth(), origin: 'http://evil.example', 'content-length': '1' },
+      body: Buffer.from('x'),
+    });
+    expect(foreign.status).toBe(403);
+    const crossSite = await send(host.port, 'GET', `/files/download?host=alpha&path=/x&token=${host.token}`, { headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(crossSite.status).toBe(403);
+  });
+
+  it('refuses a query that does not fit, naming the parameter', async () => {
+    const cases = [
+      '/files/download?path=/x', // no host
+      '/files/download?host=alpha', // no path
+      '/files/download?host=al%20pha&path=/x', // a host alias has no spaces
+      '/files/download?host=alpha&path=/x%00y', // NUL in a path
+      '/files/download?host=alpha&path=/x&path=/y', // twice
+      '/files/download?host=alpha&path=/x&extra=1', // unknown parameter
+    ];
+    for (const path of cases) {
+      const res = await send(host.port, 'GET', `${path}&token=${host.token}`);
+      expect(res.status, path).toBe(400);
+      expect(errorCode(res), path).toBe('bad-request');
+    }
+    const badMode = await send(host.port, 'PUT', '/files/upload?host=alpha&path=/tmp/x&ifExists=overwrite', { headers: { ...auth(), 'content-length': '1' }, body: Buffer.from('x') });
+    expect(badMode.status).toBe(400);
+    expect(badMode.body.toString()).toContain('ifExists');
+  });
+
+  it('refuses the wrong method, and an upload without a Content-Length', async () => {
+    expect((await send(host.port, 'POST', `/files/download?host=alpha&path=/x&token=${host.token}`)).status).toBe(405);
+    expect((await send(host.port, 'GET', `/files/upload?host=alpha&path=/x&token=${host.token}`)).status).toBe(405);
+    const chunked = await send(host.port, 'PUT', '/files/upload?host=alpha&path=/tmp/x', { headers: { ...auth(), 'transfer-encoding': 'chunked' }, body: Buffer.from('x') });
+    expect(chunked.status).toBe(411);
+  });
+
+  it('lets none of those reach the engine, and never logs the token', () => {
+    expect(reached).toEqual([]);
+    expect(t.logLines.join('\n')).not.toContain(host.token);
+    expect(t.logLines.some((l) => l.includes('web host refused file request'))).toBe(true);
+  });
+
+  it('passes the page\'s own request on, and answers the engine\'s failure as an error', async () => {
+    const res = await send(host.port, 'GET', `/files/download?host=alpha&path=/srv/a&token=${host.token}`, { headers: { 'sec-fetch-site': 'same-origin' } });
+    expect(res.status).toBe(500);
+    expect(reached).toEqual(['download /srv/a']);
+  });
+
+  it('names the file for the browser, in plain ASCII and exactly', () => {
+    expect(contentDisposition('report.pdf')).toBe(`attachment; filename="report.pdf"; filename*=UTF-8''report.pdf`);
+    expect(contentDisposition('grüße "x".txt')).toBe(`attachment; filename="gr__e _x_.txt"; filename*=UTF-8''gr%C3%BC%C3%9Fe%20%22x%22.txt`);
+    expect(contentDisposition('a/b\r\nc')).toBe(`attachment; filename="a_b__c"; filename*=UTF-8''a_b__c`);
+  });
+});
+
+describe('web host file routes: without an engine of its own', () => {
+  it('says why uploads and downloads are not available, rather than failing silently', async () => {
+    const t = await testEngine('Host alpha\n  HostName 127.0.0.1\n');
+    const base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
+    const log = t.engine.options.log;
+    const host = await startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir: base, log, files: () => null });
+    try {
+      const res = await send(host.port, 'GET', `/files/download?host=alpha&path=/x&token=${host.token}`);
+      expect(res.status).toBe(501);
+      expect(res.body.toString()).toMatch(/hitch cp/);
+    } finally {
+      await host.close();
+      await t.close();
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+});
+
+export { createHash, randomBytes };
