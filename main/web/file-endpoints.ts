@@ -95,7 +95,6 @@ function sendError(res: ServerResponse, err: HitchError | { code: ErrorCode; mes
 
 /** `attachment` with the name as it is (RFC 6266 `filename*`) and a plain-ASCII fallback for old clients. */
 export function contentDisposition(name: string): string {
-  // eslint-disable-next-line no-control-regex
   const clean = name.replace(/[\u0000-\u001f\u007f/\\]/g, '_') || 'download';
   const ascii = clean.replace(/[^\x20-\x7e]/g, '_').replace(/["%]/g, '_');
   const encoded = encodeURIComponent(clean).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);

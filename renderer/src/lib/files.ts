@@ -159,7 +159,6 @@ export function queueOrder(transfers: readonly TransferView[]): TransferView[] {
  * the header would refuse.
  */
 export function safeDownloadName(name: string): string {
-  // eslint-disable-next-line no-control-regex
   const cleaned = name.replace(/[\u0000-\u001f\u007f/\\]/g, '_');
   return cleaned === '' || cleaned === '.' || cleaned === '..' ? 'download' : cleaned;
 }
