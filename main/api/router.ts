@@ -71,19 +71,19 @@ const handlers: Handlers = {
   'bench.export': (engine, { hostId, format }) => engine.exportBench(hostId, format),
   'ssh-config.snippet': (engine) => engine.sshConfigSnippet(),
   'ssh-config.include': (engine, { apply }) => engine.sshConfigInclude(apply),
-  // CONTRACT STUBS (issue 15, being built on branches): replaced before this reaches main.
+  // CONTRACT STUBS (issue 15, forwards: being built on another branch): replaced before this reaches main.
   'forwards.list': notYet,
   'forwards.open': notYet,
   'forwards.cancel': notYet,
   'forwards.save': notYet,
-  'files.list': notYet,
-  'files.mkdir': notYet,
-  'files.rename': notYet,
-  'files.delete': notYet,
-  'files.cwd': notYet,
-  'transfer.start': notYet,
-  'transfer.cancel': notYet,
-  'transfers.list': notYet,
+  'files.list': (engine, { hostId, path }) => engine.listFiles(hostId, path),
+  'files.mkdir': (engine, { hostId, path }) => engine.makeDirectory(hostId, path),
+  'files.rename': async (engine, { hostId, from, to }) => (await engine.renameFile(hostId, from, to), null),
+  'files.delete': async (engine, { hostId, path }) => (await engine.deleteFile(hostId, path), null),
+  'files.cwd': (engine, { sessionId }) => engine.sessionCwd(sessionId),
+  'transfer.start': (engine, { hostId, direction, localPath, remotePath, ifExists }) => engine.startTransfer({ hostId, direction, localPath, remotePath, ifExists }),
+  'transfer.cancel': (engine, { transferId }) => (engine.cancelTransfer(transferId), null),
+  'transfers.list': (engine) => ({ transfers: engine.listTransfers() }),
 };
 
 function notYet(): never {
