@@ -137,6 +137,7 @@ test('a 100 MB file goes up from the file picker and comes back as the browser\'
     const down = panel.locator(`li.transfer[data-state="done"][data-name="${name}"]`);
     await expect(down).toHaveCount(2); // the upload and the download, both done
     await expect(panel.locator(`li.transfer[data-name="${name}"] .direction`)).toHaveText(['↓', '↑']);
+    if (process.env.HITCH_SCREENSHOTS) await page.screenshot({ path: 'docs/screenshots/files.png' });
   } finally {
     await rm(dir, { recursive: true, force: true });
     if (home) await rm(join(home, name), { force: true });

@@ -3,8 +3,8 @@
 // requests is refused before it reaches the engine, and what the page asks for streams
 // through the host's master with the engine's errors as HTTP statuses the page can act on.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
 import { contentDisposition, type FileStreams } from '../../main/web/file-endpoints';
 import { startWebHost, type WebHost } from '../../main/web/server';
+import { startSshd, type Sshd } from '../fixtures/sshd';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 
 interface Answer {
@@ -153,4 +154,110 @@ describe('web host file routes: without an engine of its own', () => {
   });
 });
 
-export { createHash, randomBytes };
+
+describe('web host file routes: through a real master', () => {
+  let sshd: Sshd;
+  let t: TestEngine;
+  let host: WebHost;
+  let base: string;
+  /** This run's folder in the test user's home on the host (the same machine: checked on disk). */
+  let remote: string;
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${host.token}`, origin: `http://127.0.0.1:${host.port}` });
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    t = await testEngine(sshd.clientConfig('filehost'));
+    base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
+    const log = t.engine.options.log;
+    host = await startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir: base, log, files: () => t.engine });
+    remote = (await t.engine.makeDirectory('filehost', `hitch-web-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    if (remote) await t?.engine.deleteFile('filehost', remote).catch(() => undefined);
+    await host?.close();
+    await t?.close();
+    await sshd?.stop();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it('uploads a body to the host and downloads it back, the same bytes, answered with the ended transfer', async () => {
+    const body = randomBytes(3 * 1024 * 1024 + 17);
+    const path = `${remote}/up load.bin`;
+    const put = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}`, {
+      headers: { ...auth(), 'content-length': String(body.length) },
+      body,
+    });
+    expect(put.status, put.body.toString()).toBe(200);
+    const view = JSON.parse(put.body.toString()) as { state: string; done: number; localPath: string | null; remotePath: string; direction: string };
+    expect(view).toMatchObject({ state: 'done', done: body.length, localPath: null, remotePath: path, direction: 'upload' });
+    expect(sha(await readFile(path))).toBe(sha(body));
+
+    const got = await send(host.port, 'GET', `/files/download?host=filehost&path=${encodeURIComponent(path)}&token=${host.token}`);
+    expect(got.status).toBe(200);
+    expect(got.headers['content-length']).toBe(String(body.length));
+    expect(got.headers['content-disposition']).toBe(`attachment; filename="up load.bin"; filename*=UTF-8''up%20load.bin`);
+    expect(got.headers['content-type']).toBe('application/octet-stream');
+    expect(sha(got.body)).toBe(sha(body));
+    const listed = t.engine.listTransfers().filter((x) => x.remotePath === path);
+    expect(listed.map((x) => [x.direction, x.state])).toEqual([
+      ['upload', 'done'],
+      ['download', 'done'],
+    ]);
+    expect(await sshd.acceptedLogins()).toBe(1);
+  });
+
+  it('never replaces a file unless asked: 409, then replaced with ifExists=replace', async () => {
+    const path = `${remote}/kept.txt`;
+    const first = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}`, { headers: { ...auth(), 'content-length': '6' }, body: Buffer.from('first\n') });
+    expect(first.status).toBe(200);
+    const again = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}`, { headers: { ...auth(), 'content-length': '7' }, body: Buffer.from('second\n') });
+    expect(again.status).toBe(409);
+    expect(errorCode(again)).toBe('exists');
+    expect(await readFile(path, 'utf8')).toBe('first\n');
+    const replaced = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}&ifExists=replace`, {
+      headers: { ...auth(), 'content-length': '7' },
+      body: Buffer.from('second\n'),
+    });
+    expect(replaced.status).toBe(200);
+    expect(await readFile(path, 'utf8')).toBe('second\n');
+  });
+
+  it('answers a missing file with 404 and an unknown host with 404, saying which', async () => {
+    const missing = await send(host.port, 'GET', `/files/download?host=filehost&path=${encodeURIComponent(`${remote}/nope`)}&token=${host.token}`);
+    expect(missing.status).toBe(404);
+    expect(errorCode(missing)).toBe('not-found');
+    const unknown = await send(host.port, 'GET', `/files/download?host=nohost&path=/x&token=${host.token}`);
+    expect(unknown.status).toBe(404);
+    expect(errorCode(unknown)).toBe('unknown-host');
+  });
+
+  it('ends the transfer when the page goes away in the middle of an upload, leaving nothing under the name asked for', async () => {
+    const path = `${remote}/abandoned.bin`;
+    const size = 64 * 1024 * 1024;
+    const req: ClientRequest = request({
+      host: '127.0.0.1',
+      port: host.port,
+      method: 'PUT',
+      path: `/files/upload?host=filehost&path=${encodeURIComponent(path)}`,
+      headers: { host: `127.0.0.1:${host.port}`, ...auth(), 'content-length': String(size) },
+    });
+    req.on('error', () => undefined);
+    req.write(randomBytes(1024 * 1024));
+    // Wait until the engine has the transfer, then go away without sending the rest.
+    const id = await new Promise<string>((resolve) => {
+      const look = (): void => {
+        const found = t.engine.listTransfers().find((x) => x.remotePath === path);
+        if (found) resolve(found.id);
+        else setTimeout(look, 20);
+      };
+      look();
+    });
+    req.destroy();
+    await expect
+      .poll(() => t.engine.listTransfers().find((x) => x.id === id)?.state, { timeout: 15_000 })
+      .toMatch(/^(cancelled|failed)$/);
+    // Nothing half-written under the name asked for.
+    await expect(readFile(path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
