@@ -63,6 +63,17 @@ test('browse the home directory, create a folder, rename it and delete it after 
     await expect(row.locator('td.permissions')).toHaveText(/^d[rwx-]{9}$/);
     expect(await exists(join(home, name))).toBe(true);
 
+    // "Follow terminal" goes where the active shell is, without typing anything into it.
+    await page.locator('li[data-host="testhost"]').getByRole('button', { name: 'New shell' }).click();
+    await page.locator('.term-pane.active').click();
+    await page.keyboard.type(`cd ${name} && echo "in-$PWD"`);
+    await page.keyboard.press('Enter');
+    await expect.poll(async () => page.locator('.term-pane.active .xterm-rows').textContent()).toContain(`in-${join(home, name)}`);
+    await panel.getByRole('button', { name: 'Follow terminal' }).click();
+    await expect(panel.getByLabel('Path on testhost')).toHaveValue(join(home, name));
+    await panel.getByRole('button', { name: 'Up one folder' }).click();
+    await expect(panel.getByLabel('Path on testhost')).toHaveValue(home);
+
     // Double click enters it; the path bar follows, and "up" comes back.
     await row.dblclick();
     await expect(panel.getByLabel('Path on testhost')).toHaveValue(join(home, name));
@@ -84,6 +95,13 @@ test('browse the home directory, create a folder, rename it and delete it after 
     const dialog = page.getByRole('alertdialog');
     await expect(dialog).toContainText(`the folder ${join(home, renamed)} and everything in it`);
     await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await expect(dialog).toHaveCount(0);
+    expect(await exists(join(home, renamed))).toBe(true);
+    // And from the keyboard: Delete on the row asks the same, Escape keeps it.
+    await panel.locator(`tr[data-name="${renamed}"]`).focus();
+    await page.keyboard.press('Delete');
+    await expect(dialog).toContainText(join(home, renamed));
+    await page.keyboard.press('Escape');
     await expect(dialog).toHaveCount(0);
     expect(await exists(join(home, renamed))).toBe(true);
     await panel.getByRole('button', { name: `Delete ${renamed}` }).click();
