@@ -13,6 +13,7 @@ import { createRouter } from '../../main/api/router';
 import { contentDisposition, type FileStreams } from '../../main/web/file-endpoints';
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { startSshd, type Sshd } from '../fixtures/sshd';
+import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 
 interface Answer {
@@ -259,5 +260,82 @@ describe('web host file routes: through a real master', () => {
       .toMatch(/^(cancelled|failed)$/);
     // Nothing half-written under the name asked for.
     await expect(readFile(path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('web host file routes: across a network cut', () => {
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let t: TestEngine;
+  let host: WebHost;
+  let base: string;
+  let remote: string;
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  const stateOf = (id: string): string | undefined => t.engine.listTransfers().find((x) => x.id === id)?.state;
+  const doneOf = (id: string): number => t.engine.listTransfers().find((x) => x.id === id)?.done ?? 0;
+  /** The transfer of `path` once the engine lists it. */
+  const transferOf = async (path: string, direction: 'upload' | 'download'): Promise<string> => {
+    let id: string | undefined;
+    await expect.poll(() => (id = t.engine.listTransfers().find((x) => x.remotePath === path && x.direction === direction && x.state !== 'done')?.id), { timeout: 30_000, interval: 10 }).toBeDefined();
+    return id!;
+  };
+  /** Cuts every connection once `id` is under way, and lets them back once it waits for the master. */
+  const cutMidway = async (id: string): Promise<void> => {
+    await expect.poll(() => doneOf(id), { timeout: 60_000, interval: 20 }).toBeGreaterThan(2 * 1024 * 1024);
+    proxy.resetAll();
+    await expect.poll(() => stateOf(id), { timeout: 30_000, interval: 10 }).toBe('waiting');
+    proxy.setDelay(0);
+  };
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    proxy = await startProxy({ targetPort: sshd.port });
+    t = await testEngine(await behindProxy(sshd, proxy, 'cuthost'));
+    base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
+    const log = t.engine.options.log;
+    host = await startWebHost({ api: localApi(createRouter(t.engine, log)), staticDir: base, log, files: () => t.engine });
+    remote = (await t.engine.makeDirectory('cuthost', `hitch-web-cut-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    proxy?.setDelay(0);
+    if (remote) await t?.engine.deleteFile('cuthost', remote).catch(() => undefined);
+    await host?.close();
+    await t?.close();
+    await proxy?.close();
+    await sshd?.stop();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it('a page\'s upload waits out the reconnect, goes on, and is answered done with the same bytes', async () => {
+    const body = randomBytes(24 * 1024 * 1024);
+    const path = `${remote}/web-up.bin`;
+    proxy.setDelay(20); // slow enough for the cut to land mid-way
+    const answer = send(host.port, 'PUT', `/files/upload?host=cuthost&path=${encodeURIComponent(path)}`, {
+      headers: { authorization: `Bearer ${host.token}`, 'content-length': String(body.length) },
+      body,
+    });
+    const id = await transferOf(path, 'upload');
+    await cutMidway(id);
+    const put = await answer;
+    expect(put.status, put.body.toString()).toBe(200);
+    const view = JSON.parse(put.body.toString()) as { id: string; state: string; done: number; resumes: number };
+    expect(view).toMatchObject({ id, state: 'done', done: body.length });
+    expect(view.resumes).toBeGreaterThanOrEqual(1);
+    expect(sha(await readFile(path))).toBe(sha(body));
+  });
+
+  it('a page\'s download goes on after the reconnect: the browser gets every byte, in order', async () => {
+    const body = randomBytes(24 * 1024 * 1024);
+    const path = `${remote}/web-down.bin`;
+    await writeFile(path, body);
+    proxy.setDelay(20);
+    const answer = send(host.port, 'GET', `/files/download?host=cuthost&path=${encodeURIComponent(path)}&token=${host.token}`);
+    const id = await transferOf(path, 'download');
+    await cutMidway(id);
+    const got = await answer;
+    expect(got.status).toBe(200);
+    expect(got.body.length).toBe(body.length);
+    expect(sha(got.body)).toBe(sha(body));
+    expect(t.engine.listTransfers().find((x) => x.id === id)).toMatchObject({ state: 'done' });
   });
 });
