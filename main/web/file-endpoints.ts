@@ -65,7 +65,7 @@ export interface FileRouteContext {
   tokenOk(given: string | null): boolean;
   /** Origins of the page this web host serves. */
   allowedOrigins(): Set<string>;
-  /** The engine's streams, or null when this web host relays to an engine in another process. */
+  /** The engine's streams (its own, or relayed-files.ts for an engine elsewhere); null: none. */
   files(): FileStreams | null;
 }
 
@@ -145,8 +145,8 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
     return refuse(
       501,
       'internal',
-      'Uploads and downloads in the browser need the web host to run the Hitch engine itself; this one uses an engine that runs elsewhere (the desktop app or hitch daemon). Use the desktop app or `hitch cp` meanwhile.',
-      'remote engine',
+      'This web host was started without file transfers: use the desktop app or `hitch cp`.',
+      'no file streams',
     );
   }
 

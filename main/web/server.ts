@@ -22,8 +22,8 @@ export interface WebHostOptions {
   /** Fixed token (tests); a random one otherwise. */
   token?: string;
   /**
-   * The engine's file streams, for uploads and downloads through the page (file-endpoints.ts);
-   * null (or absent) while the engine in use runs in another process.
+   * The engine's file streams, for uploads and downloads through the page (file-endpoints.ts):
+   * the engine's own, or relayed-files.ts for an engine in another process. Absent: none.
    */
   files?: () => FileStreams | null;
 }

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
 import { contentDisposition, type FileStreams } from '../../main/web/file-endpoints';
+import { relayedFileStreams } from '../../main/web/relayed-files';
 import { startWebHost, type WebHost } from '../../main/web/server';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
@@ -137,8 +138,8 @@ describe('web host file routes: refusals', () => {
   });
 });
 
-describe('web host file routes: without an engine of its own', () => {
-  it('says why uploads and downloads are not available, rather than failing silently', async () => {
+describe('web host file routes: without file streams', () => {
+  it('says that uploads and downloads are not available, rather than failing silently', async () => {
     const t = await testEngine('Host alpha\n  HostName 127.0.0.1\n');
     const base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
     const log = t.engine.options.log;
@@ -337,5 +338,73 @@ describe('web host file routes: across a network cut', () => {
     expect(got.body.length).toBe(body.length);
     expect(sha(got.body)).toBe(sha(body));
     expect(t.engine.listTransfers().find((x) => x.id === id)).toMatchObject({ state: 'done' });
+  });
+});
+
+describe('web host file routes: with the engine in another process', () => {
+  // The engine's API as the web host has it when it relays to `hitch daemon` or the desktop
+  // app: calls and events only, no streams; files pass through this computer's disk.
+  let sshd: Sshd;
+  let t: TestEngine;
+  let host: WebHost;
+  let relayed: ReturnType<typeof relayedFileStreams>;
+  let base: string;
+  let remote: string;
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${host.token}` });
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    t = await testEngine(sshd.clientConfig('filehost'));
+    base = await mkdtemp(join(tmpdir(), 'hitch-static-'));
+    const log = t.engine.options.log;
+    const api = localApi(createRouter(t.engine, log));
+    relayed = relayedFileStreams(api, log);
+    host = await startWebHost({ api, staticDir: base, log, files: () => relayed });
+    remote = (await t.engine.makeDirectory('filehost', `hitch-relay-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    if (remote) await t?.engine.deleteFile('filehost', remote).catch(() => undefined);
+    relayed?.close();
+    await host?.close();
+    await t?.close();
+    await sshd?.stop();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it('uploads and downloads the same bytes through transfer.start, and leaves no copy behind', async () => {
+    const body = randomBytes(5 * 1024 * 1024 + 3);
+    const path = `${remote}/relayed.bin`;
+    const put = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}`, { headers: { ...auth(), 'content-length': String(body.length) }, body });
+    expect(put.status, put.body.toString()).toBe(200);
+    expect(JSON.parse(put.body.toString())).toMatchObject({ state: 'done', done: body.length, remotePath: path, direction: 'upload' });
+    expect(sha(await readFile(path))).toBe(sha(body));
+
+    const got = await send(host.port, 'GET', `/files/download?host=filehost&path=${encodeURIComponent(path)}&token=${host.token}`);
+    expect(got.status).toBe(200);
+    expect(got.headers['content-length']).toBe(String(body.length));
+    expect(got.headers['content-disposition']).toContain(`filename="relayed.bin"`);
+    expect(sha(got.body)).toBe(sha(body));
+
+    // The copies on this computer are gone once each transfer has ended.
+    const localCopies = t.engine.listTransfers().filter((x) => x.remotePath === path).map((x) => x.localPath!);
+    expect(localCopies).toHaveLength(2);
+    for (const copy of localCopies) await expect.poll(() => readFile(copy).then(() => 'there', () => 'gone')).toBe('gone');
+  });
+
+  it('keeps the engine\'s refusals: an existing file is 409 until replace is asked, a missing one 404', async () => {
+    const path = `${remote}/kept.txt`;
+    const put = (text: string, mode = ''): Promise<Answer> =>
+      send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}${mode}`, { headers: { ...auth(), 'content-length': String(text.length) }, body: Buffer.from(text) });
+    expect((await put('first\n')).status).toBe(200);
+    const again = await put('second\n');
+    expect(again.status).toBe(409);
+    expect(errorCode(again)).toBe('exists');
+    expect(await readFile(path, 'utf8')).toBe('first\n');
+    expect((await put('second\n', '&ifExists=replace')).status).toBe(200);
+    expect(await readFile(path, 'utf8')).toBe('second\n');
+    const missing = await send(host.port, 'GET', `/files/download?host=filehost&path=${encodeURIComponent(`${remote}/nope`)}&token=${host.token}`);
+    expect(missing.status).toBe(404);
+    expect(errorCode(missing)).toBe('not-found');
   });
 });
