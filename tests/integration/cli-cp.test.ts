@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,12 +34,14 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** A file of `size` random bytes, written in pieces. */
+/** A file of `size` random bytes, written a MiB at a time. */
 async function randomFile(path: string, size: number): Promise<void> {
-  const piece = randomBytes(1024 * 1024);
-  const parts: Buffer[] = [];
-  for (let left = size; left > 0; left -= piece.length) parts.push(left >= piece.length ? piece.map((b, i) => b ^ (left + i) % 251) : randomBytes(left));
-  await writeFile(path, Buffer.concat(parts));
+  const file = await open(path, 'w');
+  try {
+    for (let left = size; left > 0; left -= 1024 * 1024) await file.write(randomBytes(Math.min(left, 1024 * 1024)));
+  } finally {
+    await file.close();
+  }
 }
 
 describe('hitch cp', () => {
