@@ -30,6 +30,11 @@ Commands:
   sessions HOST               the host's sessions (id, kind, durable, state, pid, command),
                               and durable shells left running there
   bench HOST [--rounds N]     measure what multiplexing saves on this host
+  cp [--force|--resume] SRC... DST
+                              copy files to or from a host over its master, like scp:
+                              one side is HOST:PATH (HOST: alone is the login directory);
+                              an existing destination is replaced only with --force (or
+                              asked about on a terminal); --resume goes on from its end
 
 Options:
   --json                      machine-readable output (one JSON object)
@@ -54,6 +59,8 @@ const optionSpec = {
   grace: { type: 'string' },
   rounds: { type: 'string', short: 'n' },
   attach: { type: 'string' },
+  force: { type: 'boolean', short: 'f' },
+  resume: { type: 'boolean' },
 } as const;
 
 type Values = { [K in keyof typeof optionSpec]?: (typeof optionSpec)[K]['type'] extends 'string' ? string : boolean };
@@ -78,7 +85,7 @@ const table: Record<string, { args: string[]; options?: (keyof Values)[]; run: (
   bench: { args: ['HOST'], options: ['rounds'], run: async (ctx, [host], v) => (await commands()).bench(ctx, host!, v) },
 };
 
-const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach'];
+const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach', 'force', 'resume'];
 
 function usageError(message: string): CliError {
   return new CliError(`${message} (hitch --help for usage)`, USAGE_STATUS);
@@ -123,6 +130,11 @@ export async function run(argv: string[]): Promise<number> {
       for (const name of COMMAND_OPTIONS) if (values[name] !== undefined) throw usageError(`--${name} does not apply to exec`);
       // Joined with spaces for the remote shell, exactly as `ssh HOST CMD...` does.
       return await (await import('./exec')).execCommand(ctx, host, words.join(' ')).catch(asSshFailure);
+    }
+    if (command === 'cp') {
+      if (remote !== null) throw usageError('cp takes no --');
+      for (const name of COMMAND_OPTIONS) if (values[name] !== undefined && name !== 'force' && name !== 'resume') throw usageError(`--${name} does not apply to cp`);
+      return await (await import('./cp')).cpCommand(ctx, args, { force: values.force, resume: values.resume });
     }
     const spec = table[command];
     if (!spec) throw usageError(`unknown command "${command}"`);

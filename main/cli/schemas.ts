@@ -134,6 +134,27 @@ export const sessionsOutputSchema = z.object({
   ),
 });
 
+/** `hitch cp`: each file copied, in order. */
+export const cpOutputSchema = z.object({
+  transfers: z.array(
+    z.object({
+      /** The engine's transfer id (`t3`). */
+      id: z.string(),
+      direction: z.enum(['upload', 'download']),
+      host: z.string(),
+      /** `HOST:/absolute/path` on the host's side, an absolute path on this computer's. */
+      source: z.string(),
+      destination: z.string(),
+      /** The file's size: every byte of it was copied. */
+      bytes: z.number().int().min(0),
+      /** From queued to done. */
+      ms: z.number().int().min(0),
+      /** How many times it went on after the connection dropped. */
+      resumes: z.number().int().min(0),
+    }),
+  ),
+});
+
 export const outputSchemas = {
   ls: lsOutputSchema,
   connect: connectOutputSchema,
@@ -145,6 +166,7 @@ export const outputSchemas = {
   sessions: sessionsOutputSchema,
   bench: benchOutputSchema,
   daemon: daemonOutputSchema,
+  cp: cpOutputSchema,
 } as const;
 
 export type CommandName = keyof typeof outputSchemas;
