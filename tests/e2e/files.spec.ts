@@ -7,7 +7,8 @@ import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
-import { expect, test } from './fixtures';
+import { behindProxy, startProxy } from '../fixtures/tcp-proxy';
+import { expect, startWebHostProcess, test } from './fixtures';
 
 const MB = 1024 * 1024;
 
@@ -196,6 +197,47 @@ test('files dropped from the desktop upload, and a file already there is replace
     await expect.poll(() => readFile(join(home, name), 'utf8')).toBe('third version\n');
     await expect(panel.locator(`li.transfer[data-name="${name}"][data-state="done"]`)).toHaveCount(2);
   } finally {
+    await rm(join(home, name), { force: true });
+  }
+});
+
+test('an upload cut off by the network says it is reconnecting, then goes on and ends with the same bytes', async ({ page, sshd }) => {
+  test.setTimeout(120_000);
+  const proxy = await startProxy({ targetPort: sshd.port });
+  const hitch = await startWebHostProcess(await behindProxy(sshd, proxy, 'web1'));
+  const dir = await mkdtemp(join(tmpdir(), 'hitch-e2e-files-'));
+  const name = `cut-${randomBytes(4).toString('hex')}.bin`;
+  const local = join(dir, name);
+  const home = `/home/${sshd.user}`;
+  try {
+    await randomFile(local, 24 * MB);
+    await page.goto(hitch.url);
+    await page.locator('li[data-host="web1"]').getByRole('button', { name: 'Files' }).click();
+    const panel = page.getByRole('region', { name: 'Files on web1' });
+    await expect(panel.getByLabel('Path on web1')).toHaveValue(home);
+
+    proxy.setDelay(20); // slow enough for the cut to land mid-way
+    await panel.getByTestId('upload-input').setInputFiles(local);
+    const row = panel.locator(`li.transfer[data-name="${name}"]`);
+    await expect(row).toHaveAttribute('data-state', 'running');
+    await expect.poll(async () => Number(await row.getByRole('progressbar').evaluate((p) => (p as HTMLProgressElement).value)), { timeout: 60_000 }).toBeGreaterThan(0.1);
+    // The network goes: connections reset, and new ones get no answer until it is back.
+    proxy.blackhole(true);
+    proxy.resetAll();
+    await expect(row.getByTestId('transfer-state')).toHaveText('reconnecting…', { timeout: 30_000 });
+    await expect(row).toHaveAttribute('data-state', 'waiting');
+    proxy.setDelay(0);
+    proxy.blackhole(false);
+    await expect(row).toHaveAttribute('data-state', 'done', { timeout: 60_000 });
+    await expect(row.getByTestId('transfer-state')).toHaveText(/^done · resumed \d+×$/);
+    expect(await sha256(join(home, name))).toBe(await sha256(local));
+    expect(await sshd.acceptedLogins()).toBe(2); // the first login, and the one after the cut
+  } finally {
+    proxy.blackhole(false);
+    proxy.setDelay(0);
+    await hitch.stop();
+    await proxy.close();
+    await rm(dir, { recursive: true, force: true });
     await rm(join(home, name), { force: true });
   }
 });
