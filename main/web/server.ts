@@ -94,7 +94,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     if (weak) throw new Error(weak);
   }
   const token = opts.token ?? randomBytes(24).toString('base64url');
-  const server = createServer();
+  // No limit on receiving a whole request (Node's default is 5 minutes): an upload's body is
+  // the file, and a large one, or one paused while its master reconnects, takes longer. The
+  // headers still have to come within a minute.
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000 });
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   let port = 0;
 
