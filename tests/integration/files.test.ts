@@ -168,6 +168,26 @@ describe('a transfer cut off by the network', () => {
     if (local) await rm(local, { recursive: true, force: true });
   });
 
+  it('cancels a running transfer: it ends cancelled and leaves no part file', async () => {
+    const source = join(local, 'cancel-source.bin');
+    await writeFile(source, randomBytes(16 * 1024 * 1024));
+    const up = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'upload', localPath: source, remotePath: `${remote}/cancel.bin` });
+    expect((await ended(t, up.id)).state).toBe('done');
+    proxy.setDelay(20);
+    try {
+      const dest = join(local, 'cancelled.bin');
+      const down = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: dest, remotePath: `${remote}/cancel.bin` });
+      await expect.poll(() => t.engine.listTransfers().find((x) => x.id === down.id)!.done, { timeout: 60_000, interval: 20 }).toBeGreaterThan(1024 * 1024);
+      t.engine.cancelTransfer(down.id);
+      expect(await ended(t, down.id)).toMatchObject({ state: 'cancelled', error: null });
+      await expect(stat(dest + '.hitch-part')).rejects.toThrow();
+      await expect(stat(dest)).rejects.toThrow();
+      expect(t.events.some((e) => e.event === 'transfer.changed' && e.payload.id === down.id && e.payload.state === 'cancelled')).toBe(true);
+    } finally {
+      proxy.setDelay(0);
+    }
+  });
+
   for (const direction of ['upload', 'download'] as const) {
     it(`resumes an ${direction} where it stopped and ends with the same checksum`, async () => {
       const size = 24 * 1024 * 1024;

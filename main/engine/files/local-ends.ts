@@ -8,9 +8,9 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { HitchError } from '../errors';
 
-/** Where a download's bytes go, in order. */
+/** Where a download's bytes go, in order (several chunks at once when they arrived together). */
 export interface DownloadSink {
-  write(data: Buffer): Promise<void>;
+  write(data: Buffer[]): Promise<void>;
 }
 
 /** Where an upload's bytes come from; `release` says everything before an offset is acknowledged. */
@@ -23,11 +23,22 @@ export interface UploadSource {
 export function fileSink(file: FileHandle, position: number): DownloadSink & { position: number } {
   const sink = {
     position,
-    async write(data: Buffer): Promise<void> {
-      for (let at = 0; at < data.length; ) {
-        const { bytesWritten } = await file.write(data, at, data.length - at, sink.position);
-        at += bytesWritten;
+    async write(chunks: Buffer[]): Promise<void> {
+      let left = chunks;
+      while (left.length > 0) {
+        const { bytesWritten } = await file.writev(left, sink.position);
         sink.position += bytesWritten;
+        // A short write (rare): what is left of the chunks goes again.
+        let skip = bytesWritten;
+        const rest: Buffer[] = [];
+        for (const c of left) {
+          if (skip >= c.length) skip -= c.length;
+          else {
+            rest.push(skip > 0 ? c.subarray(skip) : c);
+            skip = 0;
+          }
+        }
+        left = rest;
       }
     },
   };
@@ -52,9 +63,11 @@ export function fileSource(file: FileHandle, path: string): UploadSource {
 /** Writes to a stream with its backpressure; a stream that went away fails the write. */
 export function streamSink(body: Writable): DownloadSink {
   return {
-    async write(data) {
+    async write(chunks) {
       if (body.destroyed || body.writableEnded) throw new HitchError('cancelled', 'The download was abandoned by its reader.');
-      if (!body.write(data)) {
+      let full = false;
+      for (const data of chunks) full = !body.write(data) || full;
+      if (full) {
         await Promise.race([once(body, 'drain'), once(body, 'close').then(() => Promise.reject(new HitchError('cancelled', 'The download was abandoned by its reader.')))]);
       }
     },

@@ -29,11 +29,13 @@ export function cancelledError(): HitchError {
 }
 
 /**
- * Reads [from, size) from the remote file and hands it to `write` in order (each write
- * awaited before the next, so `done` is what the local side holds). Settles once no request
+ * Reads [from, size) from the remote file and hands it to `write` in order, the chunks that
+ * arrived meanwhile together (each write awaited before the next, so `done` is what the local
+ * side holds). `recycle`: the writer is done with the buffers once its write resolves (a file),
+ * so they are used again. Settles once no request
  * is in flight and no write is under way.
  */
-export function pullRange(copy: RangeCopy & { write(data: Buffer): Promise<void> }): Promise<void> {
+export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<void>; recycle: boolean }): Promise<void> {
   const { sftp, handle, path, size, chunk, depth, signal } = copy;
   return new Promise((resolve, reject) => {
     let next = copy.from;
@@ -57,9 +59,11 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer): Promise<void>
     const onAbort = (): void => fail(cancelledError());
     signal.addEventListener('abort', onAbort);
 
+    /** Read buffers given back once written: reused, so a long copy does not churn the allocator and the GC. */
+    const spare: Buffer[] = [];
     const issue = (offset: number, length: number): void => {
       inflight++;
-      const buffer = Buffer.allocUnsafe(length);
+      const buffer = length === chunk && spare.length > 0 ? spare.pop()! : Buffer.allocUnsafe(length);
       sftp.read(handle, buffer, length, offset, path).then(
         (n) => {
           inflight--;
@@ -89,10 +93,18 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer): Promise<void>
       if (writing) return;
       writing = true;
       try {
-        for (let data = ready.get(done); data && !failure; data = ready.get(done)) {
-          ready.delete(done);
-          await copy.write(data);
-          done += data.length;
+        while (!failure && ready.has(done)) {
+          // Every chunk that is next in order goes in one write (one system call for a file).
+          const batch: Buffer[] = [];
+          let end = done;
+          for (let data = ready.get(end); data; data = ready.get(end)) {
+            ready.delete(end);
+            batch.push(data);
+            end += data.length;
+          }
+          await copy.write(batch);
+          if (copy.recycle) for (const b of batch) if (b.length === chunk && b.byteOffset === 0 && b.buffer.byteLength === chunk) spare.push(b);
+          done = end;
           copy.progress(done);
         }
       } catch (err) {

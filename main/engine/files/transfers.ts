@@ -252,7 +252,7 @@ class Transfer {
     if (!this.sink) this.sink = await this.openDownloadSink();
     const handle = await sftp.openFile(plan.remotePath, 'r');
     try {
-      await pullRange({ ...this.copyOptions(sftp, sftp.limits.maxReadLength), handle, path: plan.remotePath, write: (data) => this.sink!.write(data) });
+      await pullRange({ ...this.copyOptions(sftp, sftp.limits.maxReadLength), handle, path: plan.remotePath, write: (data) => this.sink!.write(data), recycle: plan.local.kind === 'file' });
     } finally {
       void sftp.closeHandle(handle, plan.remotePath).catch(() => undefined);
     }
