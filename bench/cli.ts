@@ -33,7 +33,7 @@ function timed(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 /** Starts an OpenSSH ControlMaster for `alias`; resolves once `ssh -O check` says it is up. */
-export async function opensshMaster(configPath: string, alias: string, dir: string): Promise<{ sshArgs: string[]; stop(): void }> {
+export async function opensshMaster(configPath: string, alias: string, dir: string): Promise<{ sshArgs: string[]; socket: string; stop(): void }> {
   const sshArgs = ['-F', configPath, '-o', 'BatchMode=yes'];
   const sock = join(dir, 'mux');
   const master = spawn('ssh', [...sshArgs, '-M', '-S', sock, '-N', alias], { stdio: 'ignore' });
@@ -43,6 +43,7 @@ export async function opensshMaster(configPath: string, alias: string, dir: stri
   }
   return {
     sshArgs: [...sshArgs, '-S', sock],
+    socket: sock,
     stop() {
       spawn('ssh', ['-S', sock, '-O', 'exit', alias], { stdio: 'ignore' });
       master.kill();

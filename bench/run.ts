@@ -4,9 +4,10 @@
 // through the web host (bench/interactive.ts), one session's throughput on the paths users
 // take (bench/throughput.ts), 200 sessions over 20 masters and 1,000 over 100 (bench/scale.ts),
 // and hitch's start (bench/cli.ts).
-// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale]
+// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale|throughput]
 // `--only scale` runs the two scale runs alone (a few minutes), for working on them; the JSON
-// then holds only "scale" and "scale_large".
+// then holds only "scale" and "scale_large". `--only throughput` runs the throughput part alone
+// (the JSON holds only "throughput").
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +31,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 });
-if (values.only !== undefined && values.only !== 'scale') throw new Error(`--only takes "scale", not "${values.only}"`);
+if (values.only !== undefined && values.only !== 'scale' && values.only !== 'throughput') throw new Error(`--only takes "scale" or "throughput", not "${values.only}"`);
 const ROUNDS = values.quick ? 3 : Number(values.rounds);
 const RTTS = [0, 50];
 const THROUGHPUT_BYTES = (values.quick ? 32 : 256) * 1024 * 1024;
@@ -127,6 +128,17 @@ async function main(): Promise<void> {
     await writeJson({ scale: sc.scale, scale_large: sc.scale_large });
     return;
   }
+  if (values.only === 'throughput') {
+    const sshd = await startSshd({ maxSessions: 20 });
+    try {
+      const tp = await throughput(sshd, THROUGHPUT_BYTES);
+      process.stdout.write(throughputLines(tp) + '\n');
+      await writeJson({ throughput: tp });
+    } finally {
+      await sshd.stop();
+    }
+    return;
+  }
   const sshd = await startSshd({ maxSessions: 20 });
   const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-'));
   let output;
@@ -152,13 +164,7 @@ async function main(): Promise<void> {
     process.stdout.write('\n' + durableTable(durable) + '\n');
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
     process.stdout.write('\n' + interactiveTable(interactive) + '\n');
-    const mib = (method: string): number => tp.find((x) => x.method === method)!.mib_s;
-    const openssh = mib('openssh-mux');
-    process.stdout.write(
-      `\nthroughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): ssh -S through OpenSSH's master ${openssh}, ` +
-        `hitch exec ${mib('hitch-exec')} (${(mib('hitch-exec') / openssh).toFixed(2)}×), ssh -S through Hitch's socket ${mib('ssh-via-hitch')} (${(mib('ssh-via-hitch') / openssh).toFixed(2)}×); ` +
-        `a channel read inside the engine's process ${mib('hitch')} (targets ≥ 1×)\n`,
-    );
+    process.stdout.write('\n' + throughputLines(tp) + '\n');
     process.stdout.write(
       `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,
     );
@@ -172,6 +178,19 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   await writeJson(output);
+}
+
+/** The throughput part's lines: one session's stream on each path, and one file's download. */
+function throughputLines(tp: { method: string; mib_s: number }[]): string {
+  const mib = (method: string): number => tp.find((x) => x.method === method)!.mib_s;
+  const openssh = mib('openssh-mux');
+  return (
+    `throughput (one session, ${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): ssh -S through OpenSSH's master ${openssh}, ` +
+    `hitch exec ${mib('hitch-exec')} (${(mib('hitch-exec') / openssh).toFixed(2)}×), ssh -S through Hitch's socket ${mib('ssh-via-hitch')} (${(mib('ssh-via-hitch') / openssh).toFixed(2)}×); ` +
+    `a channel read inside the engine's process ${mib('hitch')} (targets ≥ 1×)\n` +
+    `file download (${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): sftp -S through OpenSSH's master ${mib('openssh-sftp')}, ` +
+    `hitch cp ${mib('hitch-sftp')} (${(mib('hitch-sftp') / mib('openssh-sftp')).toFixed(2)}×; target ≥ 0.9×)`
+  );
 }
 
 async function writeJson(output: unknown): Promise<void> {

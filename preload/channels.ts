@@ -46,9 +46,26 @@ export interface EventMessage {
   payload: unknown;
 }
 
+/** Electron IPC channel of the desktop's folder chooser (DesktopFiles.chooseFolder). */
+export const CHOOSE_FOLDER_CHANNEL = 'hitch:choose-folder';
+
+/**
+ * What only the desktop app can do for the file browser: its transfers name files on this
+ * computer (`transfer.start` takes local paths), where a browser only has its own file drop
+ * and downloads (the web host's file routes).
+ */
+export interface DesktopFiles {
+  /** The path on this computer of a file dropped or picked in the page. */
+  pathForFile(file: File): string;
+  /** Asks the person for a folder to download into; null when they cancel. */
+  chooseFolder(): Promise<string | null>;
+}
+
 /** What `window.hitch` is in Electron, and what the WebSocket client implements in a browser. */
 export interface HitchBridge {
   call(method: string, params: unknown): Promise<Reply>;
   /** Subscribes to engine events; returns the unsubscribe function. */
   onEvent(listener: (event: EventMessage) => void): () => void;
+  /** Present in the desktop app only. */
+  files?: DesktopFiles;
 }

@@ -71,24 +71,19 @@ const handlers: Handlers = {
   'bench.export': (engine, { hostId, format }) => engine.exportBench(hostId, format),
   'ssh-config.snippet': (engine) => engine.sshConfigSnippet(),
   'ssh-config.include': (engine, { apply }) => engine.sshConfigInclude(apply),
-  // CONTRACT STUBS (issue 15, being built on branches): replaced before this reaches main.
   'forwards.list': async (engine, { hostId }) => ({ forwards: await engine.listForwards(hostId) }),
   'forwards.open': (engine, params) => engine.openForward(params),
   'forwards.cancel': async (engine, { forwardId }) => (await engine.cancelForward(forwardId), null),
   'forwards.save': (engine, { forwardId, saved }) => engine.saveForward(forwardId, saved),
-  'files.list': notYet,
-  'files.mkdir': notYet,
-  'files.rename': notYet,
-  'files.delete': notYet,
-  'files.cwd': notYet,
-  'transfer.start': notYet,
-  'transfer.cancel': notYet,
-  'transfers.list': notYet,
+  'files.list': (engine, { hostId, path }) => engine.listFiles(hostId, path),
+  'files.mkdir': (engine, { hostId, path }) => engine.makeDirectory(hostId, path),
+  'files.rename': async (engine, { hostId, from, to }) => (await engine.renameFile(hostId, from, to), null),
+  'files.delete': async (engine, { hostId, path }) => (await engine.deleteFile(hostId, path), null),
+  'files.cwd': (engine, { sessionId }) => engine.sessionCwd(sessionId),
+  'transfer.start': (engine, { hostId, direction, localPath, remotePath, ifExists }) => engine.startTransfer({ hostId, direction, localPath, remotePath, ifExists }),
+  'transfer.cancel': (engine, { transferId }) => (engine.cancelTransfer(transferId), null),
+  'transfers.list': (engine) => ({ transfers: engine.listTransfers() }),
 };
-
-function notYet(): never {
-  throw new HitchError('internal', 'not built yet');
-}
 
 /** The one who opens a session streams it from the start, without asking. */
 async function opened<T extends SessionView | null>(caller: Caller, session: Promise<T>): Promise<T> {

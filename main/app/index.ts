@@ -4,8 +4,8 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { app, BrowserWindow, ipcMain, shell, type IpcMainEvent, type WebContents } from 'electron';
-import { CALL_CHANNEL, EVENT_CHANNEL } from '../../preload/channels';
+import { app, BrowserWindow, dialog, ipcMain, shell, type IpcMainEvent, type IpcMainInvokeEvent, type WebContents } from 'electron';
+import { CALL_CHANNEL, CHOOSE_FOLDER_CHANNEL, EVENT_CHANNEL } from '../../preload/channels';
 import { deferredConnection, inProcessBridge, type Api, type Connection } from '../api/connection';
 import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
@@ -26,7 +26,7 @@ function isOwnPage(url: string): boolean {
 }
 
 /** Only our own page may call the engine: not a navigated-away frame, not an iframe. */
-function isTrustedSender(event: IpcMainEvent): boolean {
+function isTrustedSender(event: IpcMainEvent | IpcMainInvokeEvent): boolean {
   return isOwnPage(event.senderFrame?.url ?? '');
 }
 
@@ -141,6 +141,18 @@ function main(): void {
       return;
     }
     connectionOf(event.sender, load).request(message);
+  });
+
+  // The file browser's "Download…": where to, asked in the OS's own folder dialog.
+  ipcMain.handle(CHOOSE_FOLDER_CHANNEL, async (event) => {
+    if (!isTrustedSender(event)) {
+      log.warn('folder chooser asked by an untrusted frame refused', { url: event.senderFrame?.url });
+      return null;
+    }
+    const win = BrowserWindow.fromWebContents(event.sender);
+    const options = { title: 'Download into', properties: ['openDirectory', 'createDirectory'] } satisfies Electron.OpenDialogOptions;
+    const chosen = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+    return chosen.canceled ? null : (chosen.filePaths[0] ?? null);
   });
 
   // Every web contents Electron creates, whoever opened it, gets the same guards.

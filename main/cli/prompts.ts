@@ -65,6 +65,17 @@ function ask(question: string, secret: boolean, abort: AbortSignal): Promise<str
   return readLine(question, secret, abort);
 }
 
+/** Whether questions can be asked on this terminal (stdin a TTY, not --batch). */
+export function canAskPerson(ctx: Pick<Context, 'batch'>): boolean {
+  return !ctx.batch && process.stdin.isTTY === true && typeof (process.stdin as ReadStream).setRawMode === 'function';
+}
+
+/** A yes/no question on the terminal (see canAskPerson); only y or yes is a yes. */
+export async function confirm(question: string): Promise<boolean> {
+  const reply = await readLine(question, false, new AbortController().signal);
+  return /^y(es)?$/i.test(reply?.trim() ?? '');
+}
+
 type Answer = { answers: string[]; remember: boolean; choice: 'once' | 'always' | null } | null;
 
 /** Asks one prompt on the terminal; null when declined. */
@@ -103,7 +114,7 @@ async function askPerson(prompt: PromptView, abort: AbortSignal): Promise<Answer
  */
 export async function withPrompts<T>(ctx: Context, masters: Set<string>, open: PromptView[], work: () => Promise<T>): Promise<T> {
   const client = await ctx.client();
-  const canAsk = !ctx.batch && process.stdin.isTTY === true && typeof (process.stdin as ReadStream).setRawMode === 'function';
+  const canAsk = canAskPerson(ctx);
   let refusal: string | null = null;
   const closed = new Map<string, AbortController>();
   let queue: Promise<void> = Promise.resolve();

@@ -158,6 +158,27 @@ export const forwardSchema = z.object({
 /** `hitch forward HOST …`: the forwards opened, listed or cancelled. */
 export const forwardOutputSchema = z.object({ host: z.string(), forwards: z.array(forwardSchema) });
 
+/** `hitch cp`: each file copied, in order. */
+export const cpOutputSchema = z.object({
+  transfers: z.array(
+    z.object({
+      /** The engine's transfer id (`t3`). */
+      id: z.string(),
+      direction: z.enum(['upload', 'download']),
+      host: z.string(),
+      /** `HOST:/absolute/path` on the host's side, an absolute path on this computer's. */
+      source: z.string(),
+      destination: z.string(),
+      /** The file's size: every byte of it was copied. */
+      bytes: z.number().int().min(0),
+      /** From queued to done. */
+      ms: z.number().int().min(0),
+      /** How many times it went on after the connection dropped. */
+      resumes: z.number().int().min(0),
+    }),
+  ),
+});
+
 export const outputSchemas = {
   ls: lsOutputSchema,
   connect: connectOutputSchema,
@@ -170,6 +191,7 @@ export const outputSchemas = {
   bench: benchOutputSchema,
   daemon: daemonOutputSchema,
   forward: forwardOutputSchema,
+  cp: cpOutputSchema,
 } as const;
 
 export type CommandName = keyof typeof outputSchemas;

@@ -6,6 +6,7 @@ import type {
   CatalogView,
   ForwardKind,
   ForwardView,
+  DirectoryView,
   HitchEvent,
   HostView,
   MasterView,
@@ -18,9 +19,11 @@ import type {
   Snapshot,
   SshConfigInclude,
   SshConfigSnippet,
+  TransferView,
 } from '../../preload/api';
 import { randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import { writeAtomically } from './atomic-file';
 import { passphraseAccount, passwordAccount } from './masters/auth';
@@ -30,6 +33,9 @@ import { ControlSockets, defaultControlSocketDir, type MasterPort } from './cont
 import { includeSnippet, snippet, type SnippetHost } from './control-socket/ssh-config';
 import { HitchError } from './errors';
 import { PortForwards } from './forwards';
+import { deletePath, listDirectory, makeDirectory, processCwd, renamePath } from './files/remote-files';
+import { SftpSessions } from './files/sftp-sessions';
+import { TransferQueue, type IfExists } from './files/transfers';
 import { HostMaster } from './masters/host-master';
 import { HostStore, savedHostSshArgs } from './config/host-store';
 import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './config/links';
@@ -176,6 +182,9 @@ export class Engine {
   private readonly forwardsLoaded: Promise<void>;
   /** Then the masters of hosts with saved forwards are made, so that those are listed from the start. */
   private readonly forwardsListed: Promise<void>;
+  /** One SFTP session per master, for the file browser and transfers. */
+  private readonly sftpSessions: SftpSessions;
+  private readonly transfers: TransferQueue;
 
   constructor(readonly options: EngineOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -203,6 +212,12 @@ export class Engine {
       emitChanged: (masterId, upserted, removed) => this.emit({ event: 'processes.changed', payload: { masterId, upserted, removed } }),
       emitSession: (session) => this.emit({ event: 'session.changed', payload: session.view() }),
       sessionsOf: (master) => [...this.sessions.values()].filter((s) => s.info.masterId === master.id),
+    });
+    this.sftpSessions = new SftpSessions(options.log, (master, connection, pid) => this.trees.internalProcess(master, connection, pid));
+    this.transfers = new TransferQueue({
+      log: options.log,
+      sftp: this.sftpSessions,
+      emit: (view) => this.emit({ event: 'transfer.changed', payload: view }),
     });
     this.wake.start();
   }
@@ -375,7 +390,7 @@ export class Engine {
       sessions: [...this.sessions.values()].map((s) => s.view()),
       prompts: this.prompter.list(),
       forwards: this.forwards.list(),
-      transfers: [], // CONTRACT STUB (issue 15)
+      transfers: this.transfers.list(),
     };
   }
 
@@ -996,6 +1011,90 @@ export class Engine {
     return channel;
   }
 
+  // -- files and transfers -----------------------------------------------------------------
+
+  /** The host's master, connected (asking a person if logging in needs one), and its SFTP session. */
+  private async filesOf(hostId: string): Promise<{ master: HostMaster; sftp: Awaited<ReturnType<SftpSessions['of']>> }> {
+    const master = await this.masterFor(await this.resolved(hostId));
+    await master.connect();
+    return { master, sftp: await this.sftpSessions.of(master, hostId) };
+  }
+
+  /** A directory on the host; `path` relative to the login directory ('.' is it). */
+  async listFiles(hostId: string, path: string): Promise<DirectoryView> {
+    return listDirectory((await this.filesOf(hostId)).sftp, hostId, path);
+  }
+
+  async makeDirectory(hostId: string, path: string): Promise<{ path: string }> {
+    const made = await makeDirectory((await this.filesOf(hostId)).sftp, hostId, path);
+    this.options.log.info('directory made', { host: hostId, path: made });
+    return { path: made };
+  }
+
+  /** Renames on the host; refused (`exists`) rather than replace `to`. */
+  async renameFile(hostId: string, from: string, to: string): Promise<void> {
+    await renamePath((await this.filesOf(hostId)).sftp, hostId, from, to);
+    this.options.log.info('file renamed', { host: hostId, from, to });
+  }
+
+  /** Deletes a file, a symlink, or a directory with everything in it (symlinks inside are not followed). */
+  async deleteFile(hostId: string, path: string): Promise<void> {
+    await deletePath((await this.filesOf(hostId)).sftp, path);
+    this.options.log.info('file deleted', { host: hostId, path });
+  }
+
+  /**
+   * The working directory of a session's shell, read from /proc/PID/cwd on the host over SFTP:
+   * nothing is typed into the shell. The root pid comes from the process tree (a durable
+   * shell's is its tmux pane's).
+   */
+  async sessionCwd(sessionId: string): Promise<{ path: string }> {
+    const session = this.session(sessionId);
+    if (session.state !== 'open') throw new HitchError('unknown-session', `Session ${sessionId} has ended.`);
+    const master = this.masters.get(session.info.masterId);
+    if (!master || master.state !== 'ready') throw new HitchError('not-connected', `${session.info.hostId} is not connected.`);
+    if (session.rootPid === null && this.options.processTrees !== false) await this.trees.refresh(master).catch(() => undefined);
+    if (session.rootPid === null) {
+      throw new HitchError('not-found', `The shell of ${sessionId} has no known process on ${session.info.hostId} yet (process watching is off, or it has not been seen): its directory cannot be read.`);
+    }
+    const sftp = await this.sftpSessions.of(master, session.info.hostId);
+    return { path: await processCwd(sftp, session.info.hostId, session.rootPid) };
+  }
+
+  /**
+   * Queues a copy between a file on this computer and one on the host (connecting the master
+   * first). A directory as the destination takes the file under its own name. Fails at once
+   * when the source is missing or the destination exists and `ifExists` is `fail`.
+   */
+  async startTransfer(request: { hostId: string; direction: 'upload' | 'download'; localPath: string; remotePath: string; ifExists?: IfExists }): Promise<TransferView> {
+    const { master, sftp } = await this.filesOf(request.hostId);
+    return this.transfers.start(master, sftp, { ...request, ifExists: request.ifExists ?? 'fail' });
+  }
+
+  cancelTransfer(transferId: string): void {
+    this.transfers.cancel(transferId);
+  }
+
+  listTransfers(): TransferView[] {
+    return this.transfers.list();
+  }
+
+  /**
+   * The web host's upload: `size` bytes from `body` (read with backpressure) to `name` in the
+   * directory `remotePath` (or to `remotePath` itself if it is not a directory). Resolves once
+   * queued; a reconnect pauses it and it goes on, sending again what was not acknowledged.
+   */
+  async uploadFromStream(request: { hostId: string; remotePath: string; name: string; size: number; body: Readable; ifExists?: IfExists }): Promise<TransferView> {
+    const { master, sftp } = await this.filesOf(request.hostId);
+    return this.transfers.startUploadStream(master, sftp, { ...request, ifExists: request.ifExists ?? 'fail' });
+  }
+
+  /** The web host's download: the file's bytes as a stream, listed in the queue (a cancel ends the stream with an error). */
+  async downloadToStream(request: { hostId: string; remotePath: string }): Promise<{ transfer: TransferView; size: number; name: string; body: Readable }> {
+    const { master, sftp } = await this.filesOf(request.hostId);
+    return this.transfers.startDownloadStream(master, sftp, request.hostId, request.remotePath);
+  }
+
   // -- benchmark ---------------------------------------------------------------------------
 
   /** Measures what multiplexing saves on this host, and keeps the report in the history. */
@@ -1093,6 +1192,8 @@ export class Engine {
   shutdown(): Promise<void> {
     this.owners.clear();
     this.wake.stop();
+    // Transfers under way fail with their masters, keeping their part files to resume.
+    this.sftpSessions.closeAll();
     for (const master of this.masters.values()) master.disconnect();
     return Promise.all([this.forwards.shutdown(), this.controlSockets?.shutdown()]).then(() => undefined);
   }

@@ -5,6 +5,7 @@ import { Engine } from '../engine/engine';
 import { createLogger } from '../engine/log';
 import { engineOptions, engineFlagSpec, runtimeDirOf } from '../engine/config/options';
 import { useOrStartEngine } from '../transport/shared-engine';
+import { relayedFileStreams } from './relayed-files';
 import { startWebHost, type WebHost } from './server';
 
 async function main(): Promise<void> {
@@ -27,18 +28,27 @@ async function main(): Promise<void> {
   // The engine already running for this user (`hitch daemon`, the desktop app), else our own.
   let host: WebHost | null = null;
   const options = engineOptions(values, process.env, log);
+  /** This process's own engine, when it runs one: the page's uploads and downloads stream through it. */
+  let own: Engine | null = null;
+  let relayed: ReturnType<typeof relayedFileStreams> | null = null;
   const engine = await useOrStartEngine({
     runtimeDir: runtimeDirOf(values, process.env),
     log,
-    createEngine: () => new Engine(options),
-    onReplaced: () => host?.dropClients(),
+    createEngine: () => (own = new Engine(options)),
+    onReplaced: () => {
+      host?.dropClients();
+      relayed?.close();
+    },
   });
+  // Files through an engine in another process pass through this computer's disk (relayed-files.ts).
+  relayed = relayedFileStreams(engine.api, log);
   host = await startWebHost({
     api: engine.api,
     staticDir: resolve(__dirname, '../renderer'),
     log,
     port,
     token: process.env.HITCH_WEB_TOKEN || undefined,
+    files: () => (engine.local ? own : relayed),
   });
   process.stdout.write(`Hitch web host: ${host.url}\n`);
   if (!engine.local) process.stdout.write(`Using the Hitch engine already running at ${engine.socketPath}\n`);

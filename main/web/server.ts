@@ -1,6 +1,7 @@
 // The loopback web host: serves the built renderer and carries the API over a WebSocket.
 // It binds 127.0.0.1 only, refuses requests whose Host or Origin header is not its own
-// (DNS rebinding, cross-site pages) and requires a random token on every API connection.
+// (DNS rebinding, cross-site pages) and requires a random token on every API connection and
+// on the file routes (uploads and downloads through the browser, file-endpoints.ts).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -9,6 +10,7 @@ import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Api, Connection } from '../api/connection';
 import type { Logger } from '../engine/log';
+import { isFileRoute, serveFileRoute, type FileStreams } from './file-endpoints';
 
 export interface WebHostOptions {
   /** Each page gets a connection of its own: its sessions, its attachments. */
@@ -19,6 +21,11 @@ export interface WebHostOptions {
   port?: number;
   /** Fixed token (tests); a random one otherwise. */
   token?: string;
+  /**
+   * The engine's file streams, for uploads and downloads through the page (file-endpoints.ts):
+   * the engine's own, or relayed-files.ts for an engine in another process. Absent: none.
+   */
+  files?: () => FileStreams | null;
 }
 
 export interface WebHost {
@@ -87,7 +94,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     if (weak) throw new Error(weak);
   }
   const token = opts.token ?? randomBytes(24).toString('base64url');
-  const server = createServer();
+  // No limit on receiving a whole request (Node's default is 5 minutes): an upload's body is
+  // the file, and a large one, or one paused while its master reconnects, takes longer. The
+  // headers still have to come within a minute.
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000 });
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
   let port = 0;
 
@@ -102,6 +112,25 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     if (!allowedHosts().has(req.headers.host ?? '')) {
       log.warn('web host refused request', { reason: 'foreign Host header', host: req.headers.host });
       refuse(res, 421, 'Hitch serves only 127.0.0.1 and localhost.');
+      return;
+    }
+    let url: URL | null = null;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      // serveStatic answers it
+    }
+    if (url && isFileRoute(url.pathname)) {
+      void serveFileRoute(req, res, url, {
+        log,
+        tokenOk: (given) => tokensEqual(given, token),
+        allowedOrigins,
+        files: () => opts.files?.() ?? null,
+      }).catch((err: Error) => {
+        log.error('file request failed', { error: err.message });
+        if (!res.headersSent) refuse(res, 500, 'Internal error.');
+        else res.destroy();
+      });
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

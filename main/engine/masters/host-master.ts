@@ -4,7 +4,7 @@
 // person is needed to log in again; and stays up while idle until the idle timeout.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import type { ClientChannel } from 'ssh2';
+import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import type { EndedSessionView, LeftRunningView, MasterState, MasterView } from '../../../preload/api';
 import type { AuthDeps } from './auth';
 import { HitchError } from '../errors';
@@ -297,8 +297,21 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
    * person, after asking when it does. Sessions opened at once share that connection.
    */
   async openSession(request: SessionRequest): Promise<{ channel: ClientChannel; connection: MasterConnection }> {
+    return this.onConnectionWithRoom(async (connection) => ({ channel: await connection.openSession(request), connection }));
+  }
+
+  /**
+   * An SFTP session (MasterConnection.openSftp) on a connection with room, the primary first;
+   * past MaxSessions on a further connection, as a session would be.
+   */
+  openSftp(): Promise<{ sftp: SFTPWrapper; connection: MasterConnection }> {
+    return this.onConnectionWithRoom(async (connection) => ({ sftp: await connection.openSftp(), connection }));
+  }
+
+  /** Runs `open` on the first ready connection with room for one more session channel, adding a connection if none has. */
+  private async onConnectionWithRoom<T>(open: (connection: MasterConnection) => Promise<T>): Promise<T> {
     await this.connect();
-    // Each round opens the session, learns a connection is full, or adds a connection.
+    // Each round opens the channel, learns a connection is full, or adds a connection.
     for (;;) {
       this.learnLimit();
       const connection = this.connections.find((c) => c.state === 'ready' && this.hasRoom(c));
@@ -307,7 +320,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
         continue;
       }
       try {
-        return { channel: await connection.openSession(request), connection };
+        return await open(connection);
       } catch (err) {
         if (!(err instanceof HitchError) || err.code !== 'max-sessions') throw err;
         if (!connection.refusedAt) throw err; // refused with nothing open: another connection would be too

@@ -3,8 +3,8 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { connect as tcpConnect, Socket } from 'node:net';
-import { Client, type ClientChannel } from 'ssh2';
-import { openBareSession, ping, requestExec, requestPty, requestShell } from './ssh2-channels';
+import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import { openBareSession, ping, requestExec, requestPty, requestShell, requestSubsystem } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
 import { HitchError, toHitchError, type ErrorCode } from '../errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
@@ -489,7 +489,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** A session channel with no purpose yet, counted against MaxSessions from the moment it opens. */
-  private openChannel(): Promise<ClientChannel> {
+  private openChannel(as: 'session' | 'sftp' = 'session'): Promise<ClientChannel> {
     const client = this.requireClient();
     const ticket = this.nextTicket++;
     this.opening.add(ticket);
@@ -499,7 +499,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
       this.opening.delete(ticket);
       return acceptedBefore;
     };
-    return openBareSession(client).then(
+    return openBareSession(client, as).then(
       (channel) => {
         settle();
         this.sessionChannels++;
@@ -573,6 +573,33 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
     this.monitorChannels++;
     channel.once('close', () => this.monitorChannels--);
     return channel;
+  }
+
+  /**
+   * An SFTP session of Hitch's own (the file browser and transfers): a session channel with
+   * the `sftp` subsystem, counted against MaxSessions like the process monitor, and like it
+   * not among the person's sessions. ssh2's `client.sftp()` would open the channel outside the
+   * counts above. Rejects with code `sftp` when the server has no SFTP subsystem.
+   */
+  async openSftp(): Promise<SFTPWrapper> {
+    const channel = await this.openChannel('sftp');
+    const sftp = channel as unknown as SFTPWrapper & { _init(): void };
+    try {
+      await requestSubsystem(channel, 'sftp');
+      await new Promise<void>((resolve, reject) => {
+        const failed = (why: string) => (): void => reject(new Error(why));
+        sftp.once('ready', () => resolve());
+        sftp.once('error', (err: Error) => reject(err));
+        sftp.once('close', failed('the SFTP server ended as it started'));
+        sftp._init();
+      });
+    } catch (err) {
+      sftp.end(); // SFTP's close() closes a file handle: end() closes the channel
+      throw new HitchError('sftp', `${this.opts.host.alias} offers no SFTP server (${(err as Error).message}): files and transfers need its sftp subsystem.`);
+    }
+    this.monitorChannels++;
+    channel.once('close', () => this.monitorChannels--);
+    return sftp;
   }
 
   /** The server's software version, e.g. `OpenSSH_9.2p1`, from its identification string. */

@@ -27,13 +27,17 @@ interface ChannelInternals {
   subtype?: string;
 }
 
-/** Opens a session channel with no request on it yet. Rejects with ssh2's error (and `reason`). */
-export function openBareSession(client: Client): Promise<ClientChannel> {
+/**
+ * Opens a session channel with no request on it yet. Rejects with ssh2's error (and `reason`).
+ * `as: 'sftp'` makes ssh2 give it its SFTP client class (lib/protocol/SFTP.js) instead of a
+ * plain channel, as its own `client.sftp()` does; the caller then asks for the subsystem.
+ */
+export function openBareSession(client: Client, as: 'session' | 'sftp' = 'session'): Promise<ClientChannel> {
   const c = client as unknown as Internals;
   return new Promise((resolve, reject) => {
     const onOpen = Object.assign(
       (err: Error | undefined, channel: ClientChannel) => (err ? reject(err) : resolve(channel)),
-      { type: 'session' },
+      { type: as },
     );
     const local = c._chanMgr.add(onOpen);
     if (local === -1) {

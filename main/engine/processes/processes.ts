@@ -130,6 +130,24 @@ export class ProcessTrees {
     this.refresh(master).catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }));
   }
 
+  /**
+   * A process of Hitch's own on the connection (its SFTP server): a child of sshd that is no
+   * session's and is not shown. Taken for a session's root meanwhile, it is given back.
+   */
+  internalProcess(master: HostMaster, connection: MasterConnection, pid: number): void {
+    const t = this.tracker(connection);
+    t.carriers.add(pid);
+    for (const [sessionId, root] of t.roots) {
+      if (root !== pid) continue;
+      t.roots.delete(sessionId);
+      const session = this.deps.sessionsOf(master).find((s) => s.id === sessionId);
+      if (!session) continue;
+      session.rootPid = null;
+      t.pending.unshift(session);
+      this.refresh(master).catch((err: Error) => this.deps.log.warn('process snapshot failed', { master: master.id, error: err.message }));
+    }
+  }
+
   /** Takes a snapshot of every connection of the master; emits the difference. */
   refresh(master: HostMaster): Promise<ProcessView[]> {
     return this.slot(() => this.snapshotAll(master));

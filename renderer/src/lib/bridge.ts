@@ -14,6 +14,11 @@ const TOKEN_KEY = 'hitch.token';
 /** Synthetic event the UI receives when the web host goes away. */
 export const TRANSPORT_CLOSED = 'transport.closed';
 
+/** The web host's access token this tab was opened with (the file routes need it too); null in the desktop app. */
+export function webToken(): string | null {
+  return window.hitch ? null : sessionStorage.getItem(TOKEN_KEY);
+}
+
 export function connectBridge(): { ok: true; bridge: HitchBridge } | { ok: false; error: string } {
   if (window.hitch) return { ok: true, bridge: window.hitch };
   // The token arrives in the URL the web host printed; keep it for reloads of this tab only

@@ -16,6 +16,7 @@ import type {
   SshConfigInclude,
   SshConfigSnippet,
   Params,
+  TransferView,
 } from '../../../preload/api';
 import { noticeFor, type Notice } from '../../../preload/notifications';
 
@@ -85,8 +86,12 @@ export class HitchState {
   /** The latest completed action worth confirming. */
   info = $state<string | null>(null);
   engineLost = $state(false);
+  /** File transfers under way and recently ended (the engine's queue), oldest first. */
+  transfers = $state<TransferView[]>([]);
+  /** The host whose files the file panel shows, while it is open. */
+  filesHostId = $state<string | null>(null);
 
-  constructor(private readonly client: HitchClient) {
+  constructor(readonly client: HitchClient) {
     client.on('catalog.changed', (catalog) => (this.catalog = catalog));
     client.on('master.changed', (master) => {
       const notice = noticeFor(this.masters[master.id], master);
@@ -109,6 +114,7 @@ export class HitchState {
     client.on('bench.progress', (p) => {
       if (this.bench?.hostId === p.hostId) this.bench.progress = { done: p.done, total: p.total, method: p.method };
     });
+    client.on('transfer.changed', (transfer) => this.upsertTransfer(transfer));
     client.on('processes.changed', ({ masterId, upserted, removed }) => {
       const tree = (this.processes[masterId] ??= {});
       for (const p of upserted) tree[p.pid] = p;
@@ -134,6 +140,7 @@ export class HitchState {
       for (const s of snap.sessions) this.upsertSession(s);
       this.prompts = snap.prompts;
       this.forwards = Object.fromEntries(snap.forwards.map((f) => [f.id, f]));
+      for (const t of snap.transfers) this.upsertTransfer(t);
       const before = JSON.parse(sessionStorage.getItem(TABS_KEY) ?? '[]') as unknown;
       const restored = Array.isArray(before) ? before.filter((id): id is string => typeof id === 'string') : [];
       for (const id of [...restored, ...held.map((s) => s.id)]) if (this.sessions.some((s) => s.id === id)) this.show(id);
@@ -148,6 +155,17 @@ export class HitchState {
     const i = this.sessions.findIndex((s) => s.id === session.id);
     if (i >= 0) this.sessions[i] = session;
     else this.sessions.push(session);
+  }
+
+  /** A transfer as the engine last reported it (events and the snapshot arrive in the order the engine sent them). */
+  upsertTransfer(transfer: TransferView): void {
+    const i = this.transfers.findIndex((t) => t.id === transfer.id);
+    if (i < 0) this.transfers.push(transfer);
+    else this.transfers[i] = transfer;
+  }
+
+  cancelTransfer(transferId: string): Promise<unknown> {
+    return this.attempt(() => this.client.call('transfer.cancel', { transferId }));
   }
 
   /** Shows a session in a tab here and brings it to the front (its terminal attaches to it). */

@@ -1,0 +1,174 @@
+// `hitch cp [--json] [--force|--resume] SRC... DST`: copies files to or from a host over its
+// master, like scp, where exactly one side is HOST:PATH. The engine does the copying (it runs
+// as the same user and reads and writes the local files itself): this command resolves the
+// paths, queues one transfer at a time, draws a progress line on a terminal, and waits; a
+// network drop in the middle is the engine's to ride out, the command just waits longer.
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { TransferView } from '../../preload/api';
+import { CliError, USAGE_STATUS, type Context } from './context';
+import { canAskPerson, confirm, mastersOf, withPrompts } from './prompts';
+import type { Output } from './schemas';
+import { safeForTerminal } from './terminal-text';
+
+export interface CpOptions {
+  force?: boolean | undefined;
+  resume?: boolean | undefined;
+}
+
+type Side = { remote: false; path: string } | { remote: true; host: string; path: string };
+
+/**
+ * As scp reads an argument: `HOST:PATH` is remote when the colon comes before any slash
+ * (`HOST:` alone is the login directory); anything else is a local path.
+ */
+export function parseSide(arg: string): Side {
+  const m = /^([^/:]+):(.*)$/s.exec(arg);
+  if (!m) return { remote: false, path: arg };
+  return { remote: true, host: m[1]!, path: m[2] === '' ? '.' : m[2]! };
+}
+
+function usage(message: string): CliError {
+  return new CliError(`${message} (usage: hitch cp [--json] [--force|--resume] SRC... DST, one side HOST:PATH)`, USAGE_STATUS);
+}
+
+/** 1.5 MiB, 230 B… */
+export function bytesText(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+function durationText(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const rest = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${rest}` : `${m}:${rest}`;
+}
+
+/** The progress line: name, percent, size, speed, ETA (or how long it took, at the end). */
+function progressLine(t: TransferView): string {
+  const size = t.size ?? 0;
+  const percent = size > 0 ? Math.floor((t.done * 100) / size) : 100;
+  const elapsed = ((t.endedAt ?? Date.now()) - t.startedAt) / 1000;
+  let tail: string;
+  if (t.state === 'waiting') tail = 'waiting for the connection…';
+  else if (t.state === 'queued') tail = 'queued';
+  else if (t.state === 'done') tail = `${bytesText(elapsed > 0 ? size / elapsed : size)}/s  ${durationText(elapsed)}`;
+  else tail = `${bytesText(t.bytesPerSecond)}/s  ETA ${t.bytesPerSecond > 0 ? durationText((size - t.done) / t.bytesPerSecond) : '--:--'}`;
+  const name = safeForTerminal(t.name);
+  return `${name.length > 40 ? '…' + name.slice(-39) : name}  ${String(percent).padStart(3)}%  ${bytesText(t.done)}/${bytesText(size)}  ${tail}`;
+}
+
+export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): Promise<number> {
+  if (args.length < 2) throw usage('cp needs a source and a destination');
+  if (opts.force && opts.resume) throw usage('--force and --resume cannot be combined');
+  const sides = args.map(parseSide);
+  const dst = sides.pop()!;
+  const remoteSrc = sides.filter((s) => s.remote);
+  if (dst.remote && remoteSrc.length > 0) throw usage('copying from one host to another is not supported: one side must be local');
+  if (!dst.remote && remoteSrc.length === 0) throw usage('one side must be HOST:PATH');
+  if (!dst.remote && remoteSrc.length !== sides.length) throw usage('the sources must all be on the host, or all on this computer');
+  const hosts = new Set(remoteSrc.map((s) => (s.remote ? s.host : '')));
+  if (hosts.size > 1) throw usage('the sources must all be on one host');
+  const host = dst.remote ? dst.host : [...hosts][0]!;
+  const direction = dst.remote ? 'upload' : 'download';
+  const ifExists = opts.force ? 'replace' : opts.resume ? 'resume' : 'fail';
+
+  // Watching the state brings the transfers' progress events.
+  const state = await ctx.call('state.get', { watch: true });
+  if (!state.catalog.hosts.some((h) => h.id === host)) throw new CliError(`no host "${host}" in ${state.catalog.configPath} or in Hitch.`);
+  const client = await ctx.client();
+  const latest = new Map<string, TransferView>();
+  let wake: (() => void) | null = null;
+  const offChanged = client.on('transfer.changed', (view) => {
+    latest.set(view.id, view);
+    wake?.();
+  });
+  let engineGone = false;
+  const offClosed = client.on('transport.closed', () => {
+    engineGone = true;
+    wake?.();
+  });
+
+  if (sides.length > 1) {
+    // Several sources go into a directory, under their own names.
+    const isDir = dst.remote
+      ? await ctx.call('files.list', { hostId: host, path: dst.path }).then(() => true, () => false)
+      : await stat(resolve(dst.path)).then((s) => s.isDirectory(), () => false);
+    if (!isDir) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
+  }
+
+  const showProgress = !ctx.json && process.stderr.isTTY === true;
+  let current: string | null = null;
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+    if (current) void ctx.call('transfer.cancel', { transferId: current }).catch(() => undefined);
+    wake?.();
+  };
+  process.on('SIGINT', onSigint);
+  const done: Output<'cp'>['transfers'] = [];
+  try {
+    for (const src of sides) {
+      if (interrupted) break;
+      const localPath = resolve(dst.remote ? src.path : dst.path);
+      const remotePath = dst.remote ? dst.path : src.path;
+      const start = (mode: 'fail' | 'replace' | 'resume'): Promise<TransferView> =>
+        withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('transfer.start', { hostId: host, direction, localPath, remotePath, ifExists: mode }));
+      let transfer: TransferView;
+      try {
+        transfer = await start(ifExists);
+      } catch (err) {
+        if (!(err instanceof CliError && err.code === 'exists' && ifExists === 'fail')) throw err;
+        const what = err.message.replace(/;.*$/, '').replace(/\.$/, '');
+        if (ctx.json || !canAskPerson(ctx)) throw new CliError(`${what}: use --force to replace it, or --resume to go on from its end.`, 1, 'exists');
+        if (!(await confirm(`hitch: ${safeForTerminal(what)}; overwrite? [y/N] `))) throw new CliError('not overwritten.', 1, 'exists');
+        transfer = await start('replace');
+      }
+      current = transfer.id;
+      if (interrupted) void ctx.call('transfer.cancel', { transferId: current }).catch(() => undefined);
+      latest.set(transfer.id, { ...transfer, ...latest.get(transfer.id) });
+      let ended: TransferView;
+      for (;;) {
+        const view = latest.get(transfer.id)!;
+        if (showProgress) process.stderr.write(`\r\x1b[K${progressLine(view)}`);
+        if (view.state === 'done' || view.state === 'failed' || view.state === 'cancelled') {
+          ended = view;
+          break;
+        }
+        if (engineGone) throw new CliError('the engine went away during the copy.');
+        await new Promise<void>((r) => (wake = r));
+        wake = null;
+      }
+      current = null;
+      if (showProgress) process.stderr.write('\n');
+      if (ended.state === 'cancelled') throw new CliError(`${ended.name}: cancelled.`);
+      if (ended.state === 'failed') throw new CliError(ended.error ?? `${ended.name}: the copy failed.`);
+      const remote = `${host}:${ended.remotePath}`;
+      done.push({
+        id: ended.id,
+        direction: ended.direction,
+        host,
+        source: ended.direction === 'upload' ? ended.localPath ?? localPath : remote,
+        destination: ended.direction === 'upload' ? remote : ended.localPath ?? localPath,
+        bytes: ended.size ?? ended.done,
+        ms: (ended.endedAt ?? Date.now()) - ended.startedAt,
+        resumes: ended.resumes,
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    offChanged();
+    offClosed();
+  }
+  if (interrupted) throw new CliError('interrupted.');
+  await ctx.print('cp', { transfers: done }, () => '');
+  return 0;
+}

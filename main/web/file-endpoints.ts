@@ -1,0 +1,238 @@
+// The web host's two plain-HTTP routes for files, beside the API's WebSocket: a page cannot
+// hand the browser's own file drop or save dialog to a JSON message, so uploads stream in as
+// a PUT body and downloads stream out as an attachment, each straight into or out of the
+// engine's SFTP transfer (uploadFromStream/downloadToStream), never held whole in memory.
+// Access is checked as for the API (token, Host, and Origin when the browser sends one);
+// the token comes in the Authorization header (uploads) or the query (the download link,
+// which a browser follows without headers of our choosing), and is never logged.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import type { HitchEvent, TransferView } from '../../preload/api';
+import type { ErrorCode } from '../../preload/channels';
+import { toHitchError, type HitchError } from '../engine/errors';
+import type { Logger } from '../engine/log';
+
+export const DOWNLOAD_PATH = '/files/download';
+export const UPLOAD_PATH = '/files/upload';
+
+/** What the engine offers for streams from and to a page (main/engine/engine.ts). */
+export interface FileStreams {
+  /** `size` bytes of `body` to `name` in the directory `remotePath`; resolves once queued. */
+  uploadFromStream(opts: {
+    hostId: string;
+    remotePath: string;
+    name: string;
+    size: number;
+    body: Readable;
+    ifExists: 'fail' | 'replace';
+  }): Promise<TransferView>;
+  downloadToStream(opts: { hostId: string; remotePath: string }): Promise<{ transfer: TransferView; size: number; name: string; body: Readable }>;
+  cancelTransfer(transferId: string): void;
+  /** The engine's events: an upload is answered once its transfer has ended. */
+  onEvent(listener: (event: HitchEvent) => void): () => void;
+}
+
+/** The same rules as the API's `hostId` and `remotePath` (preload/api.ts). */
+const hostId = z.string().min(1).max(255).regex(/^[^\s\0]+$/, 'a host alias has no spaces');
+const remotePath = z.string().min(1).max(4096).regex(/^[^\0]*$/, 'a path has no NUL characters');
+const downloadQuery = z.object({ host: hostId, path: remotePath, token: z.string().optional() }).strict();
+const uploadQuery = z
+  .object({ host: hostId, path: remotePath, ifExists: z.enum(['fail', 'replace']).optional(), token: z.string().optional() })
+  .strict();
+
+/** HTTP status per engine error code: what a browser (or curl) makes of it. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  'bad-request': 400,
+  'unknown-host': 404,
+  'not-found': 404,
+  'permission-denied': 403,
+  exists: 409,
+  cancelled: 409,
+  'not-connected': 503,
+  network: 502,
+  timeout: 504,
+  auth: 502,
+  sftp: 502,
+  channel: 502,
+  'max-sessions': 503,
+};
+
+export interface FileRouteContext {
+  log: Logger;
+  /** Whether the request carries the web host's token (compared in constant time). */
+  tokenOk(given: string | null): boolean;
+  /** Origins of the page this web host serves. */
+  allowedOrigins(): Set<string>;
+  /** The engine's streams (its own, or relayed-files.ts for an engine elsewhere); null: none. */
+  files(): FileStreams | null;
+}
+
+export function isFileRoute(pathname: string): boolean {
+  return pathname === DOWNLOAD_PATH || pathname === UPLOAD_PATH;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...extra,
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: HitchError | { code: ErrorCode; message: string }, status?: number): void {
+  sendJson(res, status ?? STATUS[err.code] ?? 500, { error: { code: err.code, message: err.message } });
+}
+
+/** `attachment` with the name as it is (RFC 6266 `filename*`) and a plain-ASCII fallback for old clients. */
+export function contentDisposition(name: string): string {
+  const clean = name.replace(/[\u0000-\u001f\u007f/\\]/g, '_') || 'download';
+  const ascii = clean.replace(/[^\x20-\x7e]/g, '_').replace(/["%]/g, '_');
+  const encoded = encodeURIComponent(clean).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, url: URL, ctx: FileRouteContext): Promise<void> {
+  const refuse = (status: number, code: ErrorCode, message: string, reason: string): void => {
+    // The reason only: the URL carries the token.
+    ctx.log.warn('web host refused file request', { route: url.pathname, reason });
+    sendError(res, { code, message }, status);
+    // An upload refused before its body was read: read it to the end (and drop it), so the
+    // browser gets to read the answer instead of a reset connection.
+    req.resume();
+  };
+
+  const upload = url.pathname === UPLOAD_PATH;
+  const wanted = upload ? 'PUT' : 'GET';
+  if (req.method !== wanted) {
+    return refuse(405, 'bad-request', `${url.pathname} takes ${wanted} requests only.`, 'method');
+  }
+  // Browsers send Origin with every PUT (and with a cross-site GET's fetch): a page from
+  // elsewhere must not use the person's token-bearing session.
+  const origin = req.headers.origin;
+  if (origin !== undefined && !ctx.allowedOrigins().has(origin)) {
+    return refuse(403, 'forbidden', 'Requests from other sites are refused.', 'foreign Origin');
+  }
+  // Fetch metadata, where the browser sends it: only this page (or the person, typing or
+  // following the link) may ask, never another site's page or frame.
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return refuse(403, 'forbidden', 'Requests from other sites are refused.', 'cross-site');
+  }
+  const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
+  if (!ctx.tokenOk(bearer ?? url.searchParams.get('token'))) {
+    return refuse(401, 'forbidden', 'This needs the access token of the page the web host printed.', 'token');
+  }
+
+  const query = Object.fromEntries(url.searchParams);
+  const parsed = (upload ? uploadQuery : downloadQuery).safeParse(query);
+  if (!parsed.success || url.searchParams.getAll('path').length > 1 || url.searchParams.getAll('host').length > 1) {
+    const issue = parsed.success ? undefined : parsed.error.issues[0];
+    const where = issue?.path.length ? ` at "${issue.path.join('.')}"` : '';
+    return refuse(400, 'bad-request', `Invalid query${where}: ${issue?.message ?? 'each parameter once'}. Expected ?host=HOST&path=PATH${upload ? '&ifExists=fail|replace' : ''}.`, 'query');
+  }
+  const files = ctx.files();
+  if (!files) {
+    return refuse(
+      501,
+      'internal',
+      'This web host was started without file transfers: use the desktop app or `hitch cp`.',
+      'no file streams',
+    );
+  }
+
+  if (upload) {
+    const { host, path, ifExists } = parsed.data as z.infer<typeof uploadQuery>;
+    const lengthHeader = req.headers['content-length'];
+    const size = lengthHeader !== undefined && /^\d{1,16}$/.test(lengthHeader) ? Number(lengthHeader) : NaN;
+    if (!Number.isSafeInteger(size)) {
+      return refuse(411, 'bad-request', 'An upload needs a Content-Length: the file is sent as it is, in one body.', 'length');
+    }
+    // The engine takes the folder and the name apart (a folder given whole takes the name inside it).
+    const trimmed = path.replace(/\/+$/, '');
+    const cut = trimmed.lastIndexOf('/');
+    const folder = cut < 0 ? '.' : cut === 0 ? '/' : trimmed.slice(0, cut);
+    const name = trimmed.slice(cut + 1);
+    if (name === '' || name === '.' || name === '..') {
+      return refuse(400, 'bad-request', `"${path}" does not end in a file name.`, 'query');
+    }
+    // The transfer's end, heard from the engine's events: from before it is queued, so none is missed.
+    const ended = new Map<string, TransferView>();
+    let waiting: { id: string; resolve: (view: TransferView) => void } | null = null;
+    const unsubscribe = files.onEvent((event) => {
+      if (event.event !== 'transfer.changed' || !['done', 'failed', 'cancelled'].includes(event.payload.state)) return;
+      if (waiting?.id === event.payload.id) waiting.resolve(event.payload);
+      else ended.set(event.payload.id, event.payload);
+    });
+    let transfer: TransferView;
+    try {
+      transfer = await files.uploadFromStream({ hostId: host, remotePath: folder, name, size, body: req, ifExists: ifExists ?? 'fail' });
+    } catch (err) {
+      unsubscribe();
+      const error = toHitchError(err);
+      if (error.code === 'internal') ctx.log.error('upload failed', { error: error.message });
+      sendError(res, error);
+      req.resume();
+      return;
+    }
+    // The page went away (a closed tab, a cancel) before it had sent everything: the transfer ends with it.
+    const gone = (): void => {
+      if (!req.complete) {
+        try {
+          files.cancelTransfer(transfer.id);
+        } catch {
+          // ended already
+        }
+      }
+    };
+    req.once('close', gone);
+    const last = ended.get(transfer.id) ?? (['done', 'failed', 'cancelled'].includes(transfer.state) ? transfer : await new Promise<TransferView>((resolve) => (waiting = { id: transfer.id, resolve })));
+    unsubscribe();
+    req.off('close', gone);
+    if (last.state === 'done') sendJson(res, 200, last);
+    else sendError(res, last.state === 'cancelled' ? { code: 'cancelled', message: last.error ?? 'The upload was cancelled.' } : { code: 'sftp', message: last.error ?? 'The upload failed.' });
+    req.resume();
+    return;
+  }
+
+  const { host, path } = parsed.data as z.infer<typeof downloadQuery>;
+  let download: Awaited<ReturnType<FileStreams['downloadToStream']>>;
+  try {
+    download = await files.downloadToStream({ hostId: host, remotePath: path });
+  } catch (err) {
+    const error = toHitchError(err);
+    if (error.code === 'internal') ctx.log.error('download failed', { error: error.message });
+    return sendError(res, error);
+  }
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': String(download.size),
+    'content-disposition': contentDisposition(download.name),
+    'content-security-policy': "default-src 'none'; sandbox",
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+    'referrer-policy': 'no-referrer',
+  });
+  try {
+    // Closing the page or cancelling the browser's download ends the pipeline, and so the transfer.
+    await pipeline(download.body, res);
+  } catch (err) {
+    ctx.log.warn('download ended early', { transfer: download.transfer.id, error: toHitchError(err).message });
+    download.body.destroy();
+    res.destroy();
+    try {
+      files.cancelTransfer(download.transfer.id);
+    } catch {
+      // ended already
+    }
+  }
+}

@@ -1,0 +1,82 @@
+// Uploads and downloads in a browser, through the web host's file routes
+// (main/web/file-endpoints.ts): the browser's own file drop streams up as a PUT body, and a
+// download is the browser's own, from a link. The desktop app uses `transfer.start` with paths
+// on this computer instead (preload/channels.ts DesktopFiles).
+import type { ErrorInfo, TransferView } from '../../../preload/api';
+
+export const DOWNLOAD_ROUTE = '/files/download';
+export const UPLOAD_ROUTE = '/files/upload';
+
+/** A file route's refusal: the engine's code and sentence, or what went wrong on the way. */
+export class FileRouteError extends Error {
+  constructor(
+    readonly code: ErrorInfo['code'] | 'aborted',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The link a download is: the token rides in the query, as a link cannot carry headers. */
+export function downloadUrl(token: string, hostId: string, path: string): string {
+  const query = new URLSearchParams({ host: hostId, path, token });
+  return `${DOWNLOAD_ROUTE}?${query.toString()}`;
+}
+
+/** Starts the browser's own download of a file on the host (it saves it where the person's downloads go). */
+export function downloadInBrowser(token: string, hostId: string, path: string, name: string): void {
+  const a = document.createElement('a');
+  a.href = downloadUrl(token, hostId, path);
+  a.download = name;
+  a.rel = 'noopener';
+  a.style.display = 'none';
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+export interface BrowserUpload {
+  /** The transfer as the engine ended it, or a FileRouteError. */
+  done: Promise<TransferView>;
+  /** Stops sending (the engine then ends its transfer as cancelled or failed). */
+  abort(): void;
+}
+
+/**
+ * Sends `file` to `path` on the host. XMLHttpRequest rather than fetch: it streams a File from
+ * disk with a Content-Length and can be aborted, in every browser (fetch's streaming uploads
+ * need HTTP/2 in Chromium). `onSent`: bytes handed to the web host so far.
+ */
+export function uploadInBrowser(
+  token: string,
+  hostId: string,
+  path: string,
+  file: Blob,
+  ifExists: 'fail' | 'replace',
+  onSent?: (bytes: number) => void,
+): BrowserUpload {
+  const xhr = new XMLHttpRequest();
+  const query = new URLSearchParams({ host: hostId, path, ifExists });
+  const done = new Promise<TransferView>((resolve, reject) => {
+    xhr.open('PUT', `${UPLOAD_ROUTE}?${query.toString()}`);
+    xhr.setRequestHeader('authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('content-type', 'application/octet-stream');
+    xhr.responseType = 'text';
+    xhr.upload.addEventListener('progress', (e) => onSent?.(e.loaded));
+    xhr.addEventListener('load', () => {
+      let body: unknown = null;
+      try {
+        body = JSON.parse(String(xhr.response));
+      } catch {
+        // not JSON: said below
+      }
+      if (xhr.status === 200 && body && typeof body === 'object' && 'id' in body) return resolve(body as TransferView);
+      const error = (body as { error?: ErrorInfo } | null)?.error;
+      reject(new FileRouteError(error?.code ?? 'internal', error?.message ?? `The web host answered ${xhr.status} ${xhr.statusText}.`));
+    });
+    xhr.addEventListener('error', () => reject(new FileRouteError('network', 'The upload broke off: is the web host still running?')));
+    xhr.addEventListener('abort', () => reject(new FileRouteError('aborted', 'Upload cancelled.')));
+    xhr.send(file);
+  });
+  return { done, abort: () => xhr.abort() };
+}

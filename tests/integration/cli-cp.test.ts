@@ -1,0 +1,167 @@
+// `hitch cp` run as a real process against a headless engine and a real sshd, as a script
+// would: 100 MB up and back with equal checksums, an existing destination refused unless
+// --force, several files into a directory, usage errors (one authentication in sshd's log for
+// all of it), and a copy that rides out a network cut (resumes ≥ 1, same checksum).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cpOutputSchema } from '../../main/cli/schemas';
+import { CLI, ensureBuilt, hitchEnv } from '../fixtures/built';
+import { startSshd, type Sshd } from '../fixtures/sshd';
+import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+
+interface Ran {
+  status: number | null;
+  out: string;
+  stderr: string;
+}
+
+function started(child: ChildProcess): Promise<Ran> {
+  let out = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve) => child.once('close', (status) => resolve({ status, out, stderr })));
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** A file of `size` random bytes, written a MiB at a time. */
+async function randomFile(path: string, size: number): Promise<void> {
+  const file = await open(path, 'w');
+  try {
+    for (let left = size; left > 0; left -= 1024 * 1024) await file.write(randomBytes(Math.min(left, 1024 * 1024)));
+  } finally {
+    await file.close();
+  }
+}
+
+describe('hitch cp', () => {
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let dir: string;
+  let env: Record<string, string>;
+  let daemon: ChildProcess;
+  /** This run's directory on the host, relative to the login directory. */
+  const remoteDir = `hitch-cp-${randomBytes(6).toString('hex')}`;
+
+  const hitch = (args: string[]): Promise<Ran> => started(spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const cpJson = async (args: string[]) => {
+    const r = await hitch(['cp', '--json', ...args]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    return cpOutputSchema.parse(JSON.parse(r.out));
+  };
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    sshd = await startSshd();
+    proxy = await startProxy({ targetPort: sshd.port });
+    dir = await mkdtemp(join(tmpdir(), 'hitch-cp-'));
+    await writeFile(join(dir, 'ssh_config'), await behindProxy(sshd, proxy, 'box'));
+    env = hitchEnv(dir);
+    daemon = spawn(process.execPath, [CLI, 'daemon'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    for (let i = 0; i < 200 && (await hitch(['ls'])).status !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const made = await hitch(['exec', 'box', '--', 'mkdir', remoteDir]);
+    expect(made.status).toBe(0);
+  }, 120_000);
+
+  afterAll(async () => {
+    proxy?.setDelay(0);
+    await hitch(['exec', 'box', '--', 'rm', '-rf', remoteDir]).catch(() => undefined);
+    if (daemon && daemon.exitCode === null) daemon.kill('SIGTERM');
+    await proxy?.close();
+    await sshd?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('uploads and downloads 100 MB over the master with equal checksums, --json saying what it did', async () => {
+    const size = 100 * 1024 * 1024;
+    const source = join(dir, 'hundred.bin');
+    await randomFile(source, size);
+    const up = await cpJson([source, `box:${remoteDir}/`]);
+    expect(up.transfers).toEqual([
+      { id: expect.stringMatching(/^t\d+$/), direction: 'upload', host: 'box', source, destination: `box:/home/${sshd.user}/${remoteDir}/hundred.bin`, bytes: size, ms: expect.any(Number), resumes: 0 },
+    ]);
+    const back = join(dir, 'back');
+    await mkdir(back);
+    const down = await cpJson([`box:${remoteDir}/hundred.bin`, back]);
+    expect(down.transfers).toEqual([expect.objectContaining({ direction: 'download', source: `box:/home/${sshd.user}/${remoteDir}/hundred.bin`, destination: join(back, 'hundred.bin'), bytes: size })]);
+    expect(await sha256File(join(back, 'hundred.bin'))).toBe(await sha256File(source));
+  }, 180_000);
+
+  it('refuses an existing destination without --force, replaces it with --force', async () => {
+    const a = join(dir, 'a.txt');
+    await writeFile(a, 'first\n');
+    await cpJson([a, `box:${remoteDir}/a.txt`]);
+    await writeFile(a, 'second\n');
+    const refused = await hitch(['cp', a, `box:${remoteDir}/a.txt`]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^hitch: .*a\.txt already exists on box.*--force.*--resume.*\n$/);
+    expect(refused.stderr.split('\n')).toHaveLength(2);
+    const local = join(dir, 'a-back.txt');
+    await cpJson([`box:${remoteDir}/a.txt`, local]);
+    expect(await readFile(local, 'utf8')).toBe('first\n');
+    const downRefused = await hitch(['cp', `box:${remoteDir}/a.txt`, local]);
+    expect(downRefused.status).toBe(1);
+    expect(downRefused.stderr).toMatch(/^hitch: .*a-back\.txt already exists on this computer.*--force/);
+
+    await cpJson(['--force', a, `box:${remoteDir}/a.txt`]);
+    await cpJson(['--force', `box:${remoteDir}/a.txt`, local]);
+    expect(await readFile(local, 'utf8')).toBe('second\n');
+  });
+
+  it('copies several files into a directory, and says what is wrong with a bad command', async () => {
+    await writeFile(join(dir, 'one.txt'), '1');
+    await writeFile(join(dir, 'two.txt'), '22');
+    const several = await cpJson([join(dir, 'one.txt'), join(dir, 'two.txt'), `box:${remoteDir}`]);
+    expect(several.transfers.map((t) => [t.destination, t.bytes])).toEqual([
+      [`box:/home/${sshd.user}/${remoteDir}/one.txt`, 1],
+      [`box:/home/${sshd.user}/${remoteDir}/two.txt`, 2],
+    ]);
+    const notDir = await hitch(['cp', join(dir, 'one.txt'), join(dir, 'two.txt'), `box:${remoteDir}/one.txt`]);
+    expect(notDir.status).toBe(1);
+    expect(notDir.stderr).toMatch(/^hitch: .*is not a directory/);
+
+    for (const args of [['cp', join(dir, 'one.txt')], ['cp', join(dir, 'one.txt'), join(dir, 'x')], ['cp', 'box:a', 'box:b'], ['cp', '--force', '--resume', 'a', 'box:']]) {
+      const r = await hitch(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^hitch: .*\n$/);
+    }
+    const missing = await hitch(['cp', `box:${remoteDir}/nothing-here`, dir]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^hitch: .*nothing-here: no such file or directory/);
+    // Everything so far rode the one master: sshd saw a single login.
+    expect(await sshd.acceptedLogins()).toBe(1);
+  });
+
+  it('rides out a network cut in the middle of a copy and ends with the same checksum', async () => {
+    const size = 32 * 1024 * 1024;
+    const source = join(dir, 'cut.bin');
+    await randomFile(source, size);
+    await cpJson([source, `box:${remoteDir}/cut.bin`]);
+    const dest = join(dir, 'cut-back.bin');
+    proxy.setDelay(20); // slow enough for the cut to land mid-way
+    const copy = hitch(['cp', '--json', `box:${remoteDir}/cut.bin`, dest]);
+    await expect.poll(async () => (await stat(dest + '.hitch-part').catch(() => null))?.size ?? 0, { timeout: 60_000, interval: 20 }).toBeGreaterThan(2 * 1024 * 1024);
+    proxy.resetAll();
+    proxy.setDelay(0);
+    const r = await copy;
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const [t] = cpOutputSchema.parse(JSON.parse(r.out)).transfers;
+    expect(t).toMatchObject({ bytes: size, destination: dest });
+    expect(t!.resumes).toBeGreaterThanOrEqual(1);
+    expect(await sha256File(dest)).toBe(await sha256File(source));
+    // One more login: the master's reconnect after the cut, and nothing else.
+    expect(await sshd.acceptedLogins()).toBe(2);
+  }, 120_000);
+});

@@ -1,0 +1,221 @@
+// A person browses a host's files and copies files to and from it, over the master's SFTP
+// session: no second login, and a copy cut off by the network goes on where it stopped once
+// the master is back, ending with the same bytes.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TransferView } from '../../preload/api';
+import { startSshd, type Sshd } from '../fixtures/sshd';
+import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+import { testEngine, type TestEngine } from '../fixtures/engine';
+import { HitchError } from '../../main/engine/errors';
+
+/** sha256 of a local file, streamed. */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Resolves with the transfer's view once it has ended (done, failed or cancelled). */
+function ended(t: TestEngine, id: string, timeoutMs = 120_000): Promise<TransferView> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const check = (): void => {
+      const last = t.engine.listTransfers().find((x) => x.id === id);
+      if (last && (last.state === 'done' || last.state === 'failed' || last.state === 'cancelled')) return resolve(last);
+      if (Date.now() > deadline) return reject(new Error(`transfer ${id} still ${last?.state} at ${last?.done} bytes`));
+      setTimeout(check, 50);
+    };
+    check();
+  });
+}
+
+async function codeOf(work: Promise<unknown>): Promise<string> {
+  try {
+    await work;
+  } catch (err) {
+    if (err instanceof HitchError) return err.code;
+    throw err;
+  }
+  throw new Error('it succeeded');
+}
+
+describe('files over the master', () => {
+  let sshd: Sshd;
+  let t: TestEngine;
+  let local: string;
+  /** A directory of this test run on the host, under the login directory. */
+  let remote: string;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    t = await testEngine(sshd.clientConfig('filehost'));
+    local = await mkdtemp(join(tmpdir(), 'hitch-files-'));
+    remote = (await t.engine.makeDirectory('filehost', `hitch-files-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    if (remote) await t?.engine.deleteFile('filehost', remote).catch(() => undefined);
+    await t?.close();
+    await sshd?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  it('lists, makes, renames (never over an existing name) and deletes recursively', async () => {
+    const home = await t.engine.listFiles('filehost', '.');
+    expect(home.path).toBe(`/home/${sshd.user}`);
+    expect(home.entries.find((e) => e.name === remote.split('/').pop())).toMatchObject({ type: 'directory', permissions: expect.stringMatching(/^drwx/) });
+
+    const made = await t.engine.makeDirectory('filehost', `${remote}/a`);
+    expect(made.path).toBe(`${remote}/a`);
+    expect(await codeOf(t.engine.makeDirectory('filehost', `${remote}/a`))).toBe('exists');
+    await t.engine.makeDirectory('filehost', `${remote}/a/deeper`);
+    await t.engine.makeDirectory('filehost', `${remote}/b`);
+    // A file inside, and a symlink pointing out of the tree that delete must not follow.
+    await writeFile(join(local, 'small.txt'), 'hello\n');
+    const up = await t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'small.txt'), remotePath: `${remote}/a/deeper` });
+    expect(await ended(t, up.id)).toMatchObject({ state: 'done', done: 6, remotePath: `${remote}/a/deeper/small.txt` });
+    await t.engine.makeDirectory('filehost', `${remote}/keep`);
+    const upKeep = await t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'small.txt'), remotePath: `${remote}/keep/kept.txt` });
+    expect((await ended(t, upKeep.id)).state).toBe('done');
+
+    const listed = await t.engine.listFiles('filehost', `${remote}/a/deeper`);
+    expect(listed.entries).toEqual([
+      expect.objectContaining({ name: 'small.txt', type: 'file', size: 6, permissions: expect.stringMatching(/^-rw/) }),
+    ]);
+
+    expect(await codeOf(t.engine.renameFile('filehost', `${remote}/a`, `${remote}/b`))).toBe('exists');
+    await t.engine.renameFile('filehost', `${remote}/a`, `${remote}/c`);
+    expect((await t.engine.listFiles('filehost', remote)).entries.map((e) => e.name).filter((n) => n.length === 1 || n === 'keep').sort()).toEqual(['b', 'c', 'keep']);
+    expect(await codeOf(t.engine.listFiles('filehost', `${remote}/a`))).toBe('not-found');
+
+    await t.engine.deleteFile('filehost', `${remote}/c`);
+    expect((await t.engine.listFiles('filehost', remote)).entries.map((e) => e.name).filter((n) => n.length === 1 || n === 'keep').sort()).toEqual(['b', 'keep']);
+    expect(await sshd.acceptedLogins()).toBe(1);
+  });
+
+  it("follows a shell's working directory without typing into it", async () => {
+    const dir = (await t.engine.makeDirectory('filehost', `${remote}/cwd here`)).path;
+    const s = await t.engine.openSession('filehost', { kind: 'shell', cols: 80, rows: 24 });
+    t.engine.writeSession(s.id, `cd '${dir}' && echo moved-$((40+2))\n`);
+    await t.waitForOutput(s.id, /moved-42/);
+    const before = t.events.filter((e) => e.event === 'session.data' && e.payload.sessionId === s.id).length;
+    expect((await t.engine.sessionCwd(s.id)).path).toBe(dir);
+    // Nothing was written to the shell to learn it: no output came of it.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(t.events.filter((e) => e.event === 'session.data' && e.payload.sessionId === s.id).length).toBe(before);
+    t.engine.closeSession(s.id);
+  });
+
+  it('never replaces an existing destination unless asked, and resumes a part file', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 123);
+    await writeFile(join(local, 'three.bin'), data);
+    const first = await t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'three.bin'), remotePath: `${remote}/three.bin` });
+    expect((await ended(t, first.id)).state).toBe('done');
+    expect(await codeOf(t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'three.bin'), remotePath: `${remote}/three.bin` }))).toBe('exists');
+
+    // Downloads: a part file that holds the first MiB is gone on from.
+    await writeFile(join(local, 'back.bin.hitch-part'), data.subarray(0, 1024 * 1024));
+    const down = await t.engine.startTransfer({ hostId: 'filehost', direction: 'download', localPath: join(local, 'back.bin'), remotePath: `${remote}/three.bin`, ifExists: 'resume' });
+    expect(down.done).toBe(1024 * 1024);
+    expect((await ended(t, down.id)).state).toBe('done');
+    expect((await readFile(join(local, 'back.bin'))).equals(data)).toBe(true);
+    await expect(stat(join(local, 'back.bin.hitch-part'))).rejects.toThrow();
+    expect(await codeOf(t.engine.startTransfer({ hostId: 'filehost', direction: 'download', localPath: join(local, 'back.bin'), remotePath: `${remote}/three.bin` }))).toBe('exists');
+    const again = await t.engine.startTransfer({ hostId: 'filehost', direction: 'download', localPath: local, remotePath: `${remote}/three.bin`, ifExists: 'replace' });
+    expect(await ended(t, again.id)).toMatchObject({ state: 'done', localPath: join(local, 'three.bin') });
+    expect((await readFile(join(local, 'three.bin'))).equals(data)).toBe(true);
+  });
+
+  it('streams an upload from and a download to the web host', async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 7);
+    const up = await t.engine.uploadFromStream({ hostId: 'filehost', remotePath: remote, name: 'streamed.bin', size: data.length, body: Readable.from([data.subarray(0, 1000), data.subarray(1000)]) });
+    expect(up.localPath).toBeNull();
+    expect(await ended(t, up.id)).toMatchObject({ state: 'done', remotePath: `${remote}/streamed.bin` });
+    const down = await t.engine.downloadToStream({ hostId: 'filehost', remotePath: `${remote}/streamed.bin` });
+    expect(down).toMatchObject({ size: data.length, name: 'streamed.bin' });
+    const chunks: Buffer[] = [];
+    for await (const chunk of down.body) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect((await ended(t, down.transfer.id)).state).toBe('done');
+  });
+});
+
+describe('a transfer cut off by the network', () => {
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let t: TestEngine;
+  let local: string;
+  let remote: string;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    proxy = await startProxy({ targetPort: sshd.port });
+    t = await testEngine(await behindProxy(sshd, proxy, 'cuthost'));
+    local = await mkdtemp(join(tmpdir(), 'hitch-files-cut-'));
+    remote = (await t.engine.makeDirectory('cuthost', `hitch-cut-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    proxy?.setDelay(0);
+    if (remote) await t?.engine.deleteFile('cuthost', remote).catch(() => undefined);
+    await t?.close();
+    await proxy?.close();
+    await sshd?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  it('cancels a running transfer: it ends cancelled and leaves no part file', async () => {
+    const source = join(local, 'cancel-source.bin');
+    await writeFile(source, randomBytes(16 * 1024 * 1024));
+    const up = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'upload', localPath: source, remotePath: `${remote}/cancel.bin` });
+    expect((await ended(t, up.id)).state).toBe('done');
+    proxy.setDelay(20);
+    try {
+      const dest = join(local, 'cancelled.bin');
+      const down = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: dest, remotePath: `${remote}/cancel.bin` });
+      await expect.poll(() => t.engine.listTransfers().find((x) => x.id === down.id)!.done, { timeout: 60_000, interval: 20 }).toBeGreaterThan(1024 * 1024);
+      t.engine.cancelTransfer(down.id);
+      expect(await ended(t, down.id)).toMatchObject({ state: 'cancelled', error: null });
+      await expect(stat(dest + '.hitch-part')).rejects.toThrow();
+      await expect(stat(dest)).rejects.toThrow();
+      expect(t.events.some((e) => e.event === 'transfer.changed' && e.payload.id === down.id && e.payload.state === 'cancelled')).toBe(true);
+    } finally {
+      proxy.setDelay(0);
+    }
+  });
+
+  for (const direction of ['upload', 'download'] as const) {
+    it(`resumes an ${direction} where it stopped and ends with the same checksum`, async () => {
+      const size = 24 * 1024 * 1024;
+      const source = join(local, `${direction}-source.bin`);
+      await writeFile(source, randomBytes(size));
+      if (direction === 'download') {
+        const up = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'upload', localPath: source, remotePath: `${remote}/dl.bin` });
+        expect((await ended(t, up.id)).state).toBe('done');
+      }
+      proxy.setDelay(20); // slow enough for the cut to land mid-way
+      const transfer =
+        direction === 'upload'
+          ? await t.engine.startTransfer({ hostId: 'cuthost', direction, localPath: source, remotePath: `${remote}/up.bin` })
+          : await t.engine.startTransfer({ hostId: 'cuthost', direction, localPath: join(local, 'dl.bin'), remotePath: `${remote}/dl.bin` });
+      await expect.poll(() => t.engine.listTransfers().find((x) => x.id === transfer.id)!.done, { timeout: 60_000, interval: 20 }).toBeGreaterThan(2 * 1024 * 1024);
+      proxy.resetAll();
+      await expect.poll(() => t.engine.listTransfers().find((x) => x.id === transfer.id)!.state, { timeout: 30_000, interval: 10 }).toBe('waiting');
+      proxy.setDelay(0);
+      const end = await ended(t, transfer.id);
+      expect(end).toMatchObject({ state: 'done', done: size });
+      expect(end.resumes).toBeGreaterThanOrEqual(1);
+      if (direction === 'download') {
+        expect(await sha256File(join(local, 'dl.bin'))).toBe(await sha256File(source));
+      } else {
+        const back = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: join(local, 'up-back.bin'), remotePath: `${remote}/up.bin` });
+        expect((await ended(t, back.id)).state).toBe('done');
+        expect(await sha256File(join(local, 'up-back.bin'))).toBe(await sha256File(source));
+      }
+    });
+  }
+});
