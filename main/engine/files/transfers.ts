@@ -186,7 +186,9 @@ class Transfer {
           break;
         } catch (err) {
           if (this.abort.signal.aborted) throw cancelledError();
-          if (!isInterruption(err)) throw err;
+          // Whatever failed while the master was going down is the drop's doing.
+          const masterDown = master.state !== 'ready' || master.readyConnections().length === 0;
+          if (!isInterruption(err) && !masterDown) throw err;
           fruitless = this.view.done > before ? 0 : fruitless + 1;
           if (fruitless > MAX_FRUITLESS_RETRIES) throw err;
           interrupted = true;
