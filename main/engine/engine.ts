@@ -1039,7 +1039,11 @@ export class Engine {
 
   /** Deletes a file, a symlink, or a directory with everything in it (symlinks inside are not followed). */
   async deleteFile(hostId: string, path: string): Promise<void> {
-    await deletePath((await this.filesOf(hostId)).sftp, path);
+    const { sftp } = await this.filesOf(hostId);
+    // A slip of the UI or a script must not empty the whole host or the login directory.
+    const [target, home, link] = await Promise.all([sftp.realpath(path), sftp.realpath('.'), sftp.lstat(path).then((s) => s.isSymbolicLink())]);
+    if (!link && (target === '/' || target === home)) throw new HitchError('bad-request', `Hitch does not delete ${target === '/' ? 'the root directory' : 'the login directory'} of ${hostId}.`);
+    await deletePath(sftp, path);
     this.options.log.info('file deleted', { host: hostId, path });
   }
 

@@ -143,6 +143,28 @@ describe('hitch cp', () => {
     expect(await sshd.acceptedLogins()).toBe(1);
   });
 
+  it('cancels the copy in the engine on Ctrl-C', async () => {
+    const source = join(dir, 'interrupted.bin');
+    await randomFile(source, 16 * 1024 * 1024);
+    await cpJson([source, `box:${remoteDir}/interrupted.bin`]);
+    const dest = join(dir, 'interrupted-back.bin');
+    proxy.setDelay(20);
+    try {
+      const child = spawn(process.execPath, [CLI, 'cp', `box:${remoteDir}/interrupted.bin`, dest], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const done = started(child);
+      await expect.poll(async () => (await stat(dest + '.hitch-part').catch(() => null))?.size ?? 0, { timeout: 60_000, interval: 20 }).toBeGreaterThan(1024 * 1024);
+      child.kill('SIGINT');
+      const r = await done;
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^hitch: .*cancelled\.\n$/);
+      // The engine stopped it and removed its part file.
+      await expect.poll(async () => (await stat(dest + '.hitch-part').catch(() => null)) === null, { timeout: 10_000 }).toBe(true);
+      await expect(stat(dest)).rejects.toThrow();
+    } finally {
+      proxy.setDelay(0);
+    }
+  }, 90_000);
+
   it('rides out a network cut in the middle of a copy and ends with the same checksum', async () => {
     const size = 32 * 1024 * 1024;
     const source = join(dir, 'cut.bin');

@@ -13,6 +13,7 @@ import { startSshd, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 import { HitchError } from '../../main/engine/errors';
+import { RESUME_OVERLAP } from '../../main/engine/files/transfers';
 
 /** sha256 of a local file, streamed. */
 async function sha256File(path: string): Promise<string> {
@@ -93,6 +94,8 @@ describe('files over the master', () => {
     expect((await t.engine.listFiles('filehost', remote)).entries.map((e) => e.name).filter((n) => n.length === 1 || n === 'keep').sort()).toEqual(['b', 'c', 'keep']);
     expect(await codeOf(t.engine.listFiles('filehost', `${remote}/a`))).toBe('not-found');
 
+    expect(await codeOf(t.engine.deleteFile('filehost', '.'))).toBe('bad-request');
+    expect(await codeOf(t.engine.deleteFile('filehost', '/'))).toBe('bad-request');
     await t.engine.deleteFile('filehost', `${remote}/c`);
     expect((await t.engine.listFiles('filehost', remote)).entries.map((e) => e.name).filter((n) => n.length === 1 || n === 'keep').sort()).toEqual(['b', 'keep']);
     expect(await sshd.acceptedLogins()).toBe(1);
@@ -118,10 +121,19 @@ describe('files over the master', () => {
     expect((await ended(t, first.id)).state).toBe('done');
     expect(await codeOf(t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'three.bin'), remotePath: `${remote}/three.bin` }))).toBe('exists');
 
-    // Downloads: a part file that holds the first MiB is gone on from.
+    // Downloads: a part file is gone on from, less its tail (which may have had a gap).
+    const big = randomBytes(12 * 1024 * 1024);
+    await writeFile(join(local, 'big.bin'), big);
+    const upBig = await t.engine.startTransfer({ hostId: 'filehost', direction: 'upload', localPath: join(local, 'big.bin'), remotePath: `${remote}/big.bin` });
+    expect((await ended(t, upBig.id)).state).toBe('done');
+    await writeFile(join(local, 'big-back.bin.hitch-part'), big.subarray(0, 10 * 1024 * 1024));
+    const resumed = await t.engine.startTransfer({ hostId: 'filehost', direction: 'download', localPath: join(local, 'big-back.bin'), remotePath: `${remote}/big.bin`, ifExists: 'resume' });
+    expect(resumed.done).toBe(10 * 1024 * 1024 - RESUME_OVERLAP);
+    expect((await ended(t, resumed.id)).state).toBe('done');
+    expect((await readFile(join(local, 'big-back.bin'))).equals(big)).toBe(true);
+
     await writeFile(join(local, 'back.bin.hitch-part'), data.subarray(0, 1024 * 1024));
     const down = await t.engine.startTransfer({ hostId: 'filehost', direction: 'download', localPath: join(local, 'back.bin'), remotePath: `${remote}/three.bin`, ifExists: 'resume' });
-    expect(down.done).toBe(1024 * 1024);
     expect((await ended(t, down.id)).state).toBe('done');
     expect((await readFile(join(local, 'back.bin'))).equals(data)).toBe(true);
     await expect(stat(join(local, 'back.bin.hitch-part'))).rejects.toThrow();

@@ -8,41 +8,22 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { HitchError } from '../errors';
 
-/** Where a download's bytes go, in order (several chunks at once when they arrived together). */
-export interface DownloadSink {
-  write(data: Buffer[]): Promise<void>;
-}
-
 /** Where an upload's bytes come from; `release` says everything before an offset is acknowledged. */
 export interface UploadSource {
   read(offset: number, length: number): Promise<Buffer>;
   release(upTo: number): void;
 }
 
-/** Appends to an open file at `position` onward. */
-export function fileSink(file: FileHandle, position: number): DownloadSink & { position: number } {
-  const sink = {
-    position,
-    async write(chunks: Buffer[]): Promise<void> {
-      let left = chunks;
-      while (left.length > 0) {
-        const { bytesWritten } = await file.writev(left, sink.position);
-        sink.position += bytesWritten;
-        // A short write (rare): what is left of the chunks goes again.
-        let skip = bytesWritten;
-        const rest: Buffer[] = [];
-        for (const c of left) {
-          if (skip >= c.length) skip -= c.length;
-          else {
-            rest.push(skip > 0 ? c.subarray(skip) : c);
-            skip = 0;
-          }
-        }
-        left = rest;
+/** Writes a download's chunks into an open file, each at its offset. */
+export function fileTarget(file: FileHandle): { at(offset: number, data: Buffer): Promise<void> } {
+  return {
+    async at(offset, data) {
+      for (let done = 0; done < data.length; ) {
+        const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
       }
     },
   };
-  return sink;
 }
 
 export function fileSource(file: FileHandle, path: string): UploadSource {
@@ -60,10 +41,10 @@ export function fileSource(file: FileHandle, path: string): UploadSource {
   };
 }
 
-/** Writes to a stream with its backpressure; a stream that went away fails the write. */
-export function streamSink(body: Writable): DownloadSink {
+/** Writes to a stream in order, with its backpressure; a stream that went away fails the write. */
+export function streamTarget(body: Writable): { inOrder(data: Buffer[]): Promise<void> } {
   return {
-    async write(chunks) {
+    async inOrder(chunks) {
       if (body.destroyed || body.writableEnded) throw new HitchError('cancelled', 'The download was abandoned by its reader.');
       let full = false;
       for (const data of chunks) full = !body.write(data) || full;

@@ -28,26 +28,31 @@ export function cancelledError(): HitchError {
   return new HitchError('cancelled', 'The transfer was cancelled.');
 }
 
+/** Where a download's bytes go: in order (a stream), or each chunk at its offset as it arrives (a file). */
+export type PullTarget = { inOrder(data: Buffer[]): Promise<void> } | { at(offset: number, data: Buffer): Promise<void> };
+
 /**
- * Reads [from, size) from the remote file and hands it to `write` in order, the chunks that
- * arrived meanwhile together (each write awaited before the next, so `done` is what the local
- * side holds). `recycle`: the writer is done with the buffers once its write resolves (a file),
- * so they are used again. Settles once no request
- * is in flight and no write is under way.
+ * Reads [from, size) from the remote file into `target`. In order, the chunks that arrived
+ * meanwhile go together, each write awaited before the next; at offsets (a file), every chunk
+ * is written as it arrives, several at once, and its read buffer is used again afterwards.
+ * Either way `done` only counts bytes written with everything before them. Settles once no
+ * request is in flight and no write is under way.
  */
-export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<void>; recycle: boolean }): Promise<void> {
-  const { sftp, handle, path, size, chunk, depth, signal } = copy;
+export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<void> {
+  const { sftp, handle, path, size, chunk, depth, signal, target } = copy;
   return new Promise((resolve, reject) => {
     let next = copy.from;
     let done = copy.from;
     let inflight = 0;
-    let writing = false;
+    /** Writes under way. */
+    let writing = 0;
     let failure: Error | null = null;
-    /** Chunks read ahead of `done`, by offset. */
+    /** In order: chunks read ahead of `done`, by offset. At offsets: chunks written past `done`, offset → length. */
     const ready = new Map<number, Buffer>();
+    const written = new Map<number, number>();
 
     const settle = (): void => {
-      if (inflight > 0 || writing) return;
+      if (inflight > 0 || writing > 0) return;
       signal.removeEventListener('abort', onAbort);
       if (failure) reject(failure);
       else if (done >= size) resolve();
@@ -59,7 +64,7 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<voi
     const onAbort = (): void => fail(cancelledError());
     signal.addEventListener('abort', onAbort);
 
-    /** Read buffers given back once written: reused, so a long copy does not churn the allocator and the GC. */
+    /** Read buffers given back once written to a file: reused, so a long copy does not churn the allocator and the GC. */
     const spare: Buffer[] = [];
     const issue = (offset: number, length: number): void => {
       inflight++;
@@ -69,9 +74,13 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<voi
           inflight--;
           if (failure) return settle();
           if (n === 0) return fail(new HitchError('sftp', `${path} ended at ${offset} bytes, short of the ${size} it had: it changed while being copied.`));
-          ready.set(offset, n === length ? buffer : buffer.subarray(0, n));
           if (n < length) issue(offset + n, length - n); // a short read: the rest is asked again
-          void flush();
+          const data = n === length ? buffer : buffer.subarray(0, n);
+          if ('at' in target) writeAt(offset, data);
+          else {
+            ready.set(offset, data);
+            void flush(target);
+          }
           pump();
         },
         (err: Error) => {
@@ -89,12 +98,33 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<voi
       }
       settle();
     };
-    const flush = async (): Promise<void> => {
-      if (writing) return;
-      writing = true;
+    const writeAt = (offset: number, data: Buffer): void => {
+      writing++;
+      (target as { at(offset: number, data: Buffer): Promise<void> }).at(offset, data).then(
+        () => {
+          writing--;
+          if (data.length === chunk && data.byteOffset === 0 && data.buffer.byteLength === chunk) spare.push(data);
+          written.set(offset, data.length);
+          const before = done;
+          for (let l = written.get(done); l !== undefined; l = written.get(done)) {
+            written.delete(done);
+            done += l;
+          }
+          if (done > before) copy.progress(done);
+          pump();
+        },
+        (err: Error) => {
+          writing--;
+          fail(err);
+        },
+      );
+    };
+    const flush = async (ordered: { inOrder(data: Buffer[]): Promise<void> }): Promise<void> => {
+      if (writing > 0) return;
+      writing++;
       try {
         while (!failure && ready.has(done)) {
-          // Every chunk that is next in order goes in one write (one system call for a file).
+          // Every chunk that is next in order goes in one write.
           const batch: Buffer[] = [];
           let end = done;
           for (let data = ready.get(end); data; data = ready.get(end)) {
@@ -102,15 +132,14 @@ export function pullRange(copy: RangeCopy & { write(data: Buffer[]): Promise<voi
             batch.push(data);
             end += data.length;
           }
-          await copy.write(batch);
-          if (copy.recycle) for (const b of batch) if (b.length === chunk && b.byteOffset === 0 && b.buffer.byteLength === chunk) spare.push(b);
+          await ordered.inOrder(batch);
           done = end;
           copy.progress(done);
         }
       } catch (err) {
         failure ??= err as Error;
       }
-      writing = false;
+      writing--;
       pump();
     };
     if (signal.aborted) fail(cancelledError());

@@ -13,8 +13,8 @@ import type { TransferView } from '../../../preload/api';
 import { HitchError } from '../errors';
 import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
-import { fileSink, fileSource, streamSink, streamSource, type DownloadSink, type UploadSource } from './local-ends';
-import { cancelledError, CHUNK_BYTES, pullRange, pushRange, REQUESTS_IN_FLIGHT } from './pipeline';
+import { fileSource, fileTarget, streamSource, streamTarget, type UploadSource } from './local-ends';
+import { cancelledError, CHUNK_BYTES, pullRange, pushRange, REQUESTS_IN_FLIGHT, type PullTarget } from './pipeline';
 import { baseName, joinRemote } from './remote-files';
 import { SftpGone, type SftpSession } from './sftp-session';
 import type { SftpSessions } from './sftp-sessions';
@@ -30,6 +30,12 @@ const SPEED_WINDOW_MS = 2_000;
 /** Interruptions in a row, the master staying up and nothing copied in between, before it fails. */
 const MAX_FRUITLESS_RETRIES = 5;
 export const PART_SUFFIX = '.hitch-part';
+/**
+ * A resume from a part file goes back this far: the tail of a part file left by a copy that
+ * did not end cleanly (Hitch killed, the computer off) may hold chunks written ahead of a gap,
+ * and never more than the read-ahead (pipeline.ts) past it. Copied again, the tail is right.
+ */
+export const RESUME_OVERLAP = 2 * REQUESTS_IN_FLIGHT * CHUNK_BYTES;
 
 export type IfExists = 'fail' | 'replace' | 'resume';
 
@@ -95,8 +101,8 @@ class Transfer {
   /** The local file while the transfer owns it. */
   private file: FileHandle | null = null;
   private source: UploadSource | null = null;
-  /** Where the stream-out download's bytes go. */
-  private sink: DownloadSink | null = null;
+  /** Where a download's bytes go. */
+  private target: PullTarget | null = null;
 
   constructor(
     id: string,
@@ -186,7 +192,9 @@ class Transfer {
           break;
         } catch (err) {
           if (this.abort.signal.aborted) throw cancelledError();
-          if (!isInterruption(err)) throw err;
+          // Whatever failed while the master was going down is the drop's doing.
+          const masterDown = master.state !== 'ready' || master.readyConnections().length === 0;
+          if (!isInterruption(err) && !masterDown) throw err;
           fruitless = this.view.done > before ? 0 : fruitless + 1;
           if (fruitless > MAX_FRUITLESS_RETRIES) throw err;
           interrupted = true;
@@ -249,10 +257,10 @@ class Transfer {
 
   private async download(sftp: SftpSession): Promise<void> {
     const { plan } = this;
-    if (!this.sink) this.sink = await this.openDownloadSink();
+    this.target ??= await this.openDownloadTarget();
     const handle = await sftp.openFile(plan.remotePath, 'r');
     try {
-      await pullRange({ ...this.copyOptions(sftp, sftp.limits.maxReadLength), handle, path: plan.remotePath, write: (data) => this.sink!.write(data), recycle: plan.local.kind === 'file' });
+      await pullRange({ ...this.copyOptions(sftp, sftp.limits.maxReadLength), handle, path: plan.remotePath, target: this.target });
     } finally {
       void sftp.closeHandle(handle, plan.remotePath).catch(() => undefined);
     }
@@ -268,9 +276,9 @@ class Transfer {
     await this.placeLocal(part, plan.local.path);
   }
 
-  private async openDownloadSink(): Promise<DownloadSink> {
+  private async openDownloadTarget(): Promise<PullTarget> {
     const { plan } = this;
-    if (plan.local.kind === 'stream-out') return streamSink(plan.local.body);
+    if (plan.local.kind === 'stream-out') return streamTarget(plan.local.body);
     const part = this.partPath!;
     try {
       if (plan.startAt > 0) {
@@ -283,7 +291,7 @@ class Transfer {
     } catch (err) {
       throw localError(err, part);
     }
-    return fileSink(this.file, plan.startAt);
+    return fileTarget(this.file);
   }
 
   /** The part file becomes the destination: never over a file that appeared meanwhile unless replacing was asked. */
@@ -345,8 +353,12 @@ class Transfer {
     }
   }
 
-  /** After a failure the part file stays (to resume); after a cancel it goes. */
+  /**
+   * After a failure the part file stays, to resume (a download's is cut back to the bytes done:
+   * chunks written ahead of them are dropped); after a cancel it goes.
+   */
   private async cleanUp(cancelled: boolean): Promise<void> {
+    if (!cancelled && this.plan.direction === 'download' && this.file) await this.file.truncate(this.view.done).catch(() => undefined);
     await this.file?.close().catch(() => undefined);
     this.file = null;
     if (!cancelled) return;
@@ -506,7 +518,7 @@ export class TransferQueue {
     }
     if (r.ifExists === 'resume') {
       const partStats = await localStatOrNull(part);
-      if (partStats?.isFile()) startAt = partStats.size;
+      if (partStats?.isFile()) startAt = Math.max(0, partStats.size - RESUME_OVERLAP);
       else if (existing?.isFile()) {
         // The destination itself is the start: it becomes the part file, and the name again at the end.
         await rename(path, part).catch((err: unknown) => Promise.reject(localError(err, path)));
@@ -571,7 +583,7 @@ export class TransferQueue {
     let startAt = 0;
     if (ifExists === 'resume') {
       const partStats = await sftp.statOrNull(part);
-      if (partStats?.isFile()) startAt = partStats.size;
+      if (partStats?.isFile()) startAt = Math.max(0, partStats.size - RESUME_OVERLAP);
       else if (existing?.isFile()) {
         await sftp.renameNoReplace(target, part);
         startAt = existing.size;
