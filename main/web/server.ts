@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Api, Connection } from '../api/connection';
+import type { Api, Connection, Outgoing } from '../api/connection';
 import type { Logger } from '../engine/log';
 import { isFileRoute, serveFileRoute, type FileStreams } from './file-endpoints';
 
@@ -47,6 +47,25 @@ export const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
 /** Flow control: a page's sessions wait above this many characters unsent, and go on below the second. */
 const FLOW_HIGH_WATER = 1 << 20;
 const FLOW_LOW_WATER = 256 << 10;
+/**
+ * Requests the engine serves the desktop window and the `hitch` command but not a page: a page
+ * never names files on this computer (it has no way to learn a path, and a stolen token must
+ * not read or write them). Its uploads and downloads go through /files/upload and
+ * /files/download, the browser's own file drop and save.
+ */
+const NOT_FOR_PAGES = new Set(['transfer.start']);
+
+function refusedToPages(message: unknown): Outgoing | null {
+  if (typeof message !== 'object' || message === null) return null;
+  const { id, method } = message as { id?: unknown; method?: unknown };
+  if (typeof method !== 'string' || !NOT_FOR_PAGES.has(method)) return null;
+  return {
+    id: typeof id === 'number' ? id : null,
+    ok: false,
+    error: { code: 'forbidden', message: `${method} is not offered to a browser page: it names files on this computer. Upload and download through the file panel instead.` },
+  };
+}
+
 /** A token given by the person (HITCH_WEB_TOKEN) must be at least this strong: 22 base64url characters carry 132 bits. */
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,256}$/;
 
@@ -228,6 +247,11 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
         json = JSON.parse(raw.toString());
       } catch {
         send({ id: null, ok: false, error: { code: 'bad-request', message: 'Messages must be JSON text.' } });
+        return;
+      }
+      const refused = refusedToPages(json);
+      if (refused) {
+        send(refused);
         return;
       }
       connection.request(json);

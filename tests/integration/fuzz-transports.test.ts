@@ -244,6 +244,7 @@ const CODES: ErrorCode[] = [
   'channel',
   'max-sessions',
   'cancelled',
+  'forbidden', // transfer.start from a page of the web host
 ];
 
 /** A request as a short line for a failure message (its values can be 70,000 characters long, or 20,000 arrays deep). */

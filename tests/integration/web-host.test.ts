@@ -137,6 +137,15 @@ describe('web host', () => {
     ws!.close();
   });
 
+  it('refuses a page a request that names files on this computer, and keeps the connection', async () => {
+    const { ws } = await openApi(host.port, { token: host.token });
+    ws!.send(JSON.stringify({ id: 5, method: 'transfer.start', params: { hostId: 'alpha', direction: 'upload', localPath: '/etc/passwd', remotePath: 'x' } }));
+    expect(await nextMessage(ws!)).toMatchObject({ id: 5, ok: false, error: { code: 'forbidden', message: expect.stringContaining('names files on this computer') } });
+    ws!.send(JSON.stringify({ id: 6, method: 'transfers.list', params: {} }));
+    expect(await nextMessage(ws!)).toMatchObject({ id: 6, ok: true, result: { transfers: [] } });
+    ws!.close();
+  });
+
   it('closes a connection that sends an oversized message', async () => {
     const { ws } = await openApi(host.port, { token: host.token });
     const closed = new Promise<number>((resolve) => ws!.once('close', (code) => resolve(code)));
