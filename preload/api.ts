@@ -397,7 +397,7 @@ const rows = z.number().int().min(1).max(1000);
 const forwardId = z.string().regex(/^f[1-9][0-9]{0,9}$/, 'not a forward id');
 const transferId = z.string().regex(/^t[1-9][0-9]{0,9}$/, 'not a transfer id');
 /** A host name or address as a forward binds or connects to it: no spaces, no control characters. */
-const netHost = z.string().min(1).max(255).regex(/^[A-Za-z0-9._:*%\[\]-]+$/, 'not a host name or address');
+export const netHost = z.string().min(1).max(255).regex(/^[A-Za-z0-9._:*%\[\]-]+$/, 'not a host name or address');
 const port0 = z.number().int().min(0).max(65535);
 const port1 = z.number().int().min(1).max(65535);
 /** A path on the host as SFTP takes it (never given to a shell). */

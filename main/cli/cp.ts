@@ -99,8 +99,13 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
 
   if (sides.length > 1) {
     // Several sources go into a directory, under their own names.
+    // Listing it connects the master (asking what the login needs); only a path that is not a
+    // directory answers "no", any other failure is said as it is.
     const isDir = dst.remote
-      ? await ctx.call('files.list', { hostId: host, path: dst.path }).then(() => true, () => false)
+      ? await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('files.list', { hostId: host, path: dst.path })).then(
+          () => true,
+          (err: unknown) => (err instanceof CliError && (err.code === 'not-found' || err.code === 'bad-request') ? false : Promise.reject(err)),
+        )
       : await stat(resolve(dst.path)).then((s) => s.isDirectory(), () => false);
     if (!isDir) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
   }

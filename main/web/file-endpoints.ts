@@ -173,6 +173,18 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
       if (waiting?.id === event.payload.id) waiting.resolve(event.payload);
       else ended.set(event.payload.id, event.payload);
     });
+    /**
+     * Answers, then lets go of a body not read to its end: the connection closes once the answer
+     * is out (the body once read from is not drained by Node, and requests have no timeout here,
+     * so a page still sending would otherwise wait for ever).
+     */
+    const answer = (send: () => void): void => {
+      if (!req.complete) {
+        res.setHeader('connection', 'close');
+        res.once('finish', () => req.destroy());
+      }
+      send();
+    };
     let transfer: TransferView;
     try {
       transfer = await files.uploadFromStream({ hostId: host, remotePath: folder, name, size, body: req, ifExists: ifExists ?? 'fail' });
@@ -180,8 +192,7 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
       unsubscribe();
       const error = toHitchError(err);
       if (error.code === 'internal') ctx.log.error('upload failed', { error: error.message });
-      sendError(res, error);
-      req.resume();
+      answer(() => sendError(res, error));
       return;
     }
     // The page went away (a closed tab, a cancel) before it had sent everything: the transfer ends with it.
@@ -198,9 +209,10 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
     const last = ended.get(transfer.id) ?? (['done', 'failed', 'cancelled'].includes(transfer.state) ? transfer : await new Promise<TransferView>((resolve) => (waiting = { id: transfer.id, resolve })));
     unsubscribe();
     req.off('close', gone);
-    if (last.state === 'done') sendJson(res, 200, last);
-    else sendError(res, last.state === 'cancelled' ? { code: 'cancelled', message: last.error ?? 'The upload was cancelled.' } : { code: 'sftp', message: last.error ?? 'The upload failed.' });
-    req.resume();
+    answer(() => {
+      if (last.state === 'done') sendJson(res, 200, last);
+      else sendError(res, last.state === 'cancelled' ? { code: 'cancelled', message: last.error ?? 'The upload was cancelled.' } : { code: 'sftp', message: last.error ?? 'The upload failed.' });
+    });
     return;
   }
 

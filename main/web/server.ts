@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Api, Connection, Outgoing } from '../api/connection';
+import { isMethod, requestSchemas, wsRequestSchema } from '../../preload/api';
 import type { Logger } from '../engine/log';
 import { isFileRoute, serveFileRoute, type FileStreams } from './file-endpoints';
 
@@ -55,15 +56,28 @@ const FLOW_LOW_WATER = 256 << 10;
  */
 const NOT_FOR_PAGES = new Set(['transfer.start']);
 
+/** Where a page may have this computer listen: its loopback only. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/;
+
 function refusedToPages(message: unknown): Outgoing | null {
   if (typeof message !== 'object' || message === null) return null;
-  const { id, method } = message as { id?: unknown; method?: unknown };
-  if (typeof method !== 'string' || !NOT_FOR_PAGES.has(method)) return null;
-  return {
-    id: typeof id === 'number' ? id : null,
-    ok: false,
-    error: { code: 'forbidden', message: `${method} is not offered to a browser page: it names files on this computer. Upload and download through the file panel instead.` },
-  };
+  const { id, method, params } = message as { id?: unknown; method?: unknown; params?: unknown };
+  // A malformed envelope or request is answered as any other (bad-request), by the connection.
+  if (typeof method !== 'string' || typeof id !== 'number' || !wsRequestSchema.safeParse(message).success) return null;
+  if (!isMethod(method) || !requestSchemas[method].safeParse(params ?? {}).success) return null;
+  const refuse = (why: string): Outgoing => ({ id, ok: false, error: { code: 'forbidden', message: why } });
+  if (NOT_FOR_PAGES.has(method)) {
+    return refuse(`${method} is not offered to a browser page: it names files on this computer. Upload and download through the file panel instead.`);
+  }
+  // A page opens forwards that listen on this computer's loopback only: never one reachable
+  // from the network (the desktop window and `hitch forward` may, when the person asks).
+  if (method === 'forwards.open' && typeof params === 'object' && params !== null) {
+    const { kind, bindAddress } = params as { kind?: unknown; bindAddress?: unknown };
+    if (kind !== 'remote' && typeof bindAddress === 'string' && !LOOPBACK.test(bindAddress)) {
+      return refuse(`A browser page may only open forwards that listen on this computer's loopback, not on ${bindAddress}. Use the desktop app or hitch forward for that.`);
+    }
+  }
+  return null;
 }
 
 /** A token given by the person (HITCH_WEB_TOKEN) must be at least this strong: 22 base64url characters carry 132 bits. */

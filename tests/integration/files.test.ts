@@ -180,6 +180,38 @@ describe('a transfer cut off by the network', () => {
     if (local) await rm(local, { recursive: true, force: true });
   });
 
+  it("resumes from the destination itself in place: a cancel keeps the person's file, and a larger one is refused", async () => {
+    const data = randomBytes(24 * 1024 * 1024);
+    await writeFile(join(local, 'inplace-source.bin'), data);
+    const up = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'upload', localPath: join(local, 'inplace-source.bin'), remotePath: `${remote}/inplace.bin` });
+    expect((await ended(t, up.id)).state).toBe('done');
+    const dest = join(local, 'inplace.bin');
+    await writeFile(dest, data.subarray(0, 12 * 1024 * 1024)); // cut off by something else: no part file
+    proxy.setDelay(20);
+    try {
+      const down = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: dest, remotePath: `${remote}/inplace.bin`, ifExists: 'resume' });
+      expect(down.done).toBe(12 * 1024 * 1024 - RESUME_OVERLAP); // its tail is copied again, in case of a gap
+      t.engine.cancelTransfer(down.id);
+      expect((await ended(t, down.id)).state).toBe('cancelled');
+    } finally {
+      proxy.setDelay(0);
+    }
+    // Still there, under its name, at least as long as it was, and every byte of it right.
+    const kept = await readFile(dest);
+    expect(kept.length).toBeGreaterThanOrEqual(12 * 1024 * 1024);
+    expect(kept.equals(data.subarray(0, kept.length))).toBe(true);
+    await expect(stat(dest + '.hitch-part')).rejects.toThrow();
+
+    const again = await t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: dest, remotePath: `${remote}/inplace.bin`, ifExists: 'resume' });
+    expect((await ended(t, again.id)).state).toBe('done');
+    expect((await readFile(dest)).equals(data)).toBe(true);
+
+    // Longer than the source: not a start of it. Refused, and left as it is.
+    await writeFile(dest, Buffer.concat([data, Buffer.from('more')]));
+    expect(await codeOf(t.engine.startTransfer({ hostId: 'cuthost', direction: 'download', localPath: dest, remotePath: `${remote}/inplace.bin`, ifExists: 'resume' }))).toBe('exists');
+    expect((await stat(dest)).size).toBe(data.length + 4);
+  });
+
   it('cancels a running transfer: it ends cancelled and leaves no part file', async () => {
     const source = join(local, 'cancel-source.bin');
     await writeFile(source, randomBytes(16 * 1024 * 1024));

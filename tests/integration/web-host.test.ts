@@ -137,10 +137,13 @@ describe('web host', () => {
     ws!.close();
   });
 
-  it('refuses a page a request that names files on this computer, and keeps the connection', async () => {
+  it('refuses a page a request that names files on this computer or listens beyond loopback, and keeps the connection', async () => {
     const { ws } = await openApi(host.port, { token: host.token });
     ws!.send(JSON.stringify({ id: 5, method: 'transfer.start', params: { hostId: 'alpha', direction: 'upload', localPath: '/etc/passwd', remotePath: 'x' } }));
     expect(await nextMessage(ws!)).toMatchObject({ id: 5, ok: false, error: { code: 'forbidden', message: expect.stringContaining('names files on this computer') } });
+    // Nor a forward listening beyond this computer's loopback.
+    ws!.send(JSON.stringify({ id: 8, method: 'forwards.open', params: { hostId: 'alpha', kind: 'dynamic', bindAddress: '*', listenPort: 0 } }));
+    expect(await nextMessage(ws!)).toMatchObject({ id: 8, ok: false, error: { code: 'forbidden', message: expect.stringContaining('loopback') } });
     ws!.send(JSON.stringify({ id: 6, method: 'transfers.list', params: {} }));
     expect(await nextMessage(ws!)).toMatchObject({ id: 6, ok: true, result: { transfers: [] } });
     ws!.close();

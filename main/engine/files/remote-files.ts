@@ -43,6 +43,11 @@ export function baseName(path: string): string {
   return trimmed.slice(trimmed.lastIndexOf('/') + 1) || trimmed || '/';
 }
 
+/** A name a directory can hold: not empty, not `.` or `..`, no slash or NUL. */
+export function isPlainName(name: string): boolean {
+  return name !== '' && name !== '.' && name !== '..' && !/[/\0]/.test(name);
+}
+
 export function joinRemote(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
@@ -53,12 +58,14 @@ export async function listDirectory(sftp: SftpSession, hostId: string, path: str
   if (!stats.isDirectory()) throw new HitchError('bad-request', `${absolute} on ${hostId} is not a directory.`);
   const listed = await sftp.readdir(absolute);
   const entries: FileEntry[] = listed
-    .filter((e) => e.filename !== '.' && e.filename !== '..')
+    // No file in a directory is named with a slash or is `.`/`..`: a server that says so is not
+    // to be followed (a download named `../../x` would land outside the folder chosen for it).
+    .filter((e) => isPlainName(e.filename))
     .map((e) => ({
       name: e.filename,
       type: fileType(e.attrs.mode),
-      size: e.attrs.size,
-      mtime: e.attrs.mtime * 1000,
+      size: Number.isSafeInteger(e.attrs.size) ? e.attrs.size : 0,
+      mtime: Number.isFinite(e.attrs.mtime) ? e.attrs.mtime * 1000 : 0,
       mode: e.attrs.mode,
       permissions: permissionsText(e.attrs.mode),
       uid: e.attrs.uid,

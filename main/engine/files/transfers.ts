@@ -15,7 +15,7 @@ import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
 import { fileSource, fileTarget, streamSource, streamTarget, type UploadSource } from './local-ends';
 import { cancelledError, CHUNK_BYTES, pullRange, pushRange, REQUESTS_IN_FLIGHT, type PullTarget } from './pipeline';
-import { baseName, joinRemote } from './remote-files';
+import { baseName, isPlainName, joinRemote } from './remote-files';
 import { SftpGone, type SftpSession } from './sftp-session';
 import type { SftpSessions } from './sftp-sessions';
 
@@ -67,6 +67,13 @@ interface Plan {
   startAt: number;
   /** The destination exists now and was not asked to be kept: replaced at the end. */
   replaces: boolean;
+  /**
+   * Resumed from the destination itself (no part file was there): written in place, from its
+   * end, as `sftp reget`/`reput` do. It is the person's file: never moved, never removed.
+   */
+  inPlace: boolean;
+  /** In place: the destination's size before; never cut shorter than this. */
+  keptSize: number;
 }
 
 function isInterruption(err: unknown): boolean {
@@ -129,8 +136,9 @@ class Transfer {
 
   /** The file written on the destination side until it is complete. */
   get partPath(): string | null {
-    if (this.plan.direction === 'upload') return this.plan.remotePath + PART_SUFFIX;
-    return this.plan.local.kind === 'file' ? this.plan.local.path + PART_SUFFIX : null;
+    const suffix = this.plan.inPlace ? '' : PART_SUFFIX;
+    if (this.plan.direction === 'upload') return this.plan.remotePath + suffix;
+    return this.plan.local.kind === 'file' ? this.plan.local.path + suffix : null;
   }
 
   /** The destination, for "is something already writing there?". */
@@ -273,7 +281,7 @@ class Transfer {
     await this.file!.chmod(plan.mode & 0o777);
     await this.file!.close();
     this.file = null;
-    await this.placeLocal(part, plan.local.path);
+    if (!plan.inPlace) await this.placeLocal(part, plan.local.path);
   }
 
   private async openDownloadTarget(): Promise<PullTarget> {
@@ -282,9 +290,9 @@ class Transfer {
     const part = this.partPath!;
     try {
       if (plan.startAt > 0) {
-        // The part file holds the start already (an earlier destination was moved there in planning).
+        // The part file (or the destination itself, resumed in place) holds the start already.
         this.file = await open(part, 'r+');
-        await this.file.truncate(plan.startAt);
+        if (!plan.inPlace) await this.file.truncate(plan.startAt);
       } else {
         this.file = await open(part, 'w', 0o600);
       }
@@ -343,6 +351,7 @@ class Transfer {
     } finally {
       if (!closed) void sftp.closeHandle(handle, part).catch(() => undefined);
     }
+    if (plan.inPlace) return;
     if (plan.ifExists === 'fail') {
       if (await sftp.statOrNull(plan.remotePath)) {
         throw new HitchError('exists', `${plan.remotePath} appeared on ${plan.hostId} while it was being uploaded: kept, and the upload left in ${part}.`);
@@ -355,13 +364,16 @@ class Transfer {
 
   /**
    * After a failure the part file stays, to resume (a download's is cut back to the bytes done:
-   * chunks written ahead of them are dropped); after a cancel it goes.
+   * chunks written ahead of them are dropped); after a cancel it goes. A destination resumed in
+   * place is the person's file and always stays, never shorter than it was.
    */
   private async cleanUp(cancelled: boolean): Promise<void> {
-    if (!cancelled && this.plan.direction === 'download' && this.file) await this.file.truncate(this.view.done).catch(() => undefined);
+    const keep = !cancelled || this.plan.inPlace;
+    const size = Math.max(this.view.done, this.plan.keptSize);
+    if (keep && this.plan.direction === 'download' && this.file) await this.file.truncate(size).catch(() => undefined);
     await this.file?.close().catch(() => undefined);
     this.file = null;
-    if (!cancelled) return;
+    if (!cancelled || this.plan.inPlace) return; // a file resumed in place is the person's: it stays
     const part = this.partPath;
     if (!part) return;
     if (this.plan.direction === 'download') {
@@ -430,11 +442,10 @@ export class TransferQueue {
     sftp: SftpSession,
     request: { hostId: string; remotePath: string; name: string; size: number; body: Readable; ifExists: IfExists },
   ): Promise<TransferView> {
-    if (/[/\0]/.test(request.name) || request.name === '.' || request.name === '..' || request.name === '') {
-      throw new HitchError('bad-request', `"${request.name}" is not a file name.`);
-    }
+    if (!isPlainName(request.name)) throw new HitchError('bad-request', `"${request.name}" is not a file name.`);
     const dir = await sftp.realpath(request.remotePath);
-    const target = (await sftp.stat(dir)).isDirectory() ? joinRemote(dir, request.name) : dir;
+    if (!(await sftp.stat(dir)).isDirectory()) throw new HitchError('bad-request', `${dir} on ${request.hostId} is not a directory: an upload goes into one.`);
+    const target = joinRemote(dir, request.name);
     const plan = await this.remoteDestination(master, sftp, request.hostId, target, request.size, 0o644, request.ifExists);
     return this.enqueue({ ...plan, direction: 'upload', local: { kind: 'stream-in', body: request.body }, name: request.name }).view;
   }
@@ -455,6 +466,8 @@ export class TransferQueue {
       ifExists: 'replace',
       startAt: 0,
       replaces: false,
+      inPlace: false,
+      keptSize: 0,
     });
     // The reader went away (a closed browser tab): the transfer ends with it.
     body.once('close', () => {
@@ -499,6 +512,7 @@ export class TransferQueue {
     const stats = await sftp.stat(path);
     if (stats.isDirectory()) throw new HitchError('bad-request', `${path} on ${hostId} is a directory: Hitch copies files.`);
     if (!stats.isFile()) throw new HitchError('bad-request', `${path} on ${hostId} is not a regular file.`);
+    if (!Number.isSafeInteger(stats.size) || stats.size < 0) throw new HitchError('sftp', `The SFTP server on ${hostId} did not say how large ${path} is.`);
     return { path, size: stats.size, mode: stats.mode };
   }
 
@@ -507,12 +521,15 @@ export class TransferQueue {
     let path = r.localPath;
     let existing = await localStatOrNull(path);
     if (existing?.isDirectory()) {
-      path = join(path, baseName(source.path));
+      const name = baseName(source.path);
+      if (!isPlainName(name)) throw new HitchError('sftp', `The SFTP server on ${r.hostId} named ${r.remotePath} "${name}": not a file name to save under.`);
+      path = join(path, name);
       existing = await localStatOrNull(path);
     }
     if (existing?.isDirectory()) throw new HitchError('exists', `${path} is a directory on this computer.`);
     const part = path + PART_SUFFIX;
     let startAt = 0;
+    let inPlace = false;
     if (existing && r.ifExists === 'fail') {
       throw new HitchError('exists', `${path} already exists on this computer; it is not replaced unless you ask.`);
     }
@@ -520,9 +537,10 @@ export class TransferQueue {
       const partStats = await localStatOrNull(part);
       if (partStats?.isFile()) startAt = Math.max(0, partStats.size - RESUME_OVERLAP);
       else if (existing?.isFile()) {
-        // The destination itself is the start: it becomes the part file, and the name again at the end.
-        await rename(path, part).catch((err: unknown) => Promise.reject(localError(err, path)));
-        startAt = existing.size;
+        if (existing.size > source.size) throw new HitchError('exists', `${path} is larger than ${source.path} on ${r.hostId}: it is not the start of it, so there is nothing to resume; it is not replaced unless you ask.`);
+        // The destination itself is the start: it goes on in place, less its tail as for a part file.
+        startAt = Math.max(0, existing.size - RESUME_OVERLAP);
+        inPlace = true;
       }
       if (startAt > source.size) startAt = 0; // not a start of this file: copied afresh
     }
@@ -539,6 +557,8 @@ export class TransferQueue {
       ifExists: r.ifExists,
       startAt,
       replaces: existing !== null,
+      inPlace,
+      keptSize: inPlace ? existing!.size : 0,
     };
   }
 
@@ -581,15 +601,18 @@ export class TransferQueue {
     if (existing && ifExists === 'fail') throw new HitchError('exists', `${target} already exists on ${hostId}; it is not replaced unless you ask.`);
     const part = target + PART_SUFFIX;
     let startAt = 0;
+    let inPlace = false;
     if (ifExists === 'resume') {
       const partStats = await sftp.statOrNull(part);
       if (partStats?.isFile()) startAt = Math.max(0, partStats.size - RESUME_OVERLAP);
       else if (existing?.isFile()) {
-        await sftp.renameNoReplace(target, part);
-        startAt = existing.size;
+        if (existing.size > size) throw new HitchError('exists', `${target} on ${hostId} is larger than the file sent: it is not the start of it, so there is nothing to resume; it is not replaced unless you ask.`);
+        // The destination itself is the start: it goes on in place, less its tail as for a part file.
+        startAt = Math.max(0, existing.size - RESUME_OVERLAP);
+        inPlace = true;
       }
       if (startAt > size) startAt = 0;
     }
-    return { hostId, master, direction: 'upload', remotePath: target, size, mode, ifExists, startAt, replaces: existing !== null };
+    return { hostId, master, direction: 'upload', remotePath: target, size, mode, ifExists, startAt, replaces: existing !== null, inPlace, keptSize: inPlace ? existing!.size : 0 };
   }
 }

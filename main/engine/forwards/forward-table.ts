@@ -77,7 +77,7 @@ export function describeRequest(r: ForwardRequest): string {
 }
 
 /** Binds a listener; a taken port is a `port-in-use` error naming the address and port. */
-async function listen(bindAddress: string, port: number, onConnection: (sock: Socket) => void): Promise<Server> {
+async function listen(bindAddress: string, port: number, onConnection: (sock: Socket) => void, log: Logger): Promise<Server> {
   const host = localListenHost(bindAddress);
   const server = createServer(onConnection);
   try {
@@ -98,6 +98,9 @@ async function listen(bindAddress: string, port: number, onConnection: (sock: So
     }
     throw new HitchError('bad-request', `Cannot listen on ${where}: ${(err as Error).message}`);
   }
+  // Once listening, a failure to accept (out of descriptors) is logged: an 'error' event with
+  // no listener would end the process.
+  server.on('error', (err: Error) => log.warn('forward listener failed', { listen: `${host ?? '*'}:${port}`, error: err.message }));
   return server;
 }
 
@@ -200,7 +203,7 @@ export class ForwardTable {
       if (!connection) throw new HitchError('not-connected', `${this.master.id} is not connected.`);
       await this.listenRemote(forward, connection);
     } else {
-      forward.server = await listen(request.bindAddress, request.listenPort, (sock) => this.accepted(forward, sock));
+      forward.server = await listen(request.bindAddress, request.listenPort, (sock) => this.accepted(forward, sock), this.hooks.log);
       forward.boundPort = (forward.server.address() as { port: number }).port;
     }
     forward.state = 'active';
@@ -330,7 +333,7 @@ export class ForwardTable {
       if (forward.kind === 'remote') {
         if (forward.remote?.connection !== connection) await this.listenRemote(forward, connection);
       } else if (!forward.server) {
-        const server = await listen(forward.request.bindAddress, forward.request.listenPort, (sock) => this.accepted(forward, sock));
+        const server = await listen(forward.request.bindAddress, forward.request.listenPort, (sock) => this.accepted(forward, sock), this.hooks.log);
         if (forward.removed) {
           server.close();
           return;

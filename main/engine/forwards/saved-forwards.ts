@@ -3,24 +3,27 @@
 // atomically; a file that cannot be read is kept aside, reported, and the list starts empty.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { FORWARD_KINDS } from '../../../preload/api';
+import { FORWARD_KINDS, netHost } from '../../../preload/api';
 import { moveAside, saveFile, SerialQueue } from '../atomic-file';
 import type { Logger } from '../log';
 
 const FORMAT_VERSION = 1;
 
 const port = z.number().int().min(0).max(65535);
-const address = z.string().min(1).max(255);
 
 export const savedForwardSchema = z
   .object({
     kind: z.enum(FORWARD_KINDS),
-    bindAddress: address,
+    bindAddress: netHost,
     listenPort: port,
-    connectHost: address.nullable(),
-    connectPort: port.nullable(),
+    connectHost: netHost.nullable(),
+    connectPort: z.number().int().min(1).max(65535).nullable(),
   })
-  .strict();
+  .strict()
+  // As forwards.open asks: a target for local and remote ones, none for a dynamic one.
+  .refine((f) => (f.kind === 'dynamic' ? f.connectHost === null && f.connectPort === null : f.connectHost !== null && f.connectPort !== null), {
+    message: 'a local or remote forward has connectHost and connectPort, a dynamic one neither',
+  });
 
 export type SavedForward = z.infer<typeof savedForwardSchema>;
 
