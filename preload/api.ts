@@ -366,6 +366,11 @@ export interface TransferView {
   resumes: number;
 }
 
+/** A transfer that will not change any more: done, failed or cancelled. */
+export function transferEnded(view: Pick<TransferView, 'state'>): boolean {
+  return view.state === 'done' || view.state === 'failed' || view.state === 'cancelled';
+}
+
 export interface CatalogView {
   hosts: HostView[];
   /** The ssh config file the catalog was read from. */
@@ -537,8 +542,8 @@ export const requestSchemas = {
   /**
    * Copies a file between this computer and the host over SFTP on the master, queued, with
    * `transfer.changed` events for progress. `ifExists`: what to do when the destination is
-   * there: `fail` (the default; code `exists`), `replace`, or `resume` (go on from the
-   * destination's size). An interrupted transfer resumes where it stopped once the master is back.
+   * there: `fail` (the default; code `exists`), `replace`, or `resume` (go on from the part
+   * file an interrupted copy left, or else from the destination's own end, in place). An interrupted transfer resumes where it stopped once the master is back.
    */
   'transfer.start': z
     .object({

@@ -69,3 +69,6 @@ export interface HitchBridge {
   /** Present in the desktop app only. */
   files?: DesktopFiles;
 }
+
+/** The web host's plain-HTTP file routes (main/web/file-endpoints.ts), used by pages in a browser. */
+export const FILE_ROUTES = { download: '/files/download', upload: '/files/upload' } as const;

@@ -9,13 +9,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import type { HitchEvent, TransferView } from '../../preload/api';
-import type { ErrorCode } from '../../preload/channels';
+import { transferEnded, type HitchEvent, type TransferView } from '../../preload/api';
+import { FILE_ROUTES, type ErrorCode } from '../../preload/channels';
 import { toHitchError, type HitchError } from '../engine/errors';
 import type { Logger } from '../engine/log';
 
-export const DOWNLOAD_PATH = '/files/download';
-export const UPLOAD_PATH = '/files/upload';
+const { download: DOWNLOAD_PATH, upload: UPLOAD_PATH } = FILE_ROUTES;
 
 /** What the engine offers for streams from and to a page (main/engine/engine.ts). */
 export interface FileStreams {
@@ -169,7 +168,7 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
     const ended = new Map<string, TransferView>();
     let waiting: { id: string; resolve: (view: TransferView) => void } | null = null;
     const unsubscribe = files.onEvent((event) => {
-      if (event.event !== 'transfer.changed' || !['done', 'failed', 'cancelled'].includes(event.payload.state)) return;
+      if (event.event !== 'transfer.changed' || !transferEnded(event.payload)) return;
       if (waiting?.id === event.payload.id) waiting.resolve(event.payload);
       else ended.set(event.payload.id, event.payload);
     });
@@ -206,7 +205,7 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
       }
     };
     req.once('close', gone);
-    const last = ended.get(transfer.id) ?? (['done', 'failed', 'cancelled'].includes(transfer.state) ? transfer : await new Promise<TransferView>((resolve) => (waiting = { id: transfer.id, resolve })));
+    const last = ended.get(transfer.id) ?? (transferEnded(transfer) ? transfer : await new Promise<TransferView>((resolve) => (waiting = { id: transfer.id, resolve })));
     unsubscribe();
     req.off('close', gone);
     answer(() => {

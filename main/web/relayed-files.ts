@@ -10,14 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { HitchEvent, TransferView } from '../../preload/api';
+import { transferEnded, type HitchEvent, type TransferView } from '../../preload/api';
 import { ApiError, HitchClient } from '../../preload/client';
 import { inProcessBridge, type Api } from '../api/connection';
 import { HitchError } from '../engine/errors';
 import type { Logger } from '../engine/log';
 import type { FileStreams } from './file-endpoints';
 
-const ENDED: readonly TransferView['state'][] = ['done', 'failed', 'cancelled'];
 
 /** FileStreams over the API of an engine elsewhere: one connection of its own, watching transfers. */
 export function relayedFileStreams(api: Api, log: Logger): FileStreams & { close(): void } {
@@ -34,7 +33,7 @@ export function relayedFileStreams(api: Api, log: Logger): FileStreams & { close
       client = new HitchClient(bridge);
       bridge.onEvent((message) => {
         const event = message as HitchEvent;
-        if (event.event === 'transfer.changed' && ENDED.includes(event.payload.state)) {
+        if (event.event === 'transfer.changed' && transferEnded(event.payload)) {
           endings.set(event.payload.id, event.payload);
           if (endings.size > 100) endings.delete(endings.keys().next().value!);
         }
@@ -56,11 +55,11 @@ export function relayedFileStreams(api: Api, log: Logger): FileStreams & { close
   /** Resolves with the transfer's last view once it has ended. */
   const ended = (id: string, first: TransferView): Promise<TransferView> =>
     new Promise((resolve) => {
-      if (ENDED.includes(first.state)) return resolve(first);
+      if (transferEnded(first)) return resolve(first);
       const seen = endings.get(id);
       if (seen) return resolve(seen);
       const listener = (event: HitchEvent): void => {
-        if (event.event === 'transfer.changed' && event.payload.id === id && ENDED.includes(event.payload.state)) {
+        if (event.event === 'transfer.changed' && event.payload.id === id && transferEnded(event.payload)) {
           listeners.delete(listener);
           resolve(event.payload);
         }

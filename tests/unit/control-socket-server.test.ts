@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Forwards } from '../../main/engine/control-socket/forwards';
+import type { ControlSocketForwards } from '../../main/engine/control-socket/forwards';
 import { MSG, MessageWriter } from '../../main/engine/control-socket/frames';
 import type { MasterPort } from '../../main/engine/control-socket/master-port';
 import { ControlSocketServer } from '../../main/engine/control-socket/server';
@@ -33,7 +33,7 @@ const stalledMaster: MasterPort = {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hitch-cs-'));
   unix = await loadUnix();
-  server = await ControlSocketServer.listen({ path: join(dir, 'sock'), master: stalledMaster, forwards: {} as Forwards, unix, log, onStopListening: () => undefined });
+  server = await ControlSocketServer.listen({ path: join(dir, 'sock'), master: stalledMaster, forwards: {} as ControlSocketForwards, unix, log, onStopListening: () => undefined });
 });
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import type { ClientChannel } from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import { HitchError } from '../../main/engine/errors';
-import type { Forwards, ForwardSpec } from '../../main/engine/control-socket/forwards';
+import type { ControlSocketForwards, ForwardSpec } from '../../main/engine/control-socket/forwards';
 import { FrameParser, FWD, MAX_FRAME, MessageReader, MSG, PORT_STREAMLOCAL, ProtocolError, type Frame } from '../../main/engine/control-socket/frames';
 import { handlers } from '../../main/engine/control-socket/handlers';
 import type { ExternalSessionSpec, MasterPort } from '../../main/engine/control-socket/master-port';
@@ -289,7 +289,7 @@ function standInConnection(): { client: ControlClient; run: HandlerRun } {
       return { allocatedPort: spec.type === FWD.REMOTE && spec.listenPort === 0 ? 40000 : null };
     },
     cancel: async (spec: ForwardSpec) => void run.cancelled.push(spec),
-  } as unknown as Forwards;
+  } as unknown as ControlSocketForwards;
   const client = {
     state: 'ready',
     number: 1,

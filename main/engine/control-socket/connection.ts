@@ -2,14 +2,14 @@
 // handlers (handlers.ts, session-relay.ts, proxy.ts) depend on these interfaces only, and the
 // server (server.ts) on the handler table: no import circle between them.
 import type { Logger } from '../log';
-import type { Forwards } from './forwards';
+import type { ControlSocketForwards } from './forwards';
 import type { MessageReader } from './frames';
 import type { MasterPort } from './master-port';
 import type { Unix } from '../../native/unix';
 
 export interface ControlServerPort {
   readonly master: MasterPort;
-  readonly forwards: Forwards;
+  readonly forwards: ControlSocketForwards;
   readonly unix: Unix;
   readonly log: Logger;
   /** A number for a session or stdio forward, as SESSION_OPENED and EXIT_MESSAGE name it. */

@@ -33,7 +33,7 @@ export function requestOf(spec: ForwardSpec): ForwardRequest {
   };
 }
 
-export class Forwards {
+export class ControlSocketForwards {
   constructor(private readonly table: ForwardTable) {}
 
   /** Sets up a forward; an identical one already up is fine. Throws when it cannot be set up. */

@@ -6,7 +6,7 @@
 import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
 import type { ForwardTable } from '../forwards/forward-table';
-import { Forwards } from './forwards';
+import { ControlSocketForwards } from './forwards';
 import type { MasterPort } from './master-port';
 import { ControlSocketServer } from './server';
 import { controlPathFor, controlPathProblem, preparePrivateDir, type Destination } from './socket-path';
@@ -28,7 +28,7 @@ interface Served {
   /** The master's forward table (the engine's). */
   table: ForwardTable;
   server: ControlSocketServer | null;
-  forwards: Forwards | null;
+  forwards: ControlSocketForwards | null;
   /** `ssh -O stop` was asked while this master was up. */
   stopped: boolean;
   /** Changes are applied one at a time, in order. */
@@ -97,7 +97,7 @@ export class ControlSockets {
       return;
     }
     const port = served.port;
-    served.forwards ??= new Forwards(served.table);
+    served.forwards ??= new ControlSocketForwards(served.table);
     try {
       await preparePrivateDir(this.opts.dir);
       served.server = await ControlSocketServer.listen({

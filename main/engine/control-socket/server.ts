@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import type { Logger } from '../log';
-import type { Forwards } from './forwards';
+import type { ControlSocketForwards } from './forwards';
 import { EXIT_SIGNAL_EXTENSION, FrameParser, MAX_FRAME, MessageReader, MSG, ProtocolError, reply, typeName, type Frame } from './frames';
 import type { ConnectionState, ControlConnection, ControlServerPort } from './connection';
 import { handlers } from './handlers';
@@ -26,7 +26,7 @@ const MAX_UNREAD_BYTES = 64 * 1024 * 1024;
 export interface ControlSocketServerOptions {
   path: string;
   master: MasterPort;
-  forwards: Forwards;
+  forwards: ControlSocketForwards;
   unix: Unix;
   log: Logger;
   /** `ssh -O stop`: the socket is gone, and stays gone while this master lives. */
@@ -52,7 +52,7 @@ export class ControlSocketServer implements ControlServerPort {
     return this.opts.master;
   }
 
-  get forwards(): Forwards {
+  get forwards(): ControlSocketForwards {
     return this.opts.forwards;
   }
 

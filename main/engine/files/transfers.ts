@@ -9,7 +9,7 @@ import { link, lstat, open, rename, stat, unlink, type FileHandle } from 'node:f
 import { basename, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Attributes } from 'ssh2';
-import type { TransferView } from '../../../preload/api';
+import { transferEnded, type TransferView } from '../../../preload/api';
 import { HitchError } from '../errors';
 import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
@@ -147,7 +147,7 @@ class Transfer {
   }
 
   get ended(): boolean {
-    return this.view.state === 'done' || this.view.state === 'failed' || this.view.state === 'cancelled';
+    return transferEnded(this.view);
   }
 
   changed(force = false): void {

@@ -3,9 +3,9 @@
 // download is the browser's own, from a link. The desktop app uses `transfer.start` with paths
 // on this computer instead (preload/channels.ts DesktopFiles).
 import type { ErrorInfo, TransferView } from '../../../preload/api';
+import { FILE_ROUTES } from '../../../preload/channels';
 
-export const DOWNLOAD_ROUTE = '/files/download';
-export const UPLOAD_ROUTE = '/files/upload';
+const { download: DOWNLOAD_ROUTE, upload: UPLOAD_ROUTE } = FILE_ROUTES;
 
 /** A file route's refusal: the engine's code and sentence, or what went wrong on the way. */
 export class FileRouteError extends Error {
