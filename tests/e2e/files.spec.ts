@@ -1,32 +1,16 @@
 // Files in the browser, over the host's master: a person browses their home on the host,
 // makes, renames and deletes a folder, and moves a 100 MB file up (from the browser's file
 // picker) and back down (the browser's own download) with the same bytes, all on the one login.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { behindProxy, startProxy } from '../fixtures/tcp-proxy';
 import { expect, startWebHostProcess, test } from './fixtures';
+import { randomFile, sha256File as sha256 } from '../fixtures/local-files';
 
 const MB = 1024 * 1024;
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** A file of `size` random bytes, written in pieces (never whole in memory). */
-async function randomFile(path: string, size: number): Promise<void> {
-  const file = await open(path, 'w');
-  try {
-    for (let at = 0; at < size; at += 4 * MB) await file.write(randomBytes(Math.min(4 * MB, size - at)));
-  } finally {
-    await file.close();
-  }
-}
 
 /** Opens the file panel on testhost at the login directory; returns the panel and that directory. */
 async function openFiles(page: Page, url: string): Promise<{ panel: ReturnType<Page['getByRole']>; home: string }> {

@@ -3,9 +3,8 @@
 // --force, several files into a directory, usage errors (one authentication in sshd's log for
 // all of it), and a copy that rides out a network cut (resumes ≥ 1, same checksum).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { cpOutputSchema } from '../../main/cli/schemas';
 import { CLI, ensureBuilt, hitchEnv } from '../fixtures/built';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+import { randomFile, sha256File } from '../fixtures/local-files';
 
 interface Ran {
   status: number | null;
@@ -26,22 +26,6 @@ function started(child: ChildProcess): Promise<Ran> {
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((resolve) => child.once('close', (status) => resolve({ status, out, stderr })));
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** A file of `size` random bytes, written a MiB at a time. */
-async function randomFile(path: string, size: number): Promise<void> {
-  const file = await open(path, 'w');
-  try {
-    for (let left = size; left > 0; left -= 1024 * 1024) await file.write(randomBytes(Math.min(left, 1024 * 1024)));
-  } finally {
-    await file.close();
-  }
 }
 
 describe('hitch cp', () => {

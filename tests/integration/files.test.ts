@@ -1,8 +1,7 @@
 // A person browses a host's files and copies files to and from it, over the master's SFTP
 // session: no second login, and a copy cut off by the network goes on where it stopped once
 // the master is back, ending with the same bytes.
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,13 +13,7 @@ import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 import { testEngine, type TestEngine } from '../fixtures/engine';
 import { HitchError } from '../../main/engine/errors';
 import { RESUME_OVERLAP } from '../../main/engine/files/transfers';
-
-/** sha256 of a local file, streamed. */
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+import { sha256File } from '../fixtures/local-files';
 
 /** Resolves with the transfer's view once it has ended (done, failed or cancelled). */
 function ended(t: TestEngine, id: string, timeoutMs = 120_000): Promise<TransferView> {

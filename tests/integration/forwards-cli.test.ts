@@ -4,7 +4,7 @@
 // ports fail with one line and the documented status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, get, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,22 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardOutputSchema } from '../../main/cli/schemas';
 import { CLI, ensureBuilt, hitchEnv } from '../fixtures/built';
 import { freePort, startSshd, type Sshd } from '../fixtures/sshd';
+import { httpGet } from '../fixtures/http-get';
 
 interface Ran {
   status: number | null;
   out: string;
   stderr: string;
-}
-
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve(text));
-    }).on('error', reject);
-  });
 }
 
 describe('hitch forward', () => {

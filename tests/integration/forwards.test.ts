@@ -3,7 +3,7 @@
 // the same list, counters move; saved forwards come back after the master reconnects and after
 // a new engine on the same data directory connects. The server sees one login for it all.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, get, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,24 +15,13 @@ import { testEngine, testKeychain, type TestEngine } from '../fixtures/engine';
 import { freePort, startSshd, type Sshd } from '../fixtures/sshd';
 import { muxOptions, runStock } from '../fixtures/stock-clients';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
+import { httpGet } from '../fixtures/http-get';
 
 /** An HTTP server on this machine's loopback: "the remote side" (the test server is here too). */
 async function httpServer(body: string): Promise<{ server: HttpServer; port: number }> {
   const server = createHttpServer((req, res) => res.end(`${body} ${req.url}`));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as { port: number }).port };
-}
-
-function httpGet(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve(text));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
 }
 
 /** A GET through a SOCKS5 proxy (CONNECT to 127.0.0.1:target, no authentication), written by hand. */
