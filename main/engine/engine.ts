@@ -164,6 +164,8 @@ export class Engine {
   private readonly startingNames = new Set<string>();
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
+  /** Per master, the durable shells' work after a connect (kills owed, rejoins, listing), while under way. */
+  private readonly tmuxWork = new Map<string, Promise<void>>();
   /** Durable shells closed while nothing carried them, by master: ended on the host once it is back. */
   private readonly killsOwed = new Map<string, Set<string>>();
   private nextSessionNumber = 1;
@@ -444,10 +446,15 @@ export class Engine {
       this.emit({ event: 'master.changed', payload: master.view() });
       if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
         this.readyMasters.add(master.id);
-        this.payKillsOwed(master);
-        // The shells left on the host are listed once the ones here are back: the rejoins
-        // have the host to themselves meanwhile.
-        void this.rejoinDurable(master).then(() => this.listLeftRunning(master));
+        // Shells closed while disconnected end on the host before any is rejoined: tmux 3.3
+        // crashes (and every shell with it) when a session ends while a control client is
+        // still starting (tmux PR #4980). The shells left on the host are listed once the
+        // ones here are back: the rejoins have the host to themselves meanwhile.
+        const run = this.payKillsOwed(master)
+          .then(() => this.rejoinDurable(master))
+          .then(() => this.listLeftRunning(master))
+          .catch((err: Error) => this.options.log.error('durable shells not brought back', { master: master.id, error: err.message }));
+        this.tmuxWork.set(master.id, run);
       } else if (master.view().state !== 'ready') this.readyMasters.delete(master.id);
     });
     master.on('dropped', (connection) => {
@@ -660,8 +667,9 @@ export class Engine {
             this.options.log.info('no tmux on the host: shells there are ordinary ones', { host: hostId });
             return `install tmux on ${hostId} to keep shells across disconnections`;
           }
-          // A shell tmux started before a later step failed is not left behind on the host.
-          void this.execQuietly(master, killCommand(name));
+          // A shell tmux started before a later step failed is not left behind on the host
+          // (ended before the next try starts a control client: see payKillsOwed's caller).
+          await this.execQuietly(master, killCommand(name));
           why = stderr.trim() || (err as Error).message;
           this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: why });
           await new Promise((r) => setTimeout(r, 200 * attempt));
@@ -675,12 +683,13 @@ export class Engine {
     return start;
   }
 
-  /** Runs a fixed command on the host and forgets it (cleaning up after a failure). */
+  /** Runs a fixed command on the host, ignoring its output; resolves once it has ended (or could not run). */
   private async execQuietly(master: HostMaster, command: string): Promise<void> {
     try {
       const { channel } = await master.openSession({ kind: 'exec', command, pty: null });
       channel.on('data', () => undefined);
       channel.stderr.on('data', () => undefined);
+      await new Promise<void>((resolve) => channel.once('close', () => resolve()));
     } catch {
       // the host is gone again: nothing to clean up there now
     }
@@ -869,16 +878,18 @@ export class Engine {
     if (session instanceof DurableShell && session.reconnecting && !keep) {
       // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
       const master = this.masters.get(session.info.masterId);
-      if (master?.view().state === 'ready') void this.execQuietly(master, killCommand(session.name));
+      // After the master's rejoins under way, never beside a control client starting (tmux 3.3 crashes).
+      if (master?.view().state === 'ready') void (this.tmuxWork.get(master.id) ?? Promise.resolve()).then(() => this.execQuietly(master, killCommand(session.name)));
       else this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
     }
     session.close(keep);
   }
 
-  private payKillsOwed(master: HostMaster): void {
+  /** Ends on the host the durable shells closed while nothing carried them; resolves once they have. */
+  private async payKillsOwed(master: HostMaster): Promise<void> {
     const owed = this.killsOwed.get(master.id);
     this.killsOwed.delete(master.id);
-    for (const name of owed ?? []) void this.execQuietly(master, killCommand(name));
+    await Promise.all([...(owed ?? [])].map((name) => this.execQuietly(master, killCommand(name))));
   }
 
   /**
