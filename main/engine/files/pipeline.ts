@@ -28,6 +28,38 @@ export function cancelledError(): HitchError {
   return new HitchError('cancelled', 'The transfer was cancelled.');
 }
 
+/**
+ * How a range copy ends: with its first failure (a cancel is one) or once everything is done,
+ * and either only when nothing is under way any more (`busy`), so no request or write is left
+ * running behind the caller.
+ */
+class RangeEnd {
+  failure: Error | null = null;
+  private readonly onAbort = (): void => this.fail(cancelledError());
+
+  constructor(
+    private readonly signal: AbortSignal,
+    private readonly busy: () => boolean,
+    private readonly finished: () => boolean,
+    private readonly resolve: () => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    signal.addEventListener('abort', this.onAbort);
+  }
+
+  settle(): void {
+    if (this.busy()) return;
+    this.signal.removeEventListener('abort', this.onAbort);
+    if (this.failure) this.reject(this.failure);
+    else if (this.finished()) this.resolve();
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    this.settle();
+  }
+}
+
 /** Where a download's bytes go: in order (a stream), or each chunk at its offset as it arrives (a file). */
 export type PullTarget = { inOrder(data: Buffer[]): Promise<void> } | { at(offset: number, data: Buffer): Promise<void> };
 
@@ -46,23 +78,12 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
     let inflight = 0;
     /** Writes under way. */
     let writing = 0;
-    let failure: Error | null = null;
     /** In order: chunks read ahead of `done`, by offset. At offsets: chunks written past `done`, offset → length. */
     const ready = new Map<number, Buffer>();
     const written = new Map<number, number>();
-
-    const settle = (): void => {
-      if (inflight > 0 || writing > 0) return;
-      signal.removeEventListener('abort', onAbort);
-      if (failure) reject(failure);
-      else if (done >= size) resolve();
-    };
-    const fail = (err: Error): void => {
-      failure ??= err;
-      settle();
-    };
-    const onAbort = (): void => fail(cancelledError());
-    signal.addEventListener('abort', onAbort);
+    const end = new RangeEnd(signal, () => inflight > 0 || writing > 0, () => done >= size, resolve, reject);
+    const settle = (): void => end.settle();
+    const fail = (err: Error): void => end.fail(err);
 
     /** Read buffers given back once written to a file: reused, so a long copy does not churn the allocator and the GC. */
     const spare: Buffer[] = [];
@@ -72,7 +93,7 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
       sftp.read(handle, buffer, length, offset, path).then(
         (n) => {
           inflight--;
-          if (failure) return settle();
+          if (end.failure) return settle();
           if (n === 0) return fail(new HitchError('sftp', `${path} ended at ${offset} bytes, short of the ${size} it had: it changed while being copied.`));
           if (n < length) issue(offset + n, length - n); // a short read: the rest is asked again
           const data = n === length ? buffer : buffer.subarray(0, n);
@@ -91,7 +112,7 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
     };
     const pump = (): void => {
       // Read-ahead is bounded too, so a slow local side does not fill memory.
-      while (!failure && inflight < depth && next < size && next - done < depth * chunk * 2) {
+      while (!end.failure && inflight < depth && next < size && next - done < depth * chunk * 2) {
         const length = Math.min(chunk, size - next);
         issue(next, length);
         next += length;
@@ -123,7 +144,7 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
       if (writing > 0) return;
       writing++;
       try {
-        while (!failure && ready.has(done)) {
+        while (!end.failure && ready.has(done)) {
           // Every chunk that is next in order goes in one write.
           const batch: Buffer[] = [];
           let end = done;
@@ -137,7 +158,7 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
           copy.progress(done);
         }
       } catch (err) {
-        failure ??= err as Error;
+        end.fail(err as Error); // settles once the write count below is back to zero
       }
       writing--;
       pump();
@@ -158,32 +179,21 @@ export function pushRange(copy: RangeCopy & { read(offset: number, length: numbe
     let done = copy.from;
     let inflight = 0;
     let reading = false;
-    let failure: Error | null = null;
     /** Acknowledged writes past `done`: offset → length. */
     const acked = new Map<number, number>();
-
-    const settle = (): void => {
-      if (inflight > 0 || reading) return;
-      signal.removeEventListener('abort', onAbort);
-      if (failure) reject(failure);
-      else if (done >= size) resolve();
-    };
-    const fail = (err: Error): void => {
-      failure ??= err;
-      settle();
-    };
-    const onAbort = (): void => fail(cancelledError());
-    signal.addEventListener('abort', onAbort);
+    const end = new RangeEnd(signal, () => inflight > 0 || reading, () => done >= size, resolve, reject);
+    const settle = (): void => end.settle();
+    const fail = (err: Error): void => end.fail(err);
 
     const pump = async (): Promise<void> => {
       if (reading) return;
       reading = true;
       try {
-        while (!failure && inflight < depth && next < size) {
+        while (!end.failure && inflight < depth && next < size) {
           const offset = next;
           const length = Math.min(chunk, size - offset);
           const data = await copy.read(offset, length);
-          if (failure) break;
+          if (end.failure) break;
           next += length;
           inflight++;
           sftp.write(handle, data, offset, path).then(
@@ -205,7 +215,7 @@ export function pushRange(copy: RangeCopy & { read(offset: number, length: numbe
           );
         }
       } catch (err) {
-        failure ??= err as Error;
+        end.fail(err as Error); // settles once reading is over, below
       }
       reading = false;
       settle();
