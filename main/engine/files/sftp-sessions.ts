@@ -4,6 +4,7 @@
 import type { HostMaster } from '../masters/host-master';
 import type { MasterConnection } from '../masters/master';
 import type { Logger } from '../log';
+import { copyDataRepliesDirectly } from './sftp-data-replies';
 import { SftpSession } from './sftp-session';
 
 export class SftpSessions {
@@ -27,6 +28,7 @@ export class SftpSessions {
       if (this.sessions.get(master.id) !== current) return this.of(master, hostId); // another caller is opening it
     }
     const opening = master.openSftp().then(async ({ sftp, connection }) => {
+      if (!copyDataRepliesDirectly(sftp)) this.log.warn('ssh2 changed inside: downloads take its slower path', { master: master.id });
       const session = new SftpSession(sftp, hostId);
       const pid = Number(await session.readlink('/proc/self').catch(() => '')); // Linux hosts; elsewhere unknown
       if (Number.isSafeInteger(pid) && pid > 0) this.ownProcess(master, connection, pid);
