@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { HitchError } from '../errors';
+import type { PullTarget } from './pipeline';
 
 /** Where an upload's bytes come from; `release` says everything before an offset is acknowledged. */
 export interface UploadSource {
@@ -14,13 +15,18 @@ export interface UploadSource {
   release(upTo: number): void;
 }
 
-/** Writes a download's chunks into an open file, each at its offset. */
-export function fileTarget(file: FileHandle): { at(offset: number, data: Buffer): Promise<void> } {
+/** Writes a download's chunks into an open file at their offset, several in one writev. */
+export function fileTarget(file: FileHandle): PullTarget {
   return {
-    async at(offset, data) {
-      for (let done = 0; done < data.length; ) {
-        const { bytesWritten } = await file.write(data, done, data.length - done, offset + done);
-        done += bytesWritten;
+    keepsBuffers: false,
+    async write(chunks, offset) {
+      let total = 0;
+      for (const data of chunks) total += data.length;
+      const { bytesWritten } = await file.writev(chunks, offset);
+      if (bytesWritten < total) {
+        // A short write (rare on local files) goes on with what is left.
+        const rest = Buffer.concat(chunks).subarray(bytesWritten);
+        for (let at = 0; at < rest.length; ) at += (await file.write(rest, at, rest.length - at, offset + bytesWritten + at)).bytesWritten;
       }
     },
   };
@@ -42,9 +48,10 @@ export function fileSource(file: FileHandle, path: string): UploadSource {
 }
 
 /** Writes to a stream in order, with its backpressure; a stream that went away fails the write. */
-export function streamTarget(body: Writable): { inOrder(data: Buffer[]): Promise<void> } {
+export function streamTarget(body: Writable): PullTarget {
   return {
-    async inOrder(chunks) {
+    keepsBuffers: true,
+    async write(chunks) {
       if (body.destroyed || body.writableEnded) throw new HitchError('cancelled', 'The download was abandoned by its reader.');
       let full = false;
       for (const data of chunks) full = !body.write(data) || full;

@@ -8,6 +8,8 @@ import type { SftpSession } from './sftp-session';
 /** Bytes per request (further bounded by the server's limits@openssh.com) and requests in flight. */
 export const CHUNK_BYTES = 128 * 1024;
 export const REQUESTS_IN_FLIGHT = 32;
+/** A download asks again once this many requests are answered, so between 24 and 32 are in flight. */
+const REFILL_BATCH = 8;
 
 export interface RangeCopy {
   sftp: SftpSession;
@@ -60,15 +62,22 @@ class RangeEnd {
   }
 }
 
-/** Where a download's bytes go: in order (a stream), or each chunk at its offset as it arrives (a file). */
-export type PullTarget = { inOrder(data: Buffer[]): Promise<void> } | { at(offset: number, data: Buffer): Promise<void> };
+/**
+ * Where a download's bytes go, always in order: a file (writev at the offset) or a stream.
+ * `keepsBuffers`: the target may still hold the buffers after its write settles (a stream
+ * queues them), so they are never used again; a file is done with them.
+ */
+export interface PullTarget {
+  write(data: Buffer[], offset: number): Promise<void>;
+  readonly keepsBuffers: boolean;
+}
 
 /**
- * Reads [from, size) from the remote file into `target`. In order, the chunks that arrived
- * meanwhile go together, each write awaited before the next; at offsets (a file), every chunk
- * is written as it arrives, several at once, and its read buffer is used again afterwards.
- * Either way `done` only counts bytes written with everything before them. Settles once no
- * request is in flight and no write is under way.
+ * Reads [from, size) from the remote file into `target`. The chunks that arrived while a
+ * write was under way go together in the next write, each write awaited before the next:
+ * on this path a thread hop per 128 KiB chunk cost more than the copy itself. `done` counts
+ * bytes written with everything before them. Settles once no request is in flight and no
+ * write is under way.
  */
 export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<void> {
   const { sftp, handle, path, size, chunk, depth, signal, target } = copy;
@@ -76,16 +85,14 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
     let next = copy.from;
     let done = copy.from;
     let inflight = 0;
-    /** Writes under way. */
-    let writing = 0;
-    /** In order: chunks read ahead of `done`, by offset. At offsets: chunks written past `done`, offset → length. */
+    let writing = false;
+    /** Chunks read ahead of `done`, by offset. */
     const ready = new Map<number, Buffer>();
-    const written = new Map<number, number>();
-    const end = new RangeEnd(signal, () => inflight > 0 || writing > 0, () => done >= size, resolve, reject);
+    const end = new RangeEnd(signal, () => inflight > 0 || writing, () => done >= size, resolve, reject);
     const settle = (): void => end.settle();
     const fail = (err: Error): void => end.fail(err);
 
-    /** Read buffers given back once written to a file: reused, so a long copy does not churn the allocator and the GC. */
+    /** Read buffers a file has written: used again, so a long copy does not churn the allocator and the GC. */
     const spare: Buffer[] = [];
     const issue = (offset: number, length: number): void => {
       inflight++;
@@ -96,12 +103,8 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
           if (end.failure) return settle();
           if (n === 0) return fail(new HitchError('sftp', `${path} ended at ${offset} bytes, short of the ${size} it had: it changed while being copied.`));
           if (n < length) issue(offset + n, length - n); // a short read: the rest is asked again
-          const data = n === length ? buffer : buffer.subarray(0, n);
-          if ('at' in target) writeAt(offset, data);
-          else {
-            ready.set(offset, data);
-            void flush(target);
-          }
+          ready.set(offset, n === length ? buffer : buffer.subarray(0, n));
+          void flush();
           pump();
         },
         (err: Error) => {
@@ -111,6 +114,9 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
       );
     };
     const pump = (): void => {
+      // Requests go out REFILL_BATCH at a time (unless the rest of the file fits): one write
+      // on the connection for them all (coalesce-writes.ts), not one per chunk.
+      if (depth - inflight < REFILL_BATCH && size - next > (depth - inflight) * chunk) return settle();
       // Read-ahead is bounded too, so a slow local side does not fill memory.
       while (!end.failure && inflight < depth && next < size && next - done < depth * chunk * 2) {
         const length = Math.min(chunk, size - next);
@@ -119,48 +125,28 @@ export function pullRange(copy: RangeCopy & { target: PullTarget }): Promise<voi
       }
       settle();
     };
-    const writeAt = (offset: number, data: Buffer): void => {
-      writing++;
-      (target as { at(offset: number, data: Buffer): Promise<void> }).at(offset, data).then(
-        () => {
-          writing--;
-          if (data.length === chunk && data.byteOffset === 0 && data.buffer.byteLength === chunk) spare.push(data);
-          written.set(offset, data.length);
-          const before = done;
-          for (let l = written.get(done); l !== undefined; l = written.get(done)) {
-            written.delete(done);
-            done += l;
-          }
-          if (done > before) copy.progress(done);
-          pump();
-        },
-        (err: Error) => {
-          writing--;
-          fail(err);
-        },
-      );
-    };
-    const flush = async (ordered: { inOrder(data: Buffer[]): Promise<void> }): Promise<void> => {
-      if (writing > 0) return;
-      writing++;
+    const flush = async (): Promise<void> => {
+      if (writing) return;
+      writing = true;
       try {
         while (!end.failure && ready.has(done)) {
           // Every chunk that is next in order goes in one write.
           const batch: Buffer[] = [];
-          let end = done;
-          for (let data = ready.get(end); data; data = ready.get(end)) {
-            ready.delete(end);
+          let upTo = done;
+          for (let data = ready.get(upTo); data; data = ready.get(upTo)) {
+            ready.delete(upTo);
             batch.push(data);
-            end += data.length;
+            upTo += data.length;
           }
-          await ordered.inOrder(batch);
-          done = end;
+          await target.write(batch, done);
+          if (!target.keepsBuffers) for (const data of batch) if (data.length === chunk && data.byteOffset === 0 && data.buffer.byteLength === chunk) spare.push(data);
+          done = upTo;
           copy.progress(done);
         }
       } catch (err) {
-        end.fail(err as Error); // settles once the write count below is back to zero
+        end.fail(err as Error); // settles once `writing` is back to false, below
       }
-      writing--;
+      writing = false;
       pump();
     };
     if (signal.aborted) fail(cancelledError());

@@ -6,6 +6,7 @@ import { connect as tcpConnect, Socket } from 'node:net';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { openBareSession, ping, requestExec, requestPty, requestShell, requestSubsystem } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
+import { coalesceWrites } from './coalesce-writes';
 import { HitchError, toHitchError, type ErrorCode } from '../errors';
 import { addKnownHost, fingerprint, keyTypeOf, readKnownHosts, verifyHostKey, type HostKeyVerdict } from './known-hosts';
 import { expandHome } from '../paths';
@@ -198,6 +199,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         else this.connectionClosed(client);
       });
 
+      coalesceWrites(transport);
       client.connect({
         sock: transport as unknown as Socket,
         username: host.user,
