@@ -7,8 +7,13 @@
 // - hitch: a channel read inside the engine's own process (no router, transport or encoding):
 //   what ssh2 itself manages, kept for comparison with earlier reports;
 // and one file's download (issue 15), the same size, written to a local file:
-// - openssh-sftp: `sftp -S` through OpenSSH's own ControlMaster, `get` (the yardstick);
-// - hitch-sftp: `hitch cp HOST:FILE LOCAL`, the engine's pipelined SFTP on its master.
+// - openssh-sftp: `sftp -S` through OpenSSH's own ControlMaster, `get`, a process of its own
+//   (the yardstick);
+// - hitch-sftp: the app's transfer queue, as the window asks for it: `transfer.start` by a
+//   client of the engine socket, until its `transfer.changed` says done (the engine's
+//   pipelined SFTP on its master);
+// - hitch-cp: `hitch cp HOST:FILE LOCAL`, the same transfer asked for by a process of its own
+//   (Node's start, ~0.1 s here, included).
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -17,7 +22,8 @@ import { join } from 'node:path';
 import { localApi } from '../main/api/connection';
 import { createRouter } from '../main/api/router';
 import { summarize } from '../main/engine/bench/bench-stats';
-import { serveEngineSocket } from '../main/transport/engine-socket';
+import { connectEngineSocket, engineSocketPath, serveEngineSocket, type EngineConnection } from '../main/transport/engine-socket';
+import type { TransferView } from '../preload/api';
 import { CLI, ensureBuilt } from '../tests/fixtures/built';
 import { testEngine } from '../tests/fixtures/engine';
 import type { Sshd } from '../tests/fixtures/sshd';
@@ -33,6 +39,9 @@ function drain(stream: NodeJS.ReadableStream, expected: number): Promise<number>
   });
 }
 
+/** Rounds, interleaved: the median of each path is reported (this machine is shared and noisy). */
+const ROUNDS = 5;
+
 export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: string; mib_s: number }[]> {
   await ensureBuilt();
   const command = `head -c ${bytes} /dev/zero`;
@@ -42,8 +51,9 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
   const server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir, log: t.engine.options.log });
   const mux = await opensshMaster(t.configPath, 'bench', dir);
   const remoteFile = `/tmp/hitch-bench-${randomBytes(6).toString('hex')}.bin`;
+  let app: EngineConnection | null = null;
   try {
-    process.stderr.write(`throughput: ${bytes / 1048576} MiB through one session, each path, three rounds…\n`);
+    process.stderr.write(`throughput: ${bytes / 1048576} MiB through one session, each path, ${ROUNDS} rounds…\n`);
     const master = await t.engine.connect('bench');
     if (!master.controlPath) throw new Error('the master has no control socket');
     const viaProcess = (argv: string[]) => async (): Promise<void> => {
@@ -60,13 +70,38 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
     await writeFile(batch, `get ${remoteFile} ${localFile}\n`);
     /** Runs argv to its end; the downloaded file must then have every byte. */
     const download = (argv: string[], env: NodeJS.ProcessEnv = process.env) => async (): Promise<void> => {
-      await unlink(localFile).catch(() => undefined);
       const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       const status = await new Promise<number | null>((r) => child.once('close', r));
       const got = (await stat(localFile).catch(() => null))?.size ?? 0;
       if (status !== 0 || got !== bytes) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status} with ${got} of ${bytes} bytes: ${stderr.trim()}`);
+    };
+    // The window's connection to the engine, held for every round as the window holds it.
+    app = await connectEngineSocket(engineSocketPath(runtimeDir));
+    const watching = await app.call('state.get', { watch: true }); // the window watches: transfer.changed comes
+    if (!watching.ok) throw new Error(`state.get: ${watching.error.message}`);
+    const viaApp = async (): Promise<void> => {
+      let ended: (view: TransferView) => void = () => undefined;
+      const end = new Promise<TransferView>((r) => (ended = r));
+      let id: string | null = null;
+      const early: TransferView[] = [];
+      const off = app!.onEvent((e) => {
+        if (e.event !== 'transfer.changed') return;
+        const view = e.payload;
+        if (id === null) early.push(view);
+        else if (view.id === id && (view.state === 'done' || view.state === 'failed' || view.state === 'cancelled')) ended(view);
+      });
+      try {
+        const reply = await app!.call('transfer.start', { hostId: 'bench', direction: 'download', localPath: localFile, remotePath: remoteFile, ifExists: 'replace' });
+        if (!reply.ok) throw new Error(`transfer.start: ${reply.error.message}`);
+        id = (reply.result as TransferView).id;
+        for (const view of early) if (view.id === id && view.state === 'done') ended(view);
+        const view = await end;
+        if (view.state !== 'done' || (await stat(localFile)).size !== bytes) throw new Error(`the transfer ended ${view.state}: ${view.error}`);
+      } finally {
+        off();
+      }
     };
     const methods: Record<string, () => Promise<void>> = {
       'openssh-mux': viaProcess(['ssh', ...mux.sshArgs, 'bench', command]),
@@ -79,16 +114,23 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       },
       // sftp's own -S names the ssh program: the master's socket goes in as ControlPath.
       'openssh-sftp': download(['sftp', '-q', '-F', t.configPath, '-o', 'BatchMode=yes', '-o', `ControlPath=${mux.socket}`, '-o', 'ControlMaster=no', '-b', batch, 'bench']),
-      'hitch-sftp': download([process.execPath, CLI, 'cp', '--force', `bench:${remoteFile}`, localFile], { ...process.env, HITCH_RUNTIME_DIR: runtimeDir }),
+      'hitch-sftp': viaApp,
+      'hitch-cp': download([process.execPath, CLI, 'cp', '--force', `bench:${remoteFile}`, localFile], { ...process.env, HITCH_RUNTIME_DIR: runtimeDir }),
     };
     const samples = new Map<string, number[]>(Object.keys(methods).map((m) => [m, []]));
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
       for (const [method, once] of Object.entries(methods)) {
+        // Each starts from the same disk: no file, and nothing of the last one left to write
+        // back (the kernel writing 256 MiB out while the next path runs would slow that path).
+        await unlink(localFile).catch(() => undefined);
+        await new Promise((r) => spawn('sync', { stdio: 'ignore' }).once('close', r));
         const started = performance.now();
         await once();
         samples.get(method)!.push(bytes / 1048576 / ((performance.now() - started) / 1000));
       }
     }
+    // Every round on stderr: how unsteady this machine was shows beside the medians.
+    for (const [m, xs] of samples) process.stderr.write(`  ${m} MiB/s by round: ${xs.map((x) => x.toFixed(0)).join(" ")}\n`);
     const rate = (method: string): number => Math.round(summarize(samples.get(method)!).median_ms);
     return [
       { method: 'hitch', mib_s: rate('hitch') },
@@ -98,6 +140,7 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       { method: 'openssh-mux', mib_s: rate('openssh-mux') },
       { method: 'openssh-sftp', mib_s: rate('openssh-sftp') },
       { method: 'hitch-sftp', mib_s: rate('hitch-sftp') },
+      { method: 'hitch-cp', mib_s: rate('hitch-cp') },
     ];
   } finally {
     await t.engine
@@ -105,6 +148,7 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       .then((c) => new Promise((r) => (c.resume(), c.stderr.resume(), c.once('close', r))))
       .catch(() => undefined);
     mux.stop();
+    app?.close();
     await server.close();
     await t.close();
     await rm(dir, { recursive: true, force: true });
