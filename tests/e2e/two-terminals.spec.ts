@@ -124,3 +124,13 @@ test("another page has tabs of its own, lists this page's sessions, and can open
   await expect.poll(() => activeTerminalText(page)).toContain('typed-in-other-44');
   await expect(page.getByRole('tab')).toHaveCount(1);
 });
+
+test('a flood several times the flow-control window is drawn to its last line', async ({ page, hitch }) => {
+  await page.goto(hitch.url);
+  await page.locator('li[data-host="testhost"]').getByRole('button', { name: 'New shell' }).click();
+  // 2.3 MB: the engine holds the shell each time the page is 400k characters behind, and lets it
+  // go only as the page acknowledges what xterm.js has parsed. A lost acknowledgement stalls it.
+  await runInActiveTerminal(page, 'seq 1 330000; echo flood-end-$((6*7))');
+  await expect.poll(() => activeTerminalText(page), { timeout: 60_000 }).toContain('flood-end-42');
+  expect(await activeTerminalText(page)).toContain('330000');
+});
