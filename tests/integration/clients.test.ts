@@ -4,7 +4,7 @@
 // a page that closes takes its own sessions with it (and nobody else's), and a page that
 // reloads takes its sessions back with their scrollback.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -197,7 +197,11 @@ describe('two pages and a hitch command on one engine', () => {
     t.engine.clientJoined('keeper');
     const ids: string[] = [];
     for (let i = 0; i < MAX_ENDED_SESSIONS + 10; i++) {
-      const s = await t.engine.openSession('testhost', { kind: 'exec', command: 'true', pty: null }, { owner: 'keeper' });
+      // One clean-clone run saw sshd refuse one of these execs (cause not found): a refusal says why, from sshd's log.
+      const s = await t.engine.openSession('testhost', { kind: 'exec', command: 'true', pty: null }, { owner: 'keeper' }).catch(async (err: Error) => {
+        const log = (await readFile(sshd.logFile, 'utf8')).split('\n').slice(-20).join('\n');
+        throw new Error(`${err.message}\nsshd's log, last lines:\n${log}`);
+      });
       ids.push(s.id);
     }
     const ended = async (): Promise<string[]> => (await t.engine.snapshot()).sessions.filter((s) => ids.includes(s.id) && s.state !== 'open').map((s) => s.id);
