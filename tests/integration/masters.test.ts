@@ -173,6 +173,34 @@ describe('a master over its life', () => {
     await sshd?.stop();
   });
 
+  it("counts only the person's sessions, also while Hitch's own channels are still opening", async () => {
+    // On connect Hitch lists the host's durable shells over a channel of its own, and opens the
+    // next session's channel ahead: neither is a session of the person's at any moment.
+    const t = await testEngine(sshd.clientConfig('counted'), { durableShells: true });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const seen = new Set<number | undefined>();
+        let connecting = true;
+        const sampling = (async () => {
+          while (connecting) {
+            seen.add((await masterOf(t, sshd.port))?.sessions);
+            await new Promise((r) => setImmediate(r));
+          }
+        })();
+        await t.engine.connect('counted');
+        seen.add((await masterOf(t, sshd.port))?.sessions);
+        await sleep(300); // the listing and the spare channel are done by then
+        connecting = false;
+        await sampling;
+        seen.delete(undefined); // before the master exists
+        expect([...seen]).toEqual([0]);
+        await t.engine.disconnect('counted');
+      }
+    } finally {
+      await t.close();
+    }
+  });
+
   describe('idle timeout', () => {
     it('closes the master soon after the last session closes, and logs in again for the next one', async () => {
       const t = await testEngine(sshd.clientConfig('idle'), { idleTimeoutMs: 300 });

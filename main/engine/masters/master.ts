@@ -467,8 +467,11 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** Opens a session channel (shell or exec) on this connection: no new authentication. */
-  async openSession(request: SessionRequest, options: { useSpare?: boolean } = {}): Promise<ClientChannel> {
+  async openSession(request: SessionRequest, options: { useSpare?: boolean; internal?: boolean } = {}): Promise<ClientChannel> {
     const channel = (options.useSpare !== false ? this.takeSpare() : null) ?? (await this.openChannel());
+    // Counted as Hitch's own from the moment it is ours, not once its requests are answered: a
+    // view taken meanwhile would show it as one of the person's sessions.
+    if (options.internal) this.countAsInternal(channel);
     try {
       // Pipelined like OpenSSH does: pty and command go out together, answered in order.
       if (request.kind === 'custom') {
@@ -570,11 +573,13 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** An exec channel of Hitch's own (a fixed command): not counted among the person's sessions. */
-  async openInternal(command: string): Promise<ClientChannel> {
-    const channel = await this.openSession({ kind: 'exec', command, pty: null });
+  openInternal(command: string): Promise<ClientChannel> {
+    return this.openSession({ kind: 'exec', command, pty: null }, { internal: true });
+  }
+
+  private countAsInternal(channel: ClientChannel): void {
     this.monitorChannels++;
     channel.once('close', () => this.monitorChannels--);
-    return channel;
   }
 
   /**
@@ -585,6 +590,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
    */
   async openSftp(): Promise<SFTPWrapper> {
     const channel = await this.openChannel('sftp');
+    this.countAsInternal(channel);
     const sftp = channel as unknown as SFTPWrapper & { _init(): void };
     try {
       await requestSubsystem(channel, 'sftp');
@@ -599,8 +605,6 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
       sftp.end(); // SFTP's close() closes a file handle: end() closes the channel
       throw new HitchError('sftp', `${this.opts.host.alias} offers no SFTP server (${(err as Error).message}): files and transfers need its sftp subsystem.`);
     }
-    this.monitorChannels++;
-    channel.once('close', () => this.monitorChannels--);
     return sftp;
   }
 
