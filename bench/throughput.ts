@@ -4,8 +4,11 @@
 //   as `openssh`, its name in earlier reports);
 // - hitch-exec: `hitch exec HOST -- head -c …`, a process of its own, through the engine socket;
 // - ssh-via-hitch: stock `ssh -S` through Hitch's control socket;
-// - hitch: a channel read inside the engine's own process (no router, transport or encoding):
-//   what ssh2 itself manages, kept for comparison with earlier reports;
+// Every path but `hitch` goes through an engine in a process of its own (`hitch daemon`), as in
+// the app, where the engine runs in Electron's main process or the web host: not in this
+// benchmark's process, which by then has carried the scale runs' thousand sessions.
+// - hitch: a channel read by an engine inside this benchmark's process (no router, transport or
+//   encoding): what ssh2 itself manages, kept for comparison with earlier reports;
 // and one file's download (issue 15), the same size, written to a local file:
 // - openssh-sftp: `sftp -S` through OpenSSH's own ControlMaster, `get`, a process of its own
 //   (the yardstick);
@@ -15,16 +18,14 @@
 // - hitch-cp: `hitch cp HOST:FILE LOCAL`, the same transfer asked for by a process of its own
 //   (Node's start, ~0.1 s here, included).
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { localApi } from '../main/api/connection';
-import { createRouter } from '../main/api/router';
 import { summarize } from '../main/engine/bench/bench-stats';
-import { connectEngineSocket, engineSocketPath, serveEngineSocket, type EngineConnection } from '../main/transport/engine-socket';
-import type { TransferView } from '../preload/api';
-import { CLI, ensureBuilt } from '../tests/fixtures/built';
+import { connectEngineSocket, engineSocketPath, type EngineConnection } from '../main/transport/engine-socket';
+import type { MasterView, TransferView } from '../preload/api';
+import { CLI, ensureBuilt, hitchEnv } from '../tests/fixtures/built';
 import { testEngine } from '../tests/fixtures/engine';
 import type { Sshd } from '../tests/fixtures/sshd';
 import { opensshMaster } from './cli';
@@ -47,17 +48,25 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
   const command = `head -c ${bytes} /dev/zero`;
   const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-tp-'));
   const t = await testEngine(sshd.clientConfig('bench'), { processTrees: false });
-  const runtimeDir = join(dir, 'run');
-  const server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir, log: t.engine.options.log });
+  await writeFile(join(dir, 'ssh_config'), sshd.clientConfig('bench'));
+  const env = hitchEnv(dir);
+  const runtimeDir = env.HITCH_RUNTIME_DIR!;
+  let daemon: ChildProcess | null = null;
   const mux = await opensshMaster(t.configPath, 'bench', dir);
   const remoteFile = `/tmp/hitch-bench-${randomBytes(6).toString('hex')}.bin`;
   let app: EngineConnection | null = null;
   try {
     process.stderr.write(`throughput: ${bytes / 1048576} MiB through one session, each path, ${ROUNDS} rounds…\n`);
-    const master = await t.engine.connect('bench');
+    daemon = await startDaemon(env);
+    // The window's connection to the engine, held for every round as the window holds it.
+    app = await connectEngineSocket(engineSocketPath(runtimeDir));
+    const connected = await app.call('master.connect', { hostId: 'bench' });
+    if (!connected.ok) throw new Error(`master.connect: ${connected.error.message}`);
+    const master = connected.result as MasterView;
+    await t.engine.connect('bench');
     if (!master.controlPath) throw new Error('the master has no control socket');
     const viaProcess = (argv: string[]) => async (): Promise<void> => {
-      const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, HITCH_RUNTIME_DIR: runtimeDir }, stdio: ['ignore', 'pipe', 'ignore'] });
+      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'ignore'] });
       await drain(child.stdout, bytes);
     };
     // The file both downloads fetch, made on the host (its name fixed here, never typed by anyone).
@@ -77,8 +86,6 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       const got = (await stat(localFile).catch(() => null))?.size ?? 0;
       if (status !== 0 || got !== bytes) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status} with ${got} of ${bytes} bytes: ${stderr.trim()}`);
     };
-    // The window's connection to the engine, held for every round as the window holds it.
-    app = await connectEngineSocket(engineSocketPath(runtimeDir));
     const watching = await app.call('state.get', { watch: true }); // the window watches: transfer.changed comes
     if (!watching.ok) throw new Error(`state.get: ${watching.error.message}`);
     const viaApp = async (): Promise<void> => {
@@ -115,7 +122,7 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       // sftp's own -S names the ssh program: the master's socket goes in as ControlPath.
       'openssh-sftp': download(['sftp', '-q', '-F', t.configPath, '-o', 'BatchMode=yes', '-o', `ControlPath=${mux.socket}`, '-o', 'ControlMaster=no', '-b', batch, 'bench']),
       'hitch-sftp': viaApp,
-      'hitch-cp': download([process.execPath, CLI, 'cp', '--force', `bench:${remoteFile}`, localFile], { ...process.env, HITCH_RUNTIME_DIR: runtimeDir }),
+      'hitch-cp': download([process.execPath, CLI, 'cp', '--force', `bench:${remoteFile}`, localFile], env),
     };
     const samples = new Map<string, number[]>(Object.keys(methods).map((m) => [m, []]));
     for (let round = 0; round < ROUNDS; round++) {
@@ -149,8 +156,28 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       .catch(() => undefined);
     mux.stop();
     app?.close();
-    await server.close();
+    if (daemon) await stopDaemon(daemon);
     await t.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `hitch daemon`: the engine in a process of its own, serving the engine socket in env's runtime dir. */
+async function startDaemon(env: Record<string, string>): Promise<ChildProcess> {
+  const daemon = spawn(process.execPath, [CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  await new Promise<void>((resolve, reject) => {
+    daemon.stdout!.setEncoding('utf8').once('data', () => resolve()); // its first line: the socket it serves
+    daemon.once('exit', (code) => reject(new Error(`hitch daemon exited with ${code}: ${stderr.trim()}`)));
+  });
+  daemon.stdout!.resume();
+  return daemon;
+}
+
+async function stopDaemon(daemon: ChildProcess): Promise<void> {
+  if (daemon.exitCode !== null || daemon.signalCode !== null) return;
+  const exited = new Promise((r) => daemon.once('exit', r));
+  daemon.kill('SIGTERM');
+  await exited;
 }
