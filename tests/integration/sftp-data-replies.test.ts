@@ -4,13 +4,14 @@
 // (stat, readdir, a refusal) arriving between the replies.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Client, type SFTPWrapper } from 'ssh2';
+import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyDataRepliesDirectly } from '../../main/engine/files/sftp-data-replies';
+import { widenWindow } from '../../main/engine/masters/ssh2-channels';
 import { startSshd, type Sshd } from '../fixtures/sshd';
 
 /** Opens an SFTP session on sshd as its test user, the direct path in front when `direct`. */
-async function openSftp(sshd: Sshd, direct: boolean): Promise<{ client: Client; sftp: SFTPWrapper }> {
+async function openSftp(sshd: Sshd, direct: boolean, window?: number): Promise<{ client: Client; sftp: SFTPWrapper }> {
   const client = new Client();
   await new Promise<void>((resolve, reject) => {
     client.once('ready', resolve).once('error', reject);
@@ -18,6 +19,7 @@ async function openSftp(sshd: Sshd, direct: boolean): Promise<{ client: Client; 
   });
   const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
   if (direct) expect(copyDataRepliesDirectly(sftp)).toBe(true);
+  if (window) widenWindow(sftp as unknown as ClientChannel, window); // after, as the engine does
   return { client, sftp };
 }
 const call = <T>(send: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> =>
@@ -77,6 +79,24 @@ describe('SFTP read replies copied directly', () => {
       asks.forEach(([length, position], i) => {
         expect(got[i]!.equals(content.subarray(position, position + length)), `read of ${length} at ${position}`).toBe(true);
       });
+      await call<void>((done) => sftp.close(handle, (err) => done(err)));
+    } finally {
+      client.end();
+    }
+  });
+
+  it("keeps a whole file's reads in flight through a window wider than ssh2's, as the engine does", async () => {
+    const { client, sftp } = await openSftp(sshd, true, 8 * 1048576);
+    try {
+      const handle = await call<Buffer>((done) => sftp.open(remotePath, 'r', done));
+      const positions = Array.from({ length: Math.ceil(content.length / (128 * 1024)) }, (_, i) => i * 128 * 1024);
+      // Three times the file: more than the window, so it must have been topped up on the way.
+      for (let round = 0; round < 3; round++) {
+        const whole = Buffer.concat(await Promise.all(positions.map((at) => read(sftp, handle, 128 * 1024, at))));
+        expect(whole.equals(content)).toBe(true);
+      }
+      // Still wide: ssh2's own adjustment (back to 2 MiB) never took over.
+      expect((sftp as unknown as { incoming: { window: number } }).incoming.window).toBeGreaterThan(4 * 1048576);
       await call<void>((done) => sftp.close(handle, (err) => done(err)));
     } finally {
       client.end();

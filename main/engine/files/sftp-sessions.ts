@@ -3,9 +3,15 @@
 // MaxSessions slots, counted like the process monitor's (MasterConnection.openSftp).
 import type { HostMaster } from '../masters/host-master';
 import type { MasterConnection } from '../masters/master';
+import type { ClientChannel } from 'ssh2';
 import type { Logger } from '../log';
+import { widenWindow } from '../masters/ssh2-channels';
 import { copyDataRepliesDirectly } from './sftp-data-replies';
+import { CHUNK_BYTES, REQUESTS_IN_FLIGHT } from './pipeline';
 import { SftpSession } from './sftp-session';
+
+/** The SFTP channel's receive window: twice what a download keeps asked for, topped up at half. */
+const SFTP_WINDOW = 2 * REQUESTS_IN_FLIGHT * CHUNK_BYTES;
 
 export class SftpSessions {
   private readonly sessions = new Map<string, Promise<SftpSession>>();
@@ -29,6 +35,8 @@ export class SftpSessions {
     }
     const opening = master.openSftp().then(async ({ sftp, connection }) => {
       if (!copyDataRepliesDirectly(sftp)) this.log.warn('ssh2 changed inside: downloads take its slower path', { master: master.id });
+      // After the line above: its push passes read replies by ssh2's, and this one must see them.
+      widenWindow(sftp as unknown as ClientChannel, SFTP_WINDOW);
       const session = new SftpSession(sftp, hostId);
       const pid = Number(await session.readlink('/proc/self').catch(() => '')); // Linux hosts; elsewhere unknown
       if (Number.isSafeInteger(pid) && pid > 0) this.ownProcess(master, connection, pid);

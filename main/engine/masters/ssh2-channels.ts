@@ -149,3 +149,38 @@ export function requestEndOfWrite(channel: ClientChannel): void {
 interface PacketWriting {
   _packetRW: { write: { allocStart: number; alloc(length: number): Buffer; finalize(packet: Buffer): Buffer } };
 }
+
+interface WindowInternals {
+  incoming: { window: number };
+  outgoing: { id: number; state: string };
+  push(data: Buffer | null): unknown;
+  _client: { _protocol: { channelWindowAdjust(id: number, amount: number): void } };
+}
+
+/**
+ * Gives an open channel a receive window of `bytes` instead of ssh2's 2 MiB, kept topped up
+ * as data arrives (once half of it is used, as ssh2 does with its own).
+ *
+ * For a transfer with more bytes asked for than ssh2's window holds (an SFTP download keeps
+ * 3-4 MiB of reads in flight), the server stops at the window's end and waits for the
+ * adjustment; each pause of this process (a collection of 5-8 ms) then stalls the server too.
+ * Hitch's window stays the larger one because ssh2 tops its own up only below 1 MiB. What
+ * arrives is still bounded by what the reads asked for, not by the window.
+ */
+export function widenWindow(channel: ClientChannel, bytes: number): void {
+  const ch = channel as unknown as WindowInternals;
+  const topUp = (): void => {
+    const amount = bytes - ch.incoming.window;
+    if (amount <= 0 || ch.outgoing.state !== 'open') return;
+    ch.incoming.window += amount;
+    ch._client._protocol.channelWindowAdjust(ch.outgoing.id, amount);
+  };
+  const push = ch.push.bind(ch);
+  ch.push = (data: Buffer | null): unknown => {
+    const taken = push(data);
+    // A reader that pushes back (false) is adjusted by ssh2 once it drains, as before.
+    if (taken !== false && data !== null && ch.incoming.window <= bytes / 2) topUp();
+    return taken;
+  };
+  topUp();
+}
