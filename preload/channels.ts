@@ -71,4 +71,4 @@ export interface HitchBridge {
 }
 
 /** The web host's plain-HTTP file routes (main/web/file-endpoints.ts), used by pages in a browser. */
-export const FILE_ROUTES = { download: '/files/download', upload: '/files/upload' } as const;
+export const FILE_ROUTES = { download: '/files/download', upload: '/files/upload', ticket: '/files/ticket' } as const;

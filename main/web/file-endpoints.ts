@@ -3,8 +3,12 @@
 // a PUT body and downloads stream out as an attachment, each straight into or out of the
 // engine's SFTP transfer (uploadFromStream/downloadToStream), never held whole in memory.
 // Access is checked as for the API (token, Host, and Origin when the browser sends one);
-// the token comes in the Authorization header (uploads) or the query (the download link,
-// which a browser follows without headers of our choosing), and is never logged.
+// the token comes in the Authorization header, or in the query for a person's own `curl`, and
+// is never logged. A page's download is a link, which a browser follows without headers of
+// ours: the page first asks for a ticket (POST /files/ticket, token in the header), and the
+// link carries that instead. A ticket names one file, is good once, for a minute: the
+// browser's download list keeps the link, and the token must not be in it.
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -14,7 +18,29 @@ import { FILE_ROUTES, type ErrorCode } from '../../preload/channels';
 import { toHitchError, type HitchError } from '../engine/errors';
 import type { Logger } from '../engine/log';
 
-const { download: DOWNLOAD_PATH, upload: UPLOAD_PATH } = FILE_ROUTES;
+const { download: DOWNLOAD_PATH, upload: UPLOAD_PATH, ticket: TICKET_PATH } = FILE_ROUTES;
+
+/** How long a download ticket stays good, unused. */
+const TICKET_MS = 60_000;
+
+/** Download tickets of one web host: each names a file, and is taken by its first use. */
+export class DownloadTickets {
+  private readonly tickets = new Map<string, { host: string; path: string; expires: number }>();
+
+  issue(host: string, path: string, now = Date.now()): string {
+    for (const [ticket, t] of this.tickets) if (t.expires <= now) this.tickets.delete(ticket);
+    const ticket = randomBytes(24).toString('base64url');
+    this.tickets.set(ticket, { host, path, expires: now + TICKET_MS });
+    return ticket;
+  }
+
+  /** The file a ticket names, once; null for a ticket unknown, used or expired. */
+  take(ticket: string, now = Date.now()): { host: string; path: string } | null {
+    const t = this.tickets.get(ticket);
+    this.tickets.delete(ticket);
+    return t && t.expires > now ? { host: t.host, path: t.path } : null;
+  }
+}
 
 /** What the engine offers for streams from and to a page (main/engine/engine.ts). */
 export interface FileStreams {
@@ -37,6 +63,7 @@ export interface FileStreams {
 const hostId = z.string().min(1).max(255).regex(/^[^\s\0]+$/, 'a host alias has no spaces');
 const remotePath = z.string().min(1).max(4096).regex(/^[^\0]*$/, 'a path has no NUL characters');
 const downloadQuery = z.object({ host: hostId, path: remotePath, token: z.string().optional() }).strict();
+const ticketQuery = z.object({ ticket: z.string().regex(/^[A-Za-z0-9_-]{32}$/, 'not a ticket') }).strict();
 const uploadQuery = z
   .object({ host: hostId, path: remotePath, ifExists: z.enum(['fail', 'replace']).optional(), token: z.string().optional() })
   .strict();
@@ -66,10 +93,11 @@ export interface FileRouteContext {
   allowedOrigins(): Set<string>;
   /** The engine's streams (its own, or relayed-files.ts for an engine elsewhere); null: none. */
   files(): FileStreams | null;
+  tickets: DownloadTickets;
 }
 
 export function isFileRoute(pathname: string): boolean {
-  return pathname === DOWNLOAD_PATH || pathname === UPLOAD_PATH;
+  return pathname === DOWNLOAD_PATH || pathname === UPLOAD_PATH || pathname === TICKET_PATH;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
@@ -111,7 +139,8 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
   };
 
   const upload = url.pathname === UPLOAD_PATH;
-  const wanted = upload ? 'PUT' : 'GET';
+  const issuing = url.pathname === TICKET_PATH;
+  const wanted = upload ? 'PUT' : issuing ? 'POST' : 'GET';
   if (req.method !== wanted) {
     return refuse(405, 'bad-request', `${url.pathname} takes ${wanted} requests only.`, 'method');
   }
@@ -127,17 +156,29 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     return refuse(403, 'forbidden', 'Requests from other sites are refused.', 'cross-site');
   }
+  const query = Object.fromEntries(url.searchParams);
+  // A download by ticket: the ticket stands for the token, and names the file itself.
+  const byTicket = !upload && !issuing && url.searchParams.has('ticket');
+  if (byTicket) {
+    const parsed = ticketQuery.safeParse(query);
+    const file = parsed.success ? ctx.tickets.take(parsed.data.ticket) : null;
+    if (!file) return refuse(401, 'forbidden', 'This download link is used or expired: start the download again from the page.', 'ticket');
+    return sendDownload(res, file.host, file.path, ctx);
+  }
   const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
   if (!ctx.tokenOk(bearer ?? url.searchParams.get('token'))) {
     return refuse(401, 'forbidden', 'This needs the access token of the page the web host printed.', 'token');
   }
 
-  const query = Object.fromEntries(url.searchParams);
   const parsed = (upload ? uploadQuery : downloadQuery).safeParse(query);
   if (!parsed.success || url.searchParams.getAll('path').length > 1 || url.searchParams.getAll('host').length > 1) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
     const where = issue?.path.length ? ` at "${issue.path.join('.')}"` : '';
     return refuse(400, 'bad-request', `Invalid query${where}: ${issue?.message ?? 'each parameter once'}. Expected ?host=HOST&path=PATH${upload ? '&ifExists=fail|replace' : ''}.`, 'query');
+  }
+  if (issuing) {
+    const { host, path } = parsed.data as z.infer<typeof downloadQuery>;
+    return sendJson(res, 200, { ticket: ctx.tickets.issue(host, path) });
   }
   const files = ctx.files();
   if (!files) {
@@ -216,6 +257,13 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
   }
 
   const { host, path } = parsed.data as z.infer<typeof downloadQuery>;
+  return sendDownload(res, host, path, ctx);
+}
+
+/** Streams `path` on `host` out as an attachment. */
+async function sendDownload(res: ServerResponse, host: string, path: string, ctx: FileRouteContext): Promise<void> {
+  const files = ctx.files();
+  if (!files) return sendError(res, { code: 'internal', message: 'This web host was started without file transfers: use the desktop app or `hitch cp`.' }, 501);
   let download: Awaited<ReturnType<FileStreams['downloadToStream']>>;
   try {
     download = await files.downloadToStream({ hostId: host, remotePath: path });

@@ -11,7 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Api, Connection, Outgoing } from '../api/connection';
 import { isMethod, requestSchemas, wsRequestSchema } from '../../preload/api';
 import type { Logger } from '../engine/log';
-import { isFileRoute, serveFileRoute, type FileStreams } from './file-endpoints';
+import { DownloadTickets, isFileRoute, serveFileRoute, type FileStreams } from './file-endpoints';
 
 export interface WebHostOptions {
   /** Each page gets a connection of its own: its sessions, its attachments. */
@@ -127,6 +127,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
     if (weak) throw new Error(weak);
   }
   const token = opts.token ?? randomBytes(24).toString('base64url');
+  const tickets = new DownloadTickets();
   // No limit on receiving a whole request (Node's default is 5 minutes): an upload's body is
   // the file, and a large one, or one paused while its master reconnects, takes longer. The
   // headers still have to come within a minute.
@@ -159,6 +160,7 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
         tokenOk: (given) => tokensEqual(given, token),
         allowedOrigins,
         files: () => opts.files?.() ?? null,
+        tickets,
       }).catch((err: Error) => {
         log.error('file request failed', { error: err.message });
         if (!res.headersSent) refuse(res, 500, 'Internal error.');

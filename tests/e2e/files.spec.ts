@@ -134,6 +134,8 @@ test('a 100 MB file goes up from the file picker and comes back as the browser\'
     await panel.getByRole('button', { name: `Download ${name}` }).click();
     const download = await downloading;
     expect(download.suggestedFilename()).toBe(name);
+    // The link the browser keeps in its download list carries a one-time ticket, not the token.
+    expect(download.url()).toMatch(/\/files\/download\?ticket=[A-Za-z0-9_-]{32}$/);
     const saved = join(dir, 'downloaded.bin');
     await download.saveAs(saved);
     expect(await sha256(saved)).toBe(sent);

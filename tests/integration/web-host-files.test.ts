@@ -209,6 +209,32 @@ describe('web host file routes: through a real master', () => {
     expect(await sshd.acceptedLogins()).toBe(1);
   });
 
+  it("downloads by a ticket the page asked for with its token: good once, for that file, and the link never carries the token", async () => {
+    const path = `${remote}/ticketed.txt`;
+    await writeFile(path, 'by ticket\n');
+    const asked = await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}`, { headers: auth() });
+    expect(asked.status).toBe(200);
+    const { ticket } = JSON.parse(asked.body.toString()) as { ticket: string };
+    expect(ticket).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(ticket).not.toContain(host.token);
+
+    const got = await send(host.port, 'GET', `/files/download?ticket=${ticket}`);
+    expect(got.status).toBe(200);
+    expect(got.body.toString()).toBe('by ticket\n');
+    expect(got.headers['content-disposition']).toContain('filename="ticketed.txt"');
+    // Used: the same link again is refused, and so is a made-up one, without reaching the engine.
+    const again = await send(host.port, 'GET', `/files/download?ticket=${ticket}`);
+    expect(again.status).toBe(401);
+    expect(JSON.parse(again.body.toString()).error.message).toMatch(/used or expired/);
+    expect((await send(host.port, 'GET', `/files/download?ticket=${'A'.repeat(32)}`)).status).toBe(401);
+    // A ticket names its file: no other path rides on it.
+    const other = JSON.parse((await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}`, { headers: auth() })).body.toString()) as { ticket: string };
+    expect((await send(host.port, 'GET', `/files/download?ticket=${other.ticket}&path=/etc/passwd`)).status).toBe(401);
+    // Asking for one needs the token, in the header.
+    expect((await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}`)).status).toBe(401);
+    expect((await send(host.port, 'GET', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}&token=${host.token}`)).status).toBe(405);
+  });
+
   it('never replaces a file unless asked: 409, then replaced with ifExists=replace', async () => {
     const path = `${remote}/kept.txt`;
     const first = await send(host.port, 'PUT', `/files/upload?host=filehost&path=${encodeURIComponent(path)}`, { headers: { ...auth(), 'content-length': '6' }, body: Buffer.from('first\n') });

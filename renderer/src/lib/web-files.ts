@@ -5,7 +5,7 @@
 import type { ErrorInfo, TransferView } from '../../../preload/api';
 import { FILE_ROUTES } from '../../../preload/channels';
 
-const { download: DOWNLOAD_ROUTE, upload: UPLOAD_ROUTE } = FILE_ROUTES;
+const { download: DOWNLOAD_ROUTE, upload: UPLOAD_ROUTE, ticket: TICKET_ROUTE } = FILE_ROUTES;
 
 /** A file route's refusal: the engine's code and sentence, or what went wrong on the way. */
 export class FileRouteError extends Error {
@@ -17,16 +17,26 @@ export class FileRouteError extends Error {
   }
 }
 
-/** The link a download is: the token rides in the query, as a link cannot carry headers. */
-export function downloadUrl(token: string, hostId: string, path: string): string {
-  const query = new URLSearchParams({ host: hostId, path, token });
-  return `${DOWNLOAD_ROUTE}?${query.toString()}`;
-}
-
-/** Starts the browser's own download of a file on the host (it saves it where the person's downloads go). */
-export function downloadInBrowser(token: string, hostId: string, path: string, name: string): void {
+/**
+ * Starts the browser's own download of a file on the host (it saves it where the person's
+ * downloads go). A link cannot carry headers, and the browser's download list keeps it: so
+ * the link carries a ticket for this one file, asked for with the token in a header, and
+ * never the token itself.
+ */
+export async function downloadInBrowser(token: string, hostId: string, path: string, name: string): Promise<void> {
+  const query = new URLSearchParams({ host: hostId, path });
+  let res: Response;
+  try {
+    res = await fetch(`${TICKET_ROUTE}?${query.toString()}`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  } catch {
+    throw new FileRouteError('network', 'The web host did not answer: is it still running?');
+  }
+  const body = (await res.json().catch(() => null)) as { ticket?: string; error?: ErrorInfo } | null;
+  if (!res.ok || typeof body?.ticket !== 'string') {
+    throw new FileRouteError(body?.error?.code ?? 'internal', body?.error?.message ?? `The web host answered ${res.status} ${res.statusText}.`);
+  }
   const a = document.createElement('a');
-  a.href = downloadUrl(token, hostId, path);
+  a.href = `${DOWNLOAD_ROUTE}?${new URLSearchParams({ ticket: body.ticket }).toString()}`;
   a.download = name;
   a.rel = 'noopener';
   a.style.display = 'none';
