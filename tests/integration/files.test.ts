@@ -256,3 +256,61 @@ describe('a transfer cut off by the network', () => {
     });
   }
 });
+
+describe('transfers of two hosts', () => {
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let t: TestEngine;
+  let local: string;
+  let remote: string;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    proxy = await startProxy({ targetPort: sshd.port });
+    // One server reached two ways: `down` through a link that fails, `up` directly.
+    t = await testEngine((await behindProxy(sshd, proxy, 'down')) + sshd.clientConfig('up'));
+    local = await mkdtemp(join(tmpdir(), 'hitch-files-two-'));
+    remote = (await t.engine.makeDirectory('up', `hitch-two-${randomBytes(6).toString('hex')}`)).path;
+  });
+  afterAll(async () => {
+    proxy?.blackhole(false);
+    proxy?.setDelay(0);
+    if (remote) await t?.engine.deleteFile('up', remote).catch(() => undefined);
+    await t?.close();
+    await proxy?.close();
+    await sshd?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  it("go on for one host while another's transfers wait for their master to come back", async () => {
+    const source = join(local, 'source.bin');
+    await writeFile(source, randomBytes(8 * 1024 * 1024));
+    for (const name of ['a.bin', 'b.bin', 'c.bin']) {
+      const up = await t.engine.startTransfer({ hostId: 'up', direction: 'upload', localPath: source, remotePath: `${remote}/${name}` });
+      expect((await ended(t, up.id)).state).toBe('done');
+    }
+    // Two downloads from `down`, as many as run at once: then its network goes.
+    proxy.setDelay(20);
+    const stuck = await Promise.all(
+      ['a.bin', 'b.bin'].map((name) => t.engine.startTransfer({ hostId: 'down', direction: 'download', localPath: join(local, `down-${name}`), remotePath: `${remote}/${name}` })),
+    );
+    for (const s of stuck) await expect.poll(() => t.engine.listTransfers().find((x) => x.id === s.id)!.done, { timeout: 60_000, interval: 20 }).toBeGreaterThan(0);
+    proxy.blackhole(true);
+    proxy.resetAll();
+    for (const s of stuck) await expect.poll(() => t.engine.listTransfers().find((x) => x.id === s.id)!.state, { timeout: 30_000, interval: 10 }).toBe('waiting');
+
+    // Meanwhile `up` copies as if nothing happened.
+    const other = await t.engine.startTransfer({ hostId: 'up', direction: 'download', localPath: join(local, 'up-c.bin'), remotePath: `${remote}/c.bin` });
+    expect((await ended(t, other.id, 30_000)).state).toBe('done');
+    expect(await sha256File(join(local, 'up-c.bin'))).toBe(await sha256File(source));
+    expect(stuck.map((s) => t.engine.listTransfers().find((x) => x.id === s.id)!.state)).toEqual(['waiting', 'waiting']);
+
+    // And `down`'s go on once its network is back.
+    proxy.blackhole(false);
+    proxy.setDelay(0);
+    for (const s of stuck) {
+      expect((await ended(t, s.id)).state).toBe('done');
+      expect(await sha256File(s.localPath!)).toBe(await sha256File(source));
+    }
+  });
+});

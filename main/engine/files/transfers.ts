@@ -19,7 +19,10 @@ import { baseName, isPlainName, joinRemote } from './remote-files';
 import { SftpGone, type SftpSession } from './sftp-session';
 import type { SftpSessions } from './sftp-sessions';
 
-/** Transfers running at once (each has many requests in flight already). */
+/**
+ * Transfers running at once per master (each has many requests in flight already). Per
+ * master, not in all: transfers waiting out one host's reconnect must not hold back another's.
+ */
 export const MAX_RUNNING = 2;
 /** Ended transfers kept listed, newest last. */
 export const MAX_ENDED = 50;
@@ -393,7 +396,8 @@ class Transfer {
 export class TransferQueue {
   private readonly transfers = new Map<string, Transfer>();
   private readonly queue: Transfer[] = [];
-  private running = 0;
+  /** Transfers running, per master id. */
+  private readonly running = new Map<string, number>();
   private nextNumber = 1;
 
   constructor(private readonly deps: TransferQueueDeps) {}
@@ -488,12 +492,18 @@ export class TransferQueue {
     return transfer;
   }
 
+  /** Starts the queued transfers whose master has room, oldest first. */
   private next(): void {
-    while (this.running < MAX_RUNNING && this.queue.length > 0) {
-      const transfer = this.queue.shift()!;
-      this.running++;
+    for (const transfer of [...this.queue]) {
+      const masterId = transfer.plan.master.id;
+      const running = this.running.get(masterId) ?? 0;
+      if (running >= MAX_RUNNING) continue;
+      this.queue.splice(this.queue.indexOf(transfer), 1);
+      this.running.set(masterId, running + 1);
       void transfer.run().finally(() => {
-        this.running--;
+        const left = (this.running.get(masterId) ?? 1) - 1;
+        if (left > 0) this.running.set(masterId, left);
+        else this.running.delete(masterId);
         this.retire(transfer);
         this.next();
       });
