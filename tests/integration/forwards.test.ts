@@ -276,6 +276,36 @@ describe('saved forwards', () => {
     expect(await httpGet(local!.listenPort, '/again')).toBe('hello from the remote side /again');
   });
 
+  it('a forward asked for any port keeps the port it got through a reconnect and a Disconnect', async () => {
+    const remote = await t.engine.openForward({ hostId: 'web1', kind: 'remote', listenPort: 0, connectHost: '127.0.0.1', connectPort: replyPort, save: true });
+    const local = await t.engine.openForward({ hostId: 'web1', kind: 'local', listenPort: 0, connectHost: '127.0.0.1', connectPort: http.port, save: true });
+    const ports = async (): Promise<(number | null | undefined)[]> => {
+      const listed = await t.engine.listForwards();
+      return [remote.id, local.id].map((id) => listed.find((f) => f.id === id)?.boundPort);
+    };
+    const first = [remote.boundPort, local.boundPort];
+    expect(first.every((p) => typeof p === 'number' && p > 0)).toBe(true);
+    try {
+      const seen: HitchEvent[] = [];
+      const off = t.engine.onEvent((e) => seen.push(e));
+      proxy.resetAll(); // the server's listen ends with its connection, and is asked for again
+      await expect.poll(() => seen.some((e) => e.event === 'forward.changed' && e.payload.id === remote.id && e.payload.state === 'waiting'), { timeout: 10_000 }).toBe(true);
+      off();
+      await expect.poll(async () => (await t.engine.listForwards()).every((f) => f.state === 'active'), { timeout: 15_000 }).toBe(true);
+      expect(await ports()).toEqual(first);
+      expect(await readAll(first[0]!)).toBe('from this computer\n');
+
+      await t.engine.disconnect('web1'); // both ports let go
+      await t.engine.connect('web1');
+      await expect.poll(async () => (await t.engine.listForwards()).every((f) => f.state === 'active'), { timeout: 15_000 }).toBe(true);
+      expect(await ports()).toEqual(first);
+      expect(await httpGet(first[1]!, '/same-port')).toBe('hello from the remote side /same-port');
+    } finally {
+      await t.engine.cancelForward(remote.id);
+      await t.engine.cancelForward(local.id);
+    }
+  });
+
   it('come back when a new engine on the same data directory connects', async () => {
     const before = await t.engine.listForwards();
     await t.engine.shutdown();

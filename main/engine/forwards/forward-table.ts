@@ -104,11 +104,21 @@ async function listen(bindAddress: string, port: number, onConnection: (sock: So
   return server;
 }
 
+/** A forward's last port, found taken, is tried this many times this far apart before another is taken. */
+const PORT_RETRIES = 5;
+const PORT_RETRY_MS = 200;
+
 /** One forward in the table; its view is what the API shows. */
 export class Forward {
   state: ForwardView['state'] = 'waiting';
   error: string | null = null;
   boundPort: number | null = null;
+  /**
+   * The port it was last bound to. A forward asked for port 0 (any) asks for this one again
+   * when it is set up anew (a reconnect, a master closed and connected again), so that what
+   * the person pointed at it keeps working; another one only when this one is taken.
+   */
+  lastPort: number | null = null;
   saved = false;
   connections = 0;
   totalConnections = 0;
@@ -121,6 +131,16 @@ export class Forward {
   remote: { connection: MasterConnection; bind: string; port: number } | null = null;
   /** A set-up under way (one at a time). */
   settingUp: Promise<void> | null = null;
+
+  bound(port: number): void {
+    this.boundPort = port;
+    this.lastPort = port;
+  }
+
+  /** The port to ask for: the one asked for, or for "any" the one it had. */
+  get wantedPort(): number {
+    return this.request.listenPort === 0 && this.lastPort !== null ? this.lastPort : this.request.listenPort;
+  }
 
   constructor(
     readonly id: string,
@@ -204,7 +224,7 @@ export class ForwardTable {
       await this.listenRemote(forward, connection);
     } else {
       forward.server = await listen(request.bindAddress, request.listenPort, (sock) => this.accepted(forward, sock), this.hooks.log);
-      forward.boundPort = (forward.server.address() as { port: number }).port;
+      forward.bound((forward.server.address() as { port: number }).port);
     }
     forward.state = 'active';
     this.add(forward);
@@ -333,13 +353,13 @@ export class ForwardTable {
       if (forward.kind === 'remote') {
         if (forward.remote?.connection !== connection) await this.listenRemote(forward, connection);
       } else if (!forward.server) {
-        const server = await listen(forward.request.bindAddress, forward.request.listenPort, (sock) => this.accepted(forward, sock), this.hooks.log);
+        const server = await this.withPortTaken(forward, (port) => listen(forward.request.bindAddress, port, (sock) => this.accepted(forward, sock), this.hooks.log));
         if (forward.removed) {
           server.close();
           return;
         }
         forward.server = server;
-        forward.boundPort = (server.address() as { port: number }).port;
+        forward.bound((server.address() as { port: number }).port);
       }
     } catch (err) {
       if (forward.removed || this.routed !== connection) return; // the master went meanwhile: it waits
@@ -409,13 +429,36 @@ export class ForwardTable {
 
   private async listenRemote(forward: Forward, connection: MasterConnection): Promise<void> {
     const bind = remoteBindAddress(forward.request.bindAddress);
-    const port = await connection.forwardIn(bind, forward.request.listenPort);
+    const port = await this.withPortTaken(forward, (wanted) => connection.forwardIn(bind, wanted));
     if (forward.removed) {
       await connection.unforwardIn(bind, port).catch(() => undefined);
       return;
     }
     forward.remote = { connection, bind, port };
-    forward.boundPort = port;
+    forward.bound(port);
+  }
+
+  /**
+   * Binds with `bind(port)` on the port the forward wants. A forward asked for any port whose
+   * last one is taken tries it again for a moment (on the server, the connection that held it
+   * may not have ended yet: sshd lets it go once it sees the reset), then takes any other and
+   * says so in the log.
+   */
+  private async withPortTaken<T>(forward: Forward, bind: (port: number) => Promise<T>): Promise<T> {
+    const wanted = forward.wantedPort;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bind(wanted);
+      } catch (err) {
+        if (wanted === forward.request.listenPort) throw err;
+        if (attempt < PORT_RETRIES && !forward.removed) {
+          await new Promise((r) => setTimeout(r, PORT_RETRY_MS));
+          continue;
+        }
+        this.hooks.log.info('forward port taken: another one is used', { master: this.master.id, id: forward.id, port: wanted, error: (err as Error).message });
+        return bind(forward.request.listenPort);
+      }
+    }
   }
 
   /** Connections the server forwards arrive on the connection that asked; each goes to its target. */
