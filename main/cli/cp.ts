@@ -1,11 +1,12 @@
-// `hitch cp [--json] [--force|--resume] SRC... DST`: copies files to or from a host over its
-// master, like scp, where exactly one side is HOST:PATH. The engine does the copying (it runs
-// as the same user and reads and writes the local files itself): this command resolves the
-// paths, queues one transfer at a time, draws a progress line on a terminal, and waits; a
+// `hitch cp [--json] [-r] [--force|--resume] SRC... DST`: copies files to or from a host over
+// its master, like scp, where exactly one side is HOST:PATH. The engine does the copying (it
+// runs as the same user and reads and writes the local files itself): this command resolves
+// the paths (with -r, every file under a directory, making its directories on the other
+// side), queues one transfer at a time, draws a progress line on a terminal, and waits; a
 // network drop in the middle is the engine's to ride out, the command just waits longer.
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import type { TransferView } from '../../preload/api';
+import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { basename, join, posix, resolve } from 'node:path';
+import type { DirectoryView, TransferView } from '../../preload/api';
 import { CliError, USAGE_STATUS, type Context } from './context';
 import { canAskPerson, confirm, mastersOf, withPrompts } from './prompts';
 import type { Output } from './schemas';
@@ -14,6 +15,14 @@ import { safeForTerminal } from './terminal-text';
 export interface CpOptions {
   force?: boolean | undefined;
   resume?: boolean | undefined;
+  /** -r: directories with everything in them, as scp -r. */
+  recursive?: boolean | undefined;
+}
+
+/** One file to copy: its path here and on the host (a directory there: the file keeps its name). */
+interface Job {
+  localPath: string;
+  remotePath: string;
 }
 
 type Side = { remote: false; path: string } | { remote: true; host: string; path: string };
@@ -29,7 +38,7 @@ export function parseSide(arg: string): Side {
 }
 
 function usage(message: string): CliError {
-  return new CliError(`${message} (usage: hitch cp [--json] [--force|--resume] SRC... DST, one side HOST:PATH)`, USAGE_STATUS);
+  return new CliError(`${message} (usage: hitch cp [--json] [-r] [--force|--resume] SRC... DST, one side HOST:PATH)`, USAGE_STATUS);
 }
 
 /** 1.5 MiB, 230 B… */
@@ -97,18 +106,52 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
     wake?.();
   });
 
-  if (sides.length > 1) {
-    // Several sources go into a directory, under their own names.
-    // Listing it connects the master (asking what the login needs); only a path that is not a
-    // directory answers "no", any other failure is said as it is.
-    const isDir = dst.remote
-      ? await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('files.list', { hostId: host, path: dst.path })).then(
-          () => true,
-          (err: unknown) => (err instanceof CliError && (err.code === 'not-found' || err.code === 'bad-request') ? false : Promise.reject(err)),
-        )
-      : await stat(resolve(dst.path)).then((s) => s.isDirectory(), () => false);
-    if (!isDir) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
+  // Calls that may connect the master, asking what the login needs.
+  const onHost = <M extends 'files.list' | 'files.mkdir' | 'transfer.start'>(method: M, params: Parameters<typeof ctx.call<M>>[1]) =>
+    withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call(method, params));
+  /** A directory on the host, listed; null when the path is not one (any other failure is said as it is). */
+  const remoteDir = (path: string) =>
+    onHost('files.list', { hostId: host, path }).catch((err: unknown) =>
+      err instanceof CliError && (err.code === 'not-found' || err.code === 'bad-request') ? null : Promise.reject(err),
+    );
+  const localDir = (path: string): Promise<boolean> => stat(path).then((s) => s.isDirectory(), () => false);
+
+  // Several sources go into a directory, under their own names; so does a directory copied
+  // into one that is there already (scp -r's rule: else the copy is made under DST's name).
+  const dstIsDir = dst.remote ? (await remoteDir(dst.path)) !== null : await localDir(resolve(dst.path));
+  if (sides.length > 1 && !dstIsDir) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
+
+  const jobs: Job[] = [];
+  const skipped: string[] = [];
+  for (const src of sides) {
+    if (dst.remote) {
+      const path = resolve(src.path);
+      if (!(await localDir(path))) {
+        jobs.push({ localPath: path, remotePath: dst.path });
+        continue;
+      }
+      if (!opts.recursive) throw new CliError(`${src.path} is a directory: use -r to copy it with everything in it.`);
+      const root = dstIsDir ? posix.join(dst.path, basename(path)) : dst.path;
+      await uploadTree(path, root, jobs, skipped, async (dir) => {
+        try {
+          await onHost('files.mkdir', { hostId: host, path: dir });
+        } catch (err) {
+          // There already: fine if it is a directory, as with mkdir -p.
+          if (!(err instanceof CliError && err.code === 'exists' && (await remoteDir(dir)) !== null)) throw err;
+        }
+      });
+    } else {
+      const listed = await remoteDir(src.path);
+      if (!listed) {
+        jobs.push({ localPath: resolve(dst.path), remotePath: src.path });
+        continue;
+      }
+      if (!opts.recursive) throw new CliError(`${host}:${src.path} is a directory: use -r to copy it with everything in it.`);
+      const root = dstIsDir ? join(resolve(dst.path), posix.basename(listed.path) || 'root') : resolve(dst.path);
+      await downloadTree(listed, root, jobs, skipped, remoteDir);
+    }
   }
+  for (const path of skipped) process.stderr.write(`hitch: skipped ${safeForTerminal(path)}: not a regular file or directory (symlinks are not followed)\n`);
 
   const showProgress = !ctx.json && process.stderr.isTTY === true;
   let current: string | null = null;
@@ -121,12 +164,9 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
   process.on('SIGINT', onSigint);
   const done: Output<'cp'>['transfers'] = [];
   try {
-    for (const src of sides) {
+    for (const { localPath, remotePath } of jobs) {
       if (interrupted) break;
-      const localPath = resolve(dst.remote ? src.path : dst.path);
-      const remotePath = dst.remote ? dst.path : src.path;
-      const start = (mode: 'fail' | 'replace' | 'resume'): Promise<TransferView> =>
-        withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => ctx.call('transfer.start', { hostId: host, direction, localPath, remotePath, ifExists: mode }));
+      const start = (mode: 'fail' | 'replace' | 'resume'): Promise<TransferView> => onHost('transfer.start', { hostId: host, direction, localPath, remotePath, ifExists: mode });
       let transfer: TransferView;
       try {
         transfer = await start(ifExists);
@@ -176,4 +216,53 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
   if (interrupted) throw new CliError('interrupted.');
   await ctx.print('cp', { transfers: done }, () => '');
   return 0;
+}
+
+/**
+ * Every regular file under the local directory `dir`, to go under `remoteRoot` on the host,
+ * whose directories `makeRemote` makes first (parents before children). Symlinks are not
+ * followed (a link to a parent would never end) and, like other special files, are skipped.
+ */
+async function uploadTree(dir: string, remoteRoot: string, jobs: Job[], skipped: string[], makeRemote: (path: string) => Promise<void>): Promise<void> {
+  await makeRemote(remoteRoot);
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const local = join(dir, entry.name);
+    const remote = posix.join(remoteRoot, entry.name);
+    if (entry.isDirectory()) await uploadTree(local, remote, jobs, skipped, makeRemote);
+    else if (entry.isFile()) jobs.push({ localPath: local, remotePath: remote });
+    else skipped.push(local);
+  }
+}
+
+/**
+ * Every regular file under the listed host directory, to go under `localRoot` here, whose
+ * directories are made first. Names come from the host's listing, which holds only plain
+ * names (no `/`, `.` or `..`): nothing lands outside `localRoot`. Symlinks are skipped.
+ */
+async function downloadTree(
+  listed: DirectoryView,
+  localRoot: string,
+  jobs: Job[],
+  skipped: string[],
+  list: (path: string) => Promise<DirectoryView | null>,
+): Promise<void> {
+  try {
+    await mkdir(localRoot, { recursive: true });
+  } catch (err) {
+    throw new CliError(`cannot make the directory ${localRoot}: ${(err as Error).message}`);
+  }
+  if (!(await lstat(localRoot)).isDirectory()) throw new CliError(`${localRoot} is not a directory.`);
+  const entries = [...listed.entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const remote = posix.join(listed.path, entry.name);
+    const local = join(localRoot, entry.name);
+    if (entry.type === 'directory') {
+      const inner = await list(remote);
+      if (inner) await downloadTree(inner, local, jobs, skipped, list);
+      else skipped.push(remote);
+    } else if (entry.type === 'file') jobs.push({ localPath: local, remotePath: remote });
+    else skipped.push(remote);
+  }
 }

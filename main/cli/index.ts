@@ -38,11 +38,13 @@ Commands:
                               connections, bytes, saved, origin)
   forward HOST --cancel ID|-L SPEC...
                               end a forward, by id or by the spec it was opened with
-  cp [--force|--resume] SRC... DST
+  cp [-r] [--force|--resume] SRC... DST
                               copy files to or from a host over its master, like scp:
                               one side is HOST:PATH (HOST: alone is the login directory);
-                              an existing destination is replaced only with --force (or
-                              asked about on a terminal); --resume goes on from its end
+                              -r copies directories with everything in them (symlinks
+                              skipped); an existing destination is replaced only with
+                              --force (or asked about on a terminal); --resume goes on
+                              from its end
 
 Options:
   --json                      machine-readable output (one JSON object)
@@ -75,6 +77,7 @@ const optionSpec = {
   save: { type: 'boolean' },
   force: { type: 'boolean', short: 'f' },
   resume: { type: 'boolean' },
+  recursive: { type: 'boolean', short: 'r' },
 } as const;
 
 type Values = {
@@ -103,7 +106,7 @@ const table: Record<string, { args: string[]; optionalArgs?: number; options?: (
   forward: { args: ['HOST'], optionalArgs: 1, options: ['L', 'R', 'D', 'list', 'cancel', 'save'], run: async (ctx, [host, id], v) => (await commands()).forward(ctx, host!, id, v) },
 };
 
-const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach', 'L', 'R', 'D', 'list', 'cancel', 'save', 'force', 'resume'];
+const COMMAND_OPTIONS: (keyof Values)[] = ['signal', 'tree', 'session', 'grace', 'rounds', 'attach', 'L', 'R', 'D', 'list', 'cancel', 'save', 'force', 'resume', 'recursive'];
 
 function usageError(message: string): CliError {
   return new CliError(`${message} (hitch --help for usage)`, USAGE_STATUS);
@@ -152,8 +155,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     if (command === 'cp') {
       if (remote !== null) throw usageError('cp takes no --');
-      for (const name of COMMAND_OPTIONS) if (values[name] !== undefined && name !== 'force' && name !== 'resume') throw usageError(`--${name} does not apply to cp`);
-      return await (await import('./cp')).cpCommand(ctx, args, { force: values.force, resume: values.resume });
+      for (const name of COMMAND_OPTIONS) if (values[name] !== undefined && name !== 'force' && name !== 'resume' && name !== 'recursive') throw usageError(`--${name} does not apply to cp`);
+      return await (await import('./cp')).cpCommand(ctx, args, { force: values.force, resume: values.resume, recursive: values.recursive });
     }
     const spec = table[command];
     if (!spec) throw usageError(`unknown command "${command}"`);

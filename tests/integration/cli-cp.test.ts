@@ -4,7 +4,7 @@
 // all of it), and a copy that rides out a network cut (resumes ≥ 1, same checksum).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +42,13 @@ describe('hitch cp', () => {
     const r = await hitch(['cp', '--json', ...args]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    return cpOutputSchema.parse(JSON.parse(r.out));
+  };
+
+  /** As cpJson, where stderr may carry notes (skipped files). */
+  const cpJsonLoose = async (args: string[]) => {
+    const r = await hitch(['cp', '--json', ...args]);
+    expect(r.status, r.stderr).toBe(0);
     return cpOutputSchema.parse(JSON.parse(r.out));
   };
 
@@ -125,6 +132,46 @@ describe('hitch cp', () => {
     expect(missing.stderr).toMatch(/^hitch: .*nothing-here: no such file or directory/);
     // Everything so far rode the one master: sshd saw a single login.
     expect(await sshd.acceptedLogins()).toBe(1);
+  });
+
+  it('copies a directory with everything in it with -r, both ways, as scp -r does', async () => {
+    const tree = join(dir, 'tree');
+    await mkdir(join(tree, 'sub', 'deeper'), { recursive: true });
+    await mkdir(join(tree, 'empty'));
+    await writeFile(join(tree, 'a.txt'), 'a');
+    await writeFile(join(tree, 'sub', 'b.bin'), randomBytes(70_000));
+    await writeFile(join(tree, 'sub', 'deeper', 'c.txt'), 'ccc');
+    await symlink('/etc', join(tree, 'link')); // never followed
+    const files = ['a.txt', 'sub/b.bin', 'sub/deeper/c.txt'];
+    const home = `/home/${sshd.user}/${remoteDir}`;
+
+    const plain = await hitch(['cp', tree, `box:${remoteDir}`]);
+    expect(plain.status).toBe(1);
+    expect(plain.stderr).toMatch(/^hitch: .*tree is a directory: use -r/);
+
+    // Into a directory that is there: under its own name.
+    const up = await hitch(['cp', '--json', '-r', tree, `box:${remoteDir}`]);
+    expect(up.status, up.stderr).toBe(0);
+    expect(up.stderr).toBe(`hitch: skipped ${join(tree, 'link')}: not a regular file or directory (symlinks are not followed)\n`);
+    expect(cpOutputSchema.parse(JSON.parse(up.out)).transfers.map((t) => t.destination)).toEqual(files.map((f) => `box:${home}/tree/${f}`));
+    for (const f of files) expect((await readFile(join(home, 'tree', f))).equals(await readFile(join(tree, f))), f).toBe(true);
+    expect((await stat(join(home, 'tree', 'empty'))).isDirectory()).toBe(true);
+    // Again: its directories are there already (fine), its files too (replaced only with --force).
+    const refused = await hitch(['cp', '-r', tree, `box:${remoteDir}`]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/a\.txt.*exists.*--force/);
+    expect((await cpJsonLoose(['-r', '--force', tree, `box:${remoteDir}`])).transfers).toHaveLength(3);
+
+    // Down to a name that is not there: the copy is made under that name.
+    await symlink('/etc', join(home, 'tree', 'remote-link'));
+    const back = join(dir, 'tree-back');
+    const down = await hitch(['cp', '--json', '-r', `box:${remoteDir}/tree`, back]);
+    expect(down.status, down.stderr).toBe(0);
+    expect(down.stderr).toMatch(/skipped .*remote-link/);
+    expect(cpOutputSchema.parse(JSON.parse(down.out)).transfers.map((t) => t.destination)).toEqual(files.map((f) => join(back, f)));
+    for (const f of files) expect((await readFile(join(back, f))).equals(await readFile(join(tree, f))), f).toBe(true);
+    expect((await stat(join(back, 'empty'))).isDirectory()).toBe(true);
+    await expect(lstat(join(back, 'remote-link'))).rejects.toThrow();
   });
 
   it('cancels the copy in the engine on Ctrl-C', async () => {
