@@ -544,6 +544,8 @@ export const requestSchemas = {
    * `transfer.changed` events for progress. `ifExists`: what to do when the destination is
    * there: `fail` (the default; code `exists`), `replace`, or `resume` (go on from the part
    * file an interrupted copy left, or else from the destination's own end, in place). An interrupted transfer resumes where it stopped once the master is back.
+   * `exact`: the destination is the file's own path, never a directory to put it in; a
+   * directory or a symlink there is refused (`exists`) rather than gone into (`hitch cp -r`).
    */
   'transfer.start': z
     .object({
@@ -552,6 +554,7 @@ export const requestSchemas = {
       localPath: z.string().min(1).max(4096).regex(/^\/[^\0]*$/, 'an absolute path on this computer'),
       remotePath,
       ifExists: z.enum(['fail', 'replace', 'resume']).optional(),
+      exact: z.boolean().optional(),
     })
     .strict(),
   'transfer.cancel': z.object({ transferId }).strict(),

@@ -80,7 +80,7 @@ const handlers: Handlers = {
   'files.rename': async (engine, { hostId, from, to }) => (await engine.renameFile(hostId, from, to), null),
   'files.delete': async (engine, { hostId, path }) => (await engine.deleteFile(hostId, path), null),
   'files.cwd': (engine, { sessionId }) => engine.sessionCwd(sessionId),
-  'transfer.start': (engine, { hostId, direction, localPath, remotePath, ifExists }) => engine.startTransfer({ hostId, direction, localPath, remotePath, ifExists }),
+  'transfer.start': (engine, { hostId, direction, localPath, remotePath, ifExists, exact }) => engine.startTransfer({ hostId, direction, localPath, remotePath, ifExists, exact }),
   'transfer.cancel': (engine, { transferId }) => (engine.cancelTransfer(transferId), null),
   'transfers.list': (engine) => ({ transfers: engine.listTransfers() }),
 };

@@ -19,11 +19,24 @@ export interface CpOptions {
   recursive?: boolean | undefined;
 }
 
-/** One file to copy: its path here and on the host (a directory there: the file keeps its name). */
+/**
+ * One file to copy: its path here and on the host (a directory there: the file keeps its
+ * name), or with `exact` (files of a tree) the file's own path, never a directory to go into.
+ */
 interface Job {
   localPath: string;
   remotePath: string;
+  exact?: boolean;
 }
+
+/** A directory's contents, relative paths: its directories (parents first) and its regular files. */
+interface Tree {
+  dirs: string[];
+  files: string[];
+}
+
+/** How deep a tree is followed: a server that lists directories without end stops here. */
+const MAX_DEPTH = 64;
 
 type Side = { remote: false; path: string } | { remote: true; host: string; path: string };
 
@@ -115,11 +128,27 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
       err instanceof CliError && (err.code === 'not-found' || err.code === 'bad-request') ? null : Promise.reject(err),
     );
   const localDir = (path: string): Promise<boolean> => stat(path).then((s) => s.isDirectory(), () => false);
+  /** Makes a directory on the host; one there already will do, unless it is a symlink (never followed). */
+  const makeRemoteDir = async (path: string): Promise<void> => {
+    try {
+      await onHost('files.mkdir', { hostId: host, path });
+    } catch (err) {
+      if (!(err instanceof CliError && err.code === 'exists')) throw err;
+      const parent = await remoteDir(posix.dirname(path));
+      const entry = parent?.entries.find((e) => e.name === posix.basename(path));
+      if (entry?.type === 'symlink') throw new CliError(`${host}:${path} is a symlink: not followed; copy into a directory instead.`);
+      if (entry?.type !== 'directory') throw new CliError(`${host}:${path} exists and is not a directory.`);
+    }
+  };
 
   // Several sources go into a directory, under their own names; so does a directory copied
   // into one that is there already (scp -r's rule: else the copy is made under DST's name).
-  const dstIsDir = dst.remote ? (await remoteDir(dst.path)) !== null : await localDir(resolve(dst.path));
-  if (sides.length > 1 && !dstIsDir) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
+  // Asked only then: a single file finds out in the engine (a folder one may write to but not
+  // list, such as a drop folder, takes uploads too).
+  let dstIsDirKnown: boolean | null = null;
+  const dstIsDir = async (): Promise<boolean> =>
+    (dstIsDirKnown ??= dst.remote ? (await remoteDir(dst.path)) !== null : await localDir(resolve(dst.path)));
+  if (sides.length > 1 && !(await dstIsDir())) throw new CliError(`${dst.remote ? `${host}:` : ''}${dst.path} is not a directory: copying several files needs one.`);
 
   const jobs: Job[] = [];
   const skipped: string[] = [];
@@ -131,24 +160,24 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
         continue;
       }
       if (!opts.recursive) throw new CliError(`${src.path} is a directory: use -r to copy it with everything in it.`);
-      const root = dstIsDir ? posix.join(dst.path, basename(path)) : dst.path;
-      await uploadTree(path, root, jobs, skipped, async (dir) => {
-        try {
-          await onHost('files.mkdir', { hostId: host, path: dir });
-        } catch (err) {
-          // There already: fine if it is a directory, as with mkdir -p.
-          if (!(err instanceof CliError && err.code === 'exists' && (await remoteDir(dir)) !== null)) throw err;
-        }
-      });
+      const root = (await dstIsDir()) ? posix.join(dst.path, basename(path)) : dst.path;
+      // The whole tree is read before anything is made: a copy into the tree itself ends.
+      const tree = await localTree(path, skipped);
+      for (const dir of ['', ...tree.dirs]) await makeRemoteDir(posix.join(root, dir));
+      for (const file of tree.files) jobs.push({ localPath: join(path, file), remotePath: posix.join(root, file), exact: true });
     } else {
-      const listed = await remoteDir(src.path);
+      const listed = opts.recursive ? await remoteDir(src.path) : null;
       if (!listed) {
         jobs.push({ localPath: resolve(dst.path), remotePath: src.path });
         continue;
       }
-      if (!opts.recursive) throw new CliError(`${host}:${src.path} is a directory: use -r to copy it with everything in it.`);
-      const root = dstIsDir ? join(resolve(dst.path), posix.basename(listed.path) || 'root') : resolve(dst.path);
-      await downloadTree(listed, root, jobs, skipped, remoteDir);
+      // Named as asked (a symlink's name, not its target's), as scp does.
+      const asked = posix.basename(src.path.replace(/\/+$/, ''));
+      const name = asked === '' || asked === '.' || asked === '..' ? posix.basename(listed.path) || 'root' : asked;
+      const root = (await dstIsDir()) ? join(resolve(dst.path), name) : resolve(dst.path);
+      const tree = await remoteTree(listed, skipped, remoteDir);
+      for (const dir of ['', ...tree.dirs]) await makeLocalDir(join(root, dir));
+      for (const file of tree.files) jobs.push({ localPath: join(root, file), remotePath: posix.join(listed.path, file), exact: true });
     }
   }
   for (const path of skipped) process.stderr.write(`hitch: skipped ${safeForTerminal(path)}: not a regular file or directory (symlinks are not followed)\n`);
@@ -164,9 +193,9 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
   process.on('SIGINT', onSigint);
   const done: Output<'cp'>['transfers'] = [];
   try {
-    for (const { localPath, remotePath } of jobs) {
+    for (const { localPath, remotePath, exact } of jobs) {
       if (interrupted) break;
-      const start = (mode: 'fail' | 'replace' | 'resume'): Promise<TransferView> => onHost('transfer.start', { hostId: host, direction, localPath, remotePath, ifExists: mode });
+      const start = (mode: 'fail' | 'replace' | 'resume'): Promise<TransferView> => onHost('transfer.start', { hostId: host, direction, localPath, remotePath, ifExists: mode, ...(exact ? { exact } : {}) });
       let transfer: TransferView;
       try {
         transfer = await start(ifExists);
@@ -219,50 +248,66 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
 }
 
 /**
- * Every regular file under the local directory `dir`, to go under `remoteRoot` on the host,
- * whose directories `makeRemote` makes first (parents before children). Symlinks are not
- * followed (a link to a parent would never end) and, like other special files, are skipped.
+ * The local directory `root`'s tree, read whole. Symlinks are not followed (a link to a
+ * parent would never end) and, like other special files, are skipped and put in `skipped`.
  */
-async function uploadTree(dir: string, remoteRoot: string, jobs: Job[], skipped: string[], makeRemote: (path: string) => Promise<void>): Promise<void> {
-  await makeRemote(remoteRoot);
-  const entries = await readdir(dir, { withFileTypes: true });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const entry of entries) {
-    const local = join(dir, entry.name);
-    const remote = posix.join(remoteRoot, entry.name);
-    if (entry.isDirectory()) await uploadTree(local, remote, jobs, skipped, makeRemote);
-    else if (entry.isFile()) jobs.push({ localPath: local, remotePath: remote });
-    else skipped.push(local);
-  }
+async function localTree(root: string, skipped: string[]): Promise<Tree> {
+  const tree: Tree = { dirs: [], files: [] };
+  const walk = async (rel: string, depth: number): Promise<void> => {
+    if (depth > MAX_DEPTH) throw new CliError(`${join(root, rel)}: more than ${MAX_DEPTH} directories deep.`);
+    const entries = await readdir(join(root, rel), { withFileTypes: true });
+    for (const entry of entries.sort((a, b) => byName(a.name, b.name))) {
+      const path = rel === '' ? entry.name : join(rel, entry.name);
+      if (entry.isDirectory()) {
+        tree.dirs.push(path);
+        await walk(path, depth + 1);
+      } else if (entry.isFile()) tree.files.push(path);
+      else skipped.push(join(root, path));
+    }
+  };
+  await walk('', 0);
+  return tree;
 }
 
 /**
- * Every regular file under the listed host directory, to go under `localRoot` here, whose
- * directories are made first. Names come from the host's listing, which holds only plain
- * names (no `/`, `.` or `..`): nothing lands outside `localRoot`. Symlinks are skipped.
+ * The listed host directory's tree, read whole. Names come from the host's listings, which
+ * hold only plain names (no `/`, `.` or `..`): nothing lands outside the local root. Symlinks
+ * are skipped, as are directories that cannot be listed.
  */
-async function downloadTree(
-  listed: DirectoryView,
-  localRoot: string,
-  jobs: Job[],
-  skipped: string[],
-  list: (path: string) => Promise<DirectoryView | null>,
-): Promise<void> {
+async function remoteTree(listed: DirectoryView, skipped: string[], list: (path: string) => Promise<DirectoryView | null>): Promise<Tree> {
+  const tree: Tree = { dirs: [], files: [] };
+  const walk = async (dir: DirectoryView, rel: string, depth: number): Promise<void> => {
+    if (depth > MAX_DEPTH) throw new CliError(`${dir.path}: more than ${MAX_DEPTH} directories deep.`);
+    for (const entry of [...dir.entries].sort((a, b) => byName(a.name, b.name))) {
+      const path = rel === '' ? entry.name : posix.join(rel, entry.name);
+      if (entry.type === 'directory') {
+        const inner = await list(posix.join(listed.path, path));
+        if (!inner) {
+          skipped.push(posix.join(listed.path, path));
+          continue;
+        }
+        tree.dirs.push(path);
+        await walk(inner, path, depth + 1);
+      } else if (entry.type === 'file') tree.files.push(path);
+      else skipped.push(posix.join(listed.path, path));
+    }
+  };
+  await walk(listed, '', 0);
+  return tree;
+}
+
+/** Makes a directory here; one there already will do, unless it is a symlink (never followed). */
+async function makeLocalDir(path: string): Promise<void> {
   try {
-    await mkdir(localRoot, { recursive: true });
+    await mkdir(path);
   } catch (err) {
-    throw new CliError(`cannot make the directory ${localRoot}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError(`cannot make the directory ${path}: ${(err as Error).message}`);
+    const there = await lstat(path);
+    if (there.isSymbolicLink()) throw new CliError(`${path} is a symlink: not followed; copy into a directory instead.`);
+    if (!there.isDirectory()) throw new CliError(`${path} exists and is not a directory.`);
   }
-  if (!(await lstat(localRoot)).isDirectory()) throw new CliError(`${localRoot} is not a directory.`);
-  const entries = [...listed.entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const entry of entries) {
-    const remote = posix.join(listed.path, entry.name);
-    const local = join(localRoot, entry.name);
-    if (entry.type === 'directory') {
-      const inner = await list(remote);
-      if (inner) await downloadTree(inner, local, jobs, skipped, list);
-      else skipped.push(remote);
-    } else if (entry.type === 'file') jobs.push({ localPath: local, remotePath: remote });
-    else skipped.push(remote);
-  }
+}
+
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

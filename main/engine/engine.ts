@@ -1081,7 +1081,7 @@ export class Engine {
    * first). A directory as the destination takes the file under its own name. Fails at once
    * when the source is missing or the destination exists and `ifExists` is `fail`.
    */
-  async startTransfer(request: { hostId: string; direction: 'upload' | 'download'; localPath: string; remotePath: string; ifExists?: IfExists }): Promise<TransferView> {
+  async startTransfer(request: { hostId: string; direction: 'upload' | 'download'; localPath: string; remotePath: string; ifExists?: IfExists; exact?: boolean }): Promise<TransferView> {
     const { master, sftp } = await this.filesOf(request.hostId);
     return this.transfers.start(master, sftp, { ...request, ifExists: request.ifExists ?? 'fail' });
   }

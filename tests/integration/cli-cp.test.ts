@@ -4,7 +4,7 @@
 // all of it), and a copy that rides out a network cut (resumes ≥ 1, same checksum).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,38 @@ describe('hitch cp', () => {
     for (const f of files) expect((await readFile(join(back, f))).equals(await readFile(join(tree, f))), f).toBe(true);
     expect((await stat(join(back, 'empty'))).isDirectory()).toBe(true);
     await expect(lstat(join(back, 'remote-link'))).rejects.toThrow();
+
+    // A tree's file goes to its own path: a directory or a symlink found there is refused, never
+    // gone into. (`into` is there already: the copy goes inside it, as tree/.)
+    const into = join(dir, 'tree-into');
+    await mkdir(join(into, 'tree', 'a.txt'), { recursive: true });
+    const intoDir = await hitch(['cp', '-r', '--force', `box:${remoteDir}/tree`, into]);
+    expect(intoDir.status, intoDir.stderr).toBe(1);
+    expect(intoDir.stderr).toMatch(/a\.txt is a directory on this computer: not replaced by a file/);
+    expect(await readdir(join(into, 'tree', 'a.txt'))).toEqual([]);
+    await rm(join(into, 'tree', 'a.txt'), { recursive: true });
+    await mkdir(join(into, 'tree', 'sub'), { recursive: true }); // made by the copy above
+    await symlink(join(dir, 'elsewhere.bin'), join(into, 'tree', 'sub', 'b.bin'));
+    const viaLink = await hitch(['cp', '-r', '--force', `box:${remoteDir}/tree`, into]);
+    expect(viaLink.status).toBe(1);
+    expect(viaLink.stderr).toMatch(/b\.bin is a symlink on this computer: not followed/);
+    await expect(lstat(join(dir, 'elsewhere.bin'))).rejects.toThrow();
+
+    // Named as asked: a link to a directory gives its own name, as with scp.
+    await symlink('tree', join(home, 'tree-link'));
+    const named = join(dir, 'named');
+    await mkdir(named);
+    expect((await cpJsonLoose(['-r', `box:${remoteDir}/tree-link`, named])).transfers).toHaveLength(3);
+    expect((await readdir(named))).toEqual(['tree-link']);
+  });
+
+  it('uploads a file into a folder it may write to but not list (a drop folder)', async () => {
+    expect((await hitch(['exec', 'box', '--', 'mkdir', '-m', '733', `${remoteDir}/drop`])).status).toBe(0);
+    await writeFile(join(dir, 'dropped.txt'), 'into the drop folder\n');
+    const r = await hitch(['cp', join(dir, 'dropped.txt'), `box:${remoteDir}/drop/`]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(await readFile(`/home/${sshd.user}/${remoteDir}/drop/dropped.txt`, 'utf8')).toBe('into the drop folder\n');
   });
 
   it('cancels the copy in the engine on Ctrl-C', async () => {

@@ -434,7 +434,7 @@ export class TransferQueue {
   async start(
     master: HostMaster,
     sftp: SftpSession,
-    request: { hostId: string; direction: 'upload' | 'download'; localPath: string; remotePath: string; ifExists: IfExists },
+    request: { hostId: string; direction: 'upload' | 'download'; localPath: string; remotePath: string; ifExists: IfExists; exact?: boolean },
   ): Promise<TransferView> {
     const plan = request.direction === 'download' ? await this.planDownload(master, sftp, request) : await this.planUpload(master, sftp, request);
     return this.enqueue(plan).view;
@@ -526,11 +526,16 @@ export class TransferQueue {
     return { path, size: stats.size, mode: stats.mode };
   }
 
-  private async planDownload(master: HostMaster, sftp: SftpSession, r: { hostId: string; localPath: string; remotePath: string; ifExists: IfExists }): Promise<Plan> {
+  private async planDownload(master: HostMaster, sftp: SftpSession, r: { hostId: string; localPath: string; remotePath: string; ifExists: IfExists; exact?: boolean }): Promise<Plan> {
     const source = await this.remoteSource(sftp, r.hostId, r.remotePath);
     let path = r.localPath;
+    if (r.exact) {
+      const there = await lstat(path).catch(() => null);
+      if (there?.isDirectory()) throw new HitchError('exists', `${path} is a directory on this computer: not replaced by a file.`);
+      if (there?.isSymbolicLink()) throw new HitchError('exists', `${path} is a symlink on this computer: not followed, and not replaced.`);
+    }
     let existing = await localStatOrNull(path);
-    if (existing?.isDirectory()) {
+    if (existing?.isDirectory() && !r.exact) {
       const name = baseName(source.path);
       if (!isPlainName(name)) throw new HitchError('sftp', `The SFTP server on ${r.hostId} named ${r.remotePath} "${name}": not a file name to save under.`);
       path = join(path, name);
@@ -572,7 +577,7 @@ export class TransferQueue {
     };
   }
 
-  private async planUpload(master: HostMaster, sftp: SftpSession, r: { hostId: string; localPath: string; remotePath: string; ifExists: IfExists }): Promise<Plan> {
+  private async planUpload(master: HostMaster, sftp: SftpSession, r: { hostId: string; localPath: string; remotePath: string; ifExists: IfExists; exact?: boolean }): Promise<Plan> {
     let local: Stats;
     try {
       local = await stat(r.localPath);
@@ -582,7 +587,12 @@ export class TransferQueue {
     if (local.isDirectory()) throw new HitchError('bad-request', `${r.localPath} is a directory: Hitch copies files.`);
     if (!local.isFile()) throw new HitchError('bad-request', `${r.localPath} is not a regular file.`);
     let target: string;
-    const asked = await sftp.statOrNull(r.remotePath);
+    if (r.exact) {
+      const there = await sftp.lstat(r.remotePath).catch(() => null);
+      if (there?.isDirectory()) throw new HitchError('exists', `${r.remotePath} is a directory on ${r.hostId}: not replaced by a file.`);
+      if (there?.isSymbolicLink()) throw new HitchError('exists', `${r.remotePath} is a symlink on ${r.hostId}: not followed, and not replaced.`);
+    }
+    const asked = r.exact ? null : await sftp.statOrNull(r.remotePath);
     if (asked?.isDirectory()) target = joinRemote(await sftp.realpath(r.remotePath), baseName(r.localPath));
     else target = await this.absoluteRemote(sftp, r.remotePath);
     const plan = await this.remoteDestination(master, sftp, r.hostId, target, local.size, local.mode, r.ifExists);
