@@ -306,6 +306,45 @@ describe('saved forwards', () => {
     }
   });
 
+  it('a forward asked for any port whose port was taken meanwhile takes another, and says so', async () => {
+    const remote = await t.engine.openForward({ hostId: 'web1', kind: 'remote', listenPort: 0, connectHost: '127.0.0.1', connectPort: replyPort, save: true });
+    const port = remote.boundPort!;
+    await t.engine.disconnect('web1'); // the server lets the port go, and something else takes it
+    const squatter = createServer();
+    const second = createServer();
+    // Once the server's process for the old connection has ended and let the port go.
+    await expect
+      // Every address (IPv4 and IPv6): sshd binds what loopback it can, and one would do for it.
+      .poll(() => new Promise<boolean>((resolve) => squatter.once('error', () => resolve(false)).listen(port, () => resolve(true))), { timeout: 10_000 })
+      .toBe(true);
+    try {
+      await t.engine.connect('web1');
+      await expect.poll(async () => (await forward(t, remote.id))?.state, { timeout: 15_000 }).toBe('active');
+      const now = (await forward(t, remote.id))!.boundPort!;
+      expect(now).not.toBe(port);
+      expect(await readAll(now)).toBe('from this computer\n');
+      expect(t.logLines.some((l) => l.includes('forward port taken: another one is used') && l.includes(String(port)))).toBe(true);
+
+      // Again, and the connection is reset while it is still trying its port: it is set up on the next one.
+      await t.engine.disconnect('web1');
+      await expect
+        .poll(() => new Promise<boolean>((resolve) => second.once('error', () => resolve(false)).listen(now, () => resolve(true))), { timeout: 10_000 })
+        .toBe(true);
+      await t.engine.connect('web1');
+      await new Promise((r) => setTimeout(r, 300)); // within its second of tries
+      expect((await forward(t, remote.id))?.state).toBe('waiting');
+      proxy.resetAll();
+      await expect.poll(async () => (await forward(t, remote.id))?.state, { timeout: 15_000 }).toBe('active');
+      const third = (await forward(t, remote.id))!.boundPort!;
+      expect([port, now]).not.toContain(third);
+      expect(await readAll(third)).toBe('from this computer\n');
+    } finally {
+      squatter.close();
+      second.close();
+      await t.engine.cancelForward(remote.id);
+    }
+  });
+
   it('come back when a new engine on the same data directory connects', async () => {
     const before = await t.engine.listForwards();
     await t.engine.shutdown();

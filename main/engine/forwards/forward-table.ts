@@ -342,18 +342,28 @@ export class ForwardTable {
 
   /** Sets up what a forward lacks on the master's ready connection; failures show on the forward. */
   private setUp(forward: Forward): Promise<void> {
-    forward.settingUp ??= this.setUpNow(forward).finally(() => (forward.settingUp = null));
+    if (!forward.settingUp) {
+      const connection = this.routed;
+      forward.settingUp = this.setUpNow(forward, connection).finally(() => {
+        forward.settingUp = null;
+        // The master moved to another connection meanwhile (a set-up that called for it
+        // joined this one): set up again there.
+        if (!forward.removed && this.routed !== null && this.routed !== connection) void this.setUp(forward);
+      });
+    }
     return forward.settingUp;
   }
 
-  private async setUpNow(forward: Forward): Promise<void> {
-    const connection = this.routed;
+  private async setUpNow(forward: Forward, connection: MasterConnection | null): Promise<void> {
     if (!connection || forward.removed) return;
     try {
       if (forward.kind === 'remote') {
         if (forward.remote?.connection !== connection) await this.listenRemote(forward, connection);
       } else if (!forward.server) {
-        const server = await this.withPortTaken(forward, (port) => listen(forward.request.bindAddress, port, (sock) => this.accepted(forward, sock), this.hooks.log));
+        const server = await this.withPortTaken(forward, (port) => listen(forward.request.bindAddress, port, (sock) => this.accepted(forward, sock), this.hooks.log), {
+          taken: (err) => err instanceof HitchError && err.code === 'port-in-use',
+          current: () => !forward.removed,
+        });
         if (forward.removed) {
           server.close();
           return;
@@ -429,7 +439,11 @@ export class ForwardTable {
 
   private async listenRemote(forward: Forward, connection: MasterConnection): Promise<void> {
     const bind = remoteBindAddress(forward.request.bindAddress);
-    const port = await this.withPortTaken(forward, (wanted) => connection.forwardIn(bind, wanted));
+    // sshd's refusal gives no reason: a port still held by a connection it has not yet seen end is one.
+    const port = await this.withPortTaken(forward, (wanted) => connection.forwardIn(bind, wanted), {
+      taken: (err) => err instanceof HitchError && err.code === 'channel',
+      current: () => !forward.removed && this.routed === connection,
+    });
     if (forward.removed) {
       await connection.unforwardIn(bind, port).catch(() => undefined);
       return;
@@ -444,15 +458,21 @@ export class ForwardTable {
    * may not have ended yet: sshd lets it go once it sees the reset), then takes any other and
    * says so in the log.
    */
-  private async withPortTaken<T>(forward: Forward, bind: (port: number) => Promise<T>): Promise<T> {
+  private async withPortTaken<T>(
+    forward: Forward,
+    bind: (port: number) => Promise<T>,
+    is: { taken: (err: unknown) => boolean; current: () => boolean },
+  ): Promise<T> {
     const wanted = forward.wantedPort;
     for (let attempt = 1; ; attempt++) {
       try {
         return await bind(wanted);
       } catch (err) {
-        if (wanted === forward.request.listenPort) throw err;
-        if (attempt < PORT_RETRIES && !forward.removed) {
+        // Asked for a port of its own, failed for another reason, or no longer wanted here: as it is.
+        if (wanted === forward.request.listenPort || !is.taken(err) || !is.current()) throw err;
+        if (attempt < PORT_RETRIES) {
           await new Promise((r) => setTimeout(r, PORT_RETRY_MS));
+          if (!is.current()) throw err;
           continue;
         }
         this.hooks.log.info('forward port taken: another one is used', { master: this.master.id, id: forward.id, port: wanted, error: (err as Error).message });
