@@ -314,3 +314,54 @@ describe('transfers of two hosts', () => {
     }
   });
 });
+
+describe('transfers on an extra connection', () => {
+  let sshd: Sshd;
+  let proxy: TcpProxy;
+  let t: TestEngine;
+  let local: string;
+  let remote: string;
+
+  beforeAll(async () => {
+    // Two sessions per connection: two shells fill the first, and SFTP goes on a second.
+    sshd = await startSshd({ maxSessions: 2 });
+    proxy = await startProxy({ targetPort: sshd.port });
+    t = await testEngine(await behindProxy(sshd, proxy, 'full'), { processTrees: false });
+    local = await mkdtemp(join(tmpdir(), 'hitch-files-extra-'));
+  });
+  afterAll(async () => {
+    proxy?.setDelay(0);
+    if (remote) await t?.engine.deleteFile('full', remote).catch(() => undefined);
+    await t?.close();
+    await proxy?.close();
+    await sshd?.stop();
+    if (local) await rm(local, { recursive: true, force: true });
+  });
+
+  it('keep their connection when another transfer on it ends', async () => {
+    const shells = [await t.engine.openSession('full', { kind: 'shell', cols: 80, rows: 24 }), await t.engine.openSession('full', { kind: 'shell', cols: 80, rows: 24 })];
+    remote = (await t.engine.makeDirectory('full', `hitch-extra-${randomBytes(6).toString('hex')}`)).path;
+    const big = join(local, 'big.bin');
+    const small = join(local, 'small.bin');
+    await writeFile(big, randomBytes(48 * 1024 * 1024));
+    await writeFile(small, 'small\n');
+    for (const [path, name] of [[big, 'big.bin'], [small, 'small.bin']] as const) {
+      const up = await t.engine.startTransfer({ hostId: 'full', direction: 'upload', localPath: path, remotePath: `${remote}/${name}` });
+      expect((await ended(t, up.id)).state).toBe('done');
+    }
+    const logins = await sshd.acceptedLogins();
+    expect(logins).toBe(2); // the shells' connection, and the one SFTP found room on
+
+    proxy.setDelay(50); // the big one is still going when the small one ends
+    const long = await t.engine.startTransfer({ hostId: 'full', direction: 'download', localPath: join(local, 'big-back.bin'), remotePath: `${remote}/big.bin` });
+    await expect.poll(() => t.engine.listTransfers().find((x) => x.id === long.id)!.done, { timeout: 30_000, interval: 10 }).toBeGreaterThan(0);
+    const short = await t.engine.startTransfer({ hostId: 'full', direction: 'download', localPath: join(local, 'small-back.bin'), remotePath: `${remote}/small.bin` });
+    expect((await ended(t, short.id)).state).toBe('done');
+    expect(t.engine.listTransfers().find((x) => x.id === long.id)!.state).toBe('running');
+    proxy.setDelay(0);
+    expect(await ended(t, long.id)).toMatchObject({ state: 'done', resumes: 0 });
+    expect(await sha256File(join(local, 'big-back.bin'))).toBe(await sha256File(big));
+    expect(await sshd.acceptedLogins()).toBe(logins);
+    for (const s of shells) t.engine.closeSession(s.id);
+  });
+});

@@ -428,8 +428,11 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   release(): void {
     this.users = Math.max(0, this.users - 1);
     // Extra connections close once they carry no session (a process monitor alone does not
-    // count), so only the primary idles.
-    for (const extra of this.connections.slice(1)) if (extra.sessionsInUse - extra.monitorChannels === 0) extra.close();
+    // count), so only the primary idles. An SFTP session keeps one while the master is in use:
+    // a transfer may be running on it (transfers hold the master, not their channel).
+    for (const extra of this.connections.slice(1)) {
+      if (extra.sessionsInUse - extra.monitorChannels === 0 && (extra.sftpChannels === 0 || this.users === 0)) extra.close();
+    }
     this.armIdleTimer();
   }
 

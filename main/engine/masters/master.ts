@@ -468,10 +468,11 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
 
   /** Opens a session channel (shell or exec) on this connection: no new authentication. */
   async openSession(request: SessionRequest, options: { useSpare?: boolean; internal?: boolean } = {}): Promise<ClientChannel> {
-    const channel = (options.useSpare !== false ? this.takeSpare() : null) ?? (await this.openChannel());
-    // Counted as Hitch's own from the moment it is ours, not once its requests are answered: a
-    // view taken meanwhile would show it as one of the person's sessions.
-    if (options.internal) this.countAsInternal(channel);
+    // Hitch's own are counted as such from the moment they are taken, not once their requests
+    // are answered: a view taken meanwhile would show them as the person's sessions.
+    const spare = options.useSpare !== false ? this.takeSpare() : null;
+    if (spare && options.internal) this.countAsInternal(spare);
+    const channel = spare ?? (await this.openChannel('session', options.internal));
     try {
       // Pipelined like OpenSSH does: pty and command go out together, answered in order.
       if (request.kind === 'custom') {
@@ -494,7 +495,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   }
 
   /** A session channel with no purpose yet, counted against MaxSessions from the moment it opens. */
-  private openChannel(as: 'session' | 'sftp' = 'session'): Promise<ClientChannel> {
+  private openChannel(as: 'session' | 'sftp' = 'session', internal = false): Promise<ClientChannel> {
     const client = this.requireClient();
     const ticket = this.nextTicket++;
     this.opening.add(ticket);
@@ -509,6 +510,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         settle();
         this.sessionChannels++;
         channel.once('close', () => this.sessionChannels--);
+        if (internal) this.countAsInternal(channel);
         return channel;
       },
       (err: Error & { reason?: number }) => {
@@ -566,6 +568,8 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
 
   /** Channels of this connection Hitch uses itself (the process monitor, listing durable shells), not a person's sessions. */
   monitorChannels = 0;
+  /** Of those, SFTP sessions (files and transfers): in use while the master has users. */
+  sftpChannels = 0;
 
   /** A shell without a pty for the process monitor; it takes a MaxSessions slot like any session. */
   openMonitor(): Promise<ClientChannel> {
@@ -589,8 +593,9 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
    * counts above. Rejects with code `sftp` when the server has no SFTP subsystem.
    */
   async openSftp(): Promise<SFTPWrapper> {
-    const channel = await this.openChannel('sftp');
-    this.countAsInternal(channel);
+    const channel = await this.openChannel('sftp', true);
+    this.sftpChannels++;
+    channel.once('close', () => this.sftpChannels--);
     const sftp = channel as unknown as SFTPWrapper & { _init(): void };
     try {
       await requestSubsystem(channel, 'sftp');
