@@ -168,8 +168,9 @@ async function startDaemon(env: Record<string, string>): Promise<ChildProcess> {
   let stderr = '';
   daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   await new Promise<void>((resolve, reject) => {
-    daemon.stdout!.setEncoding('utf8').once('data', () => resolve()); // its first line: the socket it serves
-    daemon.once('exit', (code) => reject(new Error(`hitch daemon exited with ${code}: ${stderr.trim()}`)));
+    const timer = setTimeout(() => (daemon.kill(), reject(new Error(`hitch daemon did not start within 30 s: ${stderr.trim()}`))), 30_000);
+    daemon.stdout!.setEncoding('utf8').once('data', () => (clearTimeout(timer), resolve())); // its first line: the socket it serves
+    daemon.once('exit', (code) => (clearTimeout(timer), reject(new Error(`hitch daemon exited with ${code}: ${stderr.trim()}`))));
   });
   daemon.stdout!.resume();
   return daemon;
