@@ -35,10 +35,15 @@ export class DownloadTickets {
   }
 
   /** The file a ticket names, once; null for a ticket unknown, used or expired. */
-  take(ticket: string, now = Date.now()): { host: string; path: string } | null {
+  take(ticket: string, now = Date.now()): { host: string; path: string; expires: number } | null {
     const t = this.tickets.get(ticket);
     this.tickets.delete(ticket);
-    return t && t.expires > now ? { host: t.host, path: t.path } : null;
+    return t && t.expires > now ? t : null;
+  }
+
+  /** A ticket whose download failed before its first byte is good again, until it would have lapsed: the browser may retry it. */
+  giveBack(ticket: string, file: { host: string; path: string; expires: number }): void {
+    this.tickets.set(ticket, file);
   }
 }
 
@@ -161,9 +166,11 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
   const byTicket = !upload && !issuing && url.searchParams.has('ticket');
   if (byTicket) {
     const parsed = ticketQuery.safeParse(query);
-    const file = parsed.success ? ctx.tickets.take(parsed.data.ticket) : null;
+    const ticket = parsed.success ? parsed.data.ticket : '';
+    const file = parsed.success ? ctx.tickets.take(ticket) : null;
     if (!file) return refuse(401, 'forbidden', 'This download link is used or expired: start the download again from the page.', 'ticket');
-    return sendDownload(res, file.host, file.path, ctx);
+    if (!(await sendDownload(res, file.host, file.path, ctx))) ctx.tickets.giveBack(ticket, file);
+    return;
   }
   const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1] ?? null;
   if (!ctx.tokenOk(bearer ?? url.searchParams.get('token'))) {
@@ -257,20 +264,24 @@ export async function serveFileRoute(req: IncomingMessage, res: ServerResponse, 
   }
 
   const { host, path } = parsed.data as z.infer<typeof downloadQuery>;
-  return sendDownload(res, host, path, ctx);
+  await sendDownload(res, host, path, ctx);
 }
 
-/** Streams `path` on `host` out as an attachment. */
-async function sendDownload(res: ServerResponse, host: string, path: string, ctx: FileRouteContext): Promise<void> {
+/** Streams `path` on `host` out as an attachment; false when it failed before its first byte. */
+async function sendDownload(res: ServerResponse, host: string, path: string, ctx: FileRouteContext): Promise<boolean> {
   const files = ctx.files();
-  if (!files) return sendError(res, { code: 'internal', message: 'This web host was started without file transfers: use the desktop app or `hitch cp`.' }, 501);
+  if (!files) {
+    sendError(res, { code: 'internal', message: 'This web host was started without file transfers: use the desktop app or `hitch cp`.' }, 501);
+    return false;
+  }
   let download: Awaited<ReturnType<FileStreams['downloadToStream']>>;
   try {
     download = await files.downloadToStream({ hostId: host, remotePath: path });
   } catch (err) {
     const error = toHitchError(err);
     if (error.code === 'internal') ctx.log.error('download failed', { error: error.message });
-    return sendError(res, error);
+    sendError(res, error);
+    return false;
   }
   res.writeHead(200, {
     'content-type': 'application/octet-stream',
@@ -294,4 +305,5 @@ async function sendDownload(res: ServerResponse, host: string, path: string, ctx
       // ended already
     }
   }
+  return true;
 }

@@ -230,6 +230,9 @@ describe('web host file routes: through a real master', () => {
     // A ticket names its file: no other path rides on it.
     const other = JSON.parse((await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}`, { headers: auth() })).body.toString()) as { ticket: string };
     expect((await send(host.port, 'GET', `/files/download?ticket=${other.ticket}&path=/etc/passwd`)).status).toBe(401);
+    // A download that fails before its first byte leaves its ticket good: the browser may retry it.
+    const nope = JSON.parse((await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(`${remote}/nope`)}`, { headers: auth() })).body.toString()) as { ticket: string };
+    for (let i = 0; i < 2; i++) expect((await send(host.port, 'GET', `/files/download?ticket=${nope.ticket}`)).status).toBe(404);
     // Asking for one needs the token, in the header.
     expect((await send(host.port, 'POST', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}`)).status).toBe(401);
     expect((await send(host.port, 'GET', `/files/ticket?host=filehost&path=${encodeURIComponent(path)}&token=${host.token}`)).status).toBe(405);
