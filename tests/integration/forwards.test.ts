@@ -346,7 +346,13 @@ describe('saved forwards', () => {
   });
 
   it('come back when a new engine on the same data directory connects', async () => {
+    // One asked for any port: the file keeps the port it got, and the new engine asks for it again.
+    const any = await t.engine.openForward({ hostId: 'web1', kind: 'remote', listenPort: 0, connectHost: '127.0.0.1', connectPort: replyPort, save: true });
+    await expect
+      .poll(async () => (JSON.parse(await readFile(join(t.dir, 'forwards.json'), 'utf8')).hosts.web1 as { listenPort: number; lastPort?: number }[]).find((f) => f.listenPort === 0)?.lastPort)
+      .toBe(any.boundPort);
     const before = await t.engine.listForwards();
+    expect(before).toHaveLength(3);
     await t.engine.shutdown();
     const engine = new Engine({
       sshConfigPath: t.configPath,
@@ -367,13 +373,16 @@ describe('saved forwards', () => {
       const listed = await engine.listForwards();
       expect(listed.map((f) => [f.kind, f.listenPort, f.state, f.saved])).toEqual(before.map((f) => [f.kind, f.listenPort, 'waiting', true]));
       await engine.connect('web1');
-      await expect.poll(async () => (await engine.listForwards()).map((f) => f.state)).toEqual(['active', 'active']);
+      await expect.poll(async () => (await engine.listForwards()).map((f) => f.state)).toEqual(['active', 'active', 'active']);
       expect(await httpGet(before[0]!.listenPort, '/new-engine')).toBe('hello from the remote side /new-engine');
       expect(await readAll(before[1]!.listenPort)).toBe('from this computer\n');
+      expect((await engine.listForwards())[2]!.boundPort).toBe(any.boundPort);
+      expect(await readAll(any.boundPort!)).toBe('from this computer\n');
       // Unsaved, then cancelled: forgotten in the file too.
-      const [l, r] = await engine.listForwards();
+      const [l, r, a] = await engine.listForwards();
       await engine.saveForward(l!.id, false);
       await engine.cancelForward(r!.id);
+      await engine.cancelForward(a!.id);
       expect(JSON.parse(await readFile(join(t.dir, 'forwards.json'), 'utf8')).hosts).toEqual({});
     } finally {
       await engine.shutdown();

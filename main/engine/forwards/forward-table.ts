@@ -236,7 +236,7 @@ export class ForwardTable {
    * A saved forward of `hostId`: listed as waiting until the master is ready, then set up. A
    * failure shows on the forward (`failed`, with the error) and is tried again next connect.
    */
-  restore(request: ForwardRequest, hostId: string): Forward {
+  restore(request: ForwardRequest, hostId: string, lastPort: number | null = null): Forward {
     const existing = this.find(request, hostId);
     if (existing) {
       existing.saved = true;
@@ -245,6 +245,7 @@ export class ForwardTable {
     }
     const forward = new Forward(this.hooks.nextId(), hostId, this.master.id, 'hitch', request);
     forward.saved = true;
+    forward.lastPort = lastPort;
     this.add(forward);
     if (this.routed) void this.setUp(forward);
     return forward;

@@ -61,7 +61,7 @@ export class PortForwards {
     }
     if (!this.restored.has(hostId)) {
       this.restored.add(hostId);
-      for (const request of this.saved.of(hostId)) table.restore(request, hostId);
+      for (const { lastPort, ...request } of this.saved.of(hostId)) table.restore(request, hostId, lastPort ?? null);
     }
     return table;
   }
@@ -124,6 +124,9 @@ export class PortForwards {
   // -- events ------------------------------------------------------------------------------
 
   private changed(forward: Forward): void {
+    if (forward.saved && forward.request.listenPort === 0 && forward.boundPort !== null) {
+      void this.saved.rememberPort(forward.hostId, forward.request, forward.boundPort).catch(() => undefined); // a failed save is logged there
+    }
     const timer = this.counterTimers.get(forward.id);
     if (timer) clearTimeout(timer);
     this.counterTimers.delete(forward.id);

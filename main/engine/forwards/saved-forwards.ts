@@ -18,6 +18,8 @@ export const savedForwardSchema = z
     listenPort: port,
     connectHost: netHost.nullable(),
     connectPort: z.number().int().min(1).max(65535).nullable(),
+    /** For a forward asked for any port (0): the one it last had, asked for again after a restart. */
+    lastPort: z.number().int().min(1).max(65535).optional(),
   })
   .strict()
   // As forwards.open asks: a target for local and remote ones, none for a dynamic one.
@@ -80,6 +82,15 @@ export class SavedForwards {
   async add(hostId: string, forward: SavedForward): Promise<void> {
     if (this.has(hostId, forward)) return;
     this.hosts.set(hostId, [...(this.hosts.get(hostId) ?? []), savedForwardSchema.parse(forward)]);
+    await this.write();
+  }
+
+  /** Keeps the port a forward asked for any port (0) was given, so that a restart asks for it again. */
+  async rememberPort(hostId: string, forward: SavedForward, port: number): Promise<void> {
+    const list = this.hosts.get(hostId) ?? [];
+    const at = list.findIndex((f) => sameForward(f, forward));
+    if (at < 0 || forward.listenPort !== 0 || list[at]!.lastPort === port) return;
+    this.hosts.set(hostId, list.map((f, i) => (i === at ? { ...f, lastPort: port } : f)));
     await this.write();
   }
 
