@@ -166,11 +166,12 @@ export async function cpCommand(ctx: Context, args: string[], opts: CpOptions): 
       for (const dir of ['', ...tree.dirs]) await makeRemoteDir(posix.join(root, dir));
       for (const file of tree.files) jobs.push({ localPath: join(path, file), remotePath: posix.join(root, file), exact: true });
     } else {
-      const listed = opts.recursive ? await remoteDir(src.path) : null;
+      const listed = await remoteDir(src.path);
       if (!listed) {
         jobs.push({ localPath: resolve(dst.path), remotePath: src.path });
         continue;
       }
+      if (!opts.recursive) throw new CliError(`${host}:${src.path} is a directory: use -r to copy it with everything in it.`);
       // Named as asked (a symlink's name, not its target's), as scp does.
       const asked = posix.basename(src.path.replace(/\/+$/, ''));
       const name = asked === '' || asked === '.' || asked === '..' ? posix.basename(listed.path) || 'root' : asked;

@@ -148,6 +148,16 @@ describe('hitch cp', () => {
     const plain = await hitch(['cp', tree, `box:${remoteDir}`]);
     expect(plain.status).toBe(1);
     expect(plain.stderr).toMatch(/^hitch: .*tree is a directory: use -r/);
+    // Down too, before anything is copied.
+    await writeFile(join(home, 'loose.txt'), 'loose');
+    const plainDown = await hitch(['cp', `box:${remoteDir}/loose.txt`, `box:${remoteDir}`, join(dir, 'nothing-yet')]);
+    expect(plainDown.status).toBe(1);
+    expect(plainDown.stderr).toMatch(/nothing-yet is not a directory: copying several files needs one/);
+    await mkdir(join(dir, 'nothing-yet'));
+    const plainDown2 = await hitch(['cp', `box:${remoteDir}/loose.txt`, `box:${remoteDir}`, join(dir, 'nothing-yet')]);
+    expect(plainDown2.status).toBe(1);
+    expect(plainDown2.stderr).toMatch(/is a directory: use -r/);
+    expect(await readdir(join(dir, 'nothing-yet'))).toEqual([]);
 
     // Into a directory that is there: under its own name.
     const up = await hitch(['cp', '--json', '-r', tree, `box:${remoteDir}`]);
@@ -177,9 +187,9 @@ describe('hitch cp', () => {
     // gone into. (`into` is there already: the copy goes inside it, as tree/.)
     const into = join(dir, 'tree-into');
     await mkdir(join(into, 'tree', 'a.txt'), { recursive: true });
-    const intoDir = await hitch(['cp', '-r', '--force', `box:${remoteDir}/tree`, into]);
+    const intoDir = await hitch(['cp', '-r', `box:${remoteDir}/tree`, into]);
     expect(intoDir.status, intoDir.stderr).toBe(1);
-    expect(intoDir.stderr).toMatch(/a\.txt is a directory on this computer: not replaced by a file/);
+    expect(intoDir.stderr).toMatch(/a\.txt is a directory on this computer: not replaced by a file\.\n$/); // no --force would help
     expect(await readdir(join(into, 'tree', 'a.txt'))).toEqual([]);
     await rm(join(into, 'tree', 'a.txt'), { recursive: true });
     await mkdir(join(into, 'tree', 'sub'), { recursive: true }); // made by the copy above

@@ -329,7 +329,8 @@ describe('transfers on an extra connection', () => {
     // Two sessions per connection: two shells fill the first, and SFTP goes on a second.
     sshd = await startSshd({ maxSessions: 2 });
     proxy = await startProxy({ targetPort: sshd.port });
-    t = await testEngine(await behindProxy(sshd, proxy, 'full'), { processTrees: false });
+    // An idle SFTP session's extra connection closes 1 s after the last transfer (10 s in the app).
+    t = await testEngine(await behindProxy(sshd, proxy, 'full'), { processTrees: false, timing: { sftpIdleMs: 1000 } });
     local = await mkdtemp(join(tmpdir(), 'hitch-files-extra-'));
   });
   afterAll(async () => {
@@ -365,6 +366,12 @@ describe('transfers on an extra connection', () => {
     expect(await ended(t, long.id)).toMatchObject({ state: 'done', resumes: 0 });
     expect(await sha256File(join(local, 'big-back.bin'))).toBe(await sha256File(big));
     expect(await sshd.acceptedLogins()).toBe(logins);
+
+    // No transfer left: the extra connection goes a while after, once nothing else is on it,
+    // though the master is still held (here by a forward), and the idle SFTP session with it.
+    const held = await t.engine.openForward({ hostId: 'full', kind: 'dynamic', listenPort: 0 });
     for (const s of shells) t.engine.closeSession(s.id);
+    await expect.poll(async () => (await t.engine.snapshot()).masters.find((m) => m.id.endsWith(`:${proxy.port}`))?.connections, { timeout: 10_000 }).toBe(1);
+    await t.engine.cancelForward(held.id);
   });
 });

@@ -187,7 +187,7 @@ class Transfer {
   /** Runs to the end: done, failed or cancelled; waits out reconnects on the way. */
   async run(): Promise<void> {
     const { master } = this.plan;
-    master.retain(); // no idle close under a transfer
+    master.transferStarted(); // no idle close under a transfer, nor of the connection its SFTP session is on
     let fruitless = 0;
     let interrupted = false;
     try {
@@ -228,7 +228,7 @@ class Transfer {
     } finally {
       await this.file?.close().catch(() => undefined);
       this.file = null;
-      master.release();
+      master.transferEnded();
     }
   }
 
@@ -531,8 +531,8 @@ export class TransferQueue {
     let path = r.localPath;
     if (r.exact) {
       const there = await lstat(path).catch(() => null);
-      if (there?.isDirectory()) throw new HitchError('exists', `${path} is a directory on this computer: not replaced by a file.`);
-      if (there?.isSymbolicLink()) throw new HitchError('exists', `${path} is a symlink on this computer: not followed, and not replaced.`);
+      if (there?.isDirectory()) throw new HitchError('bad-request', `${path} is a directory on this computer: not replaced by a file.`);
+      if (there?.isSymbolicLink()) throw new HitchError('bad-request', `${path} is a symlink on this computer: not followed, and not replaced.`);
     }
     let existing = await localStatOrNull(path);
     if (existing?.isDirectory() && !r.exact) {
@@ -589,8 +589,8 @@ export class TransferQueue {
     let target: string;
     if (r.exact) {
       const there = await sftp.lstat(r.remotePath).catch(() => null);
-      if (there?.isDirectory()) throw new HitchError('exists', `${r.remotePath} is a directory on ${r.hostId}: not replaced by a file.`);
-      if (there?.isSymbolicLink()) throw new HitchError('exists', `${r.remotePath} is a symlink on ${r.hostId}: not followed, and not replaced.`);
+      if (there?.isDirectory()) throw new HitchError('bad-request', `${r.remotePath} is a directory on ${r.hostId}: not replaced by a file.`);
+      if (there?.isSymbolicLink()) throw new HitchError('bad-request', `${r.remotePath} is a symlink on ${r.hostId}: not followed, and not replaced.`);
     }
     const asked = r.exact ? null : await sftp.statOrNull(r.remotePath);
     if (asked?.isDirectory()) target = joinRemote(await sftp.realpath(r.remotePath), baseName(r.localPath));

@@ -363,9 +363,10 @@ export class ForwardTable {
       } else if (!forward.server) {
         const server = await this.withPortTaken(forward, (port) => listen(forward.request.bindAddress, port, (sock) => this.accepted(forward, sock), this.hooks.log), {
           taken: (err) => err instanceof HitchError && err.code === 'port-in-use',
-          current: () => !forward.removed,
+          current: () => !forward.removed && this.routed === connection,
         });
-        if (forward.removed) {
+        // Gone, or the master closed or moved meanwhile: the set-up on its next connection binds.
+        if (forward.removed || this.routed !== connection) {
           server.close();
           return;
         }

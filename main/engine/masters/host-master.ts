@@ -409,6 +409,24 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.clearIdleTimer();
   }
 
+  /** Transfers running: an extra connection carrying the SFTP session stays while there are any. */
+  private transfers = 0;
+
+  private sftpIdleTimer: NodeJS.Timeout | null = null;
+
+  /** A transfer holds the master, and the SFTP session wherever it is, until transferEnded. */
+  transferStarted(): void {
+    if (this.sftpIdleTimer) clearTimeout(this.sftpIdleTimer);
+    this.sftpIdleTimer = null;
+    this.transfers++;
+    this.retain();
+  }
+
+  transferEnded(): void {
+    this.transfers = Math.max(0, this.transfers - 1);
+    this.release();
+  }
+
   /** A session on this master opened: it holds the master, and the UI's count changes. */
   sessionOpened(): void {
     this.retain();
@@ -428,12 +446,25 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   release(): void {
     this.users = Math.max(0, this.users - 1);
     // Extra connections close once they carry no session (a process monitor alone does not
-    // count), so only the primary idles. An SFTP session keeps one while the master is in use:
-    // a transfer may be running on it (transfers hold the master, not their channel).
+    // count), so only the primary idles. An SFTP session keeps one while transfers run (they
+    // hold the master, not their channel), and a while after (timing.sftpIdleMs): the next
+    // file of a copy would otherwise cost a login.
     for (const extra of this.connections.slice(1)) {
-      if (extra.sessionsInUse - extra.monitorChannels === 0 && (extra.sftpChannels === 0 || this.users === 0)) extra.close();
+      if (extra.sessionsInUse - extra.monitorChannels !== 0) continue;
+      if (extra.sftpChannels === 0 || this.users === 0) extra.close();
+      else if (this.transfers === 0) this.armSftpIdleTimer();
     }
     this.armIdleTimer();
+  }
+
+  private armSftpIdleTimer(): void {
+    if (this.sftpIdleTimer) return;
+    this.sftpIdleTimer = setTimeout(() => {
+      this.sftpIdleTimer = null;
+      if (this.transfers > 0) return;
+      for (const extra of this.connections.slice(1)) if (extra.sessionsInUse - extra.monitorChannels === 0) extra.close();
+    }, this.opts.timing.sftpIdleMs);
+    this.sftpIdleTimer.unref();
   }
 
   private armIdleTimer(): void {

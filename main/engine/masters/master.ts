@@ -17,9 +17,11 @@ export interface Timing {
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
   keepaliveCountMax: number;
+  /** An extra connection left with only an SFTP session and no transfer closes after this long. */
+  sftpIdleMs: number;
 }
 
-export const DEFAULT_TIMING: Timing = { connectTimeoutMs: 20_000, keepaliveIntervalMs: 15_000, keepaliveCountMax: 3 };
+export const DEFAULT_TIMING: Timing = { connectTimeoutMs: 20_000, keepaliveIntervalMs: 15_000, keepaliveCountMax: 3, sftpIdleMs: 10_000 };
 
 export interface ConnectionOptions extends AuthDeps {
   masterId: string;
