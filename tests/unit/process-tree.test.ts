@@ -14,6 +14,7 @@ import {
   parseElapsed,
   parsePs,
   remember,
+  rootCandidates,
   type PsRow,
   type TreeInput,
 } from '../../main/engine/processes/process-tree';
@@ -451,5 +452,25 @@ describe('what changed between two snapshots', () => {
       expect(diffTrees(keyed([base]), [{ ...base, ...change }]).upserted, JSON.stringify(change)).toHaveLength(1);
     }
     expect(diffTrees(keyed([base]), [{ ...base }])).toEqual({ upserted: [], removed: [] });
+  });
+});
+
+describe("which children of sshd may be a session's first process", () => {
+  const ps = (pid: number, ppid: number, elapsedSeconds: number, command: string): PsRow => ({ pid, ppid, pgid: pid, user: 'u', state: 'S', cpu: 0, rssKb: 1, elapsedSeconds, command });
+  const sshd = 100;
+  const rows = [
+    ps(101, sshd, 9, 'sh'), // the process monitor
+    ps(102, sshd, 8, '-bash'), // a shell, already its session's
+    ps(103, sshd, 3, "bash -c tmux -L hitch list-panes -a -F '#{session_name} #{pane_id} #{pane_pid}' 2>/dev/null || true"),
+    ps(104, 103, 3, "tmux -L hitch list-panes -a -F '#{session_name} #{pane_id} #{pane_pid}'"),
+    ps(105, sshd, 2, 'tmux -L hitch -f /dev/null -C new-session -d -s hitch-0123456789abcdef'),
+    ps(106, sshd, 1, 'sleep 613'),
+    ps(107, sshd, 1, 'tmux -L hitchy ls'), // not Hitch's socket
+    ps(108, 106, 1, 'cat'),
+  ];
+
+  it("are new, not the monitor's or a session's already, and not Hitch's own tmux commands, oldest first", () => {
+    // A listing of durable shells running while `sleep 613` opens must not take its place.
+    expect(rootCandidates(rows, sshd, 101, new Set([102])).map((r) => r.pid)).toEqual([106, 107]);
   });
 });

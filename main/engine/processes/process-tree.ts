@@ -1,6 +1,7 @@
 // Reading `ps` output into processes, and deciding which of them belong to which session.
 // Pure functions: the remote side only ever runs the fixed command in PS_COMMAND.
 import type { ProcessView } from '../../../preload/api';
+import { TMUX_SOCKET_NAME } from '../sessions/tmux-control';
 
 /**
  * One `ps` invocation both procps (Linux) and BSD/macOS understand: every process, fixed
@@ -58,6 +59,26 @@ export function parsePs(output: string): { rows: PsRow[]; skipped: number } {
     });
   }
   return { rows, skipped };
+}
+
+/**
+ * Hitch's own commands on the host's tmux (listing durable shells, ending one, a shell's tmux
+ * client before it is known as such): children of sshd like a session's first process, but
+ * never one. Matched on the command line sshd's shell runs (`tmux -L hitch …`, directly or
+ * under `sh -c`).
+ */
+const OWN_TMUX = new RegExp(`(^|\\s)tmux -L ${TMUX_SOCKET_NAME}\\s`);
+
+/**
+ * The children of sshd that may be the first process of a session waiting for one, oldest
+ * first: sshd forks each session's process when it accepts the request, in request order.
+ * Not the process monitor, not a process already some session's root, not Hitch's own tmux
+ * commands (a listing running while a session opens would otherwise take its place).
+ */
+export function rootCandidates(rows: readonly PsRow[], sshdPid: number, monitorPid: number, taken: ReadonlySet<number>): PsRow[] {
+  return rows
+    .filter((r) => r.ppid === sshdPid && r.pid !== monitorPid && !taken.has(r.pid) && !OWN_TMUX.test(r.command))
+    .sort((a, b) => b.elapsedSeconds - a.elapsedSeconds || a.pid - b.pid);
 }
 
 /** Every pid below `root` (not `root` itself), parents before children. */

@@ -9,7 +9,7 @@ import type { HostMaster } from '../masters/host-master';
 import type { Logger } from '../log';
 import type { MasterConnection } from '../masters/master';
 import { ProcessMonitor } from './monitor';
-import { buildTree, descendants, diffTrees, remember } from './process-tree';
+import { buildTree, descendants, diffTrees, remember, rootCandidates } from './process-tree';
 import type { DurableShell } from '../sessions/durable-shell';
 import type { Session } from '../sessions/session';
 
@@ -169,13 +169,9 @@ export class ProcessTrees {
       }
       const { at } = snapshot;
       const rows = t.carriers.size === 0 ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid));
-      // New children of sshd belong to the sessions waiting for a root, in opening order:
-      // sshd forks each session's process when it accepts the request, in request order.
+      // New children of sshd belong to the sessions waiting for a root, in opening order.
       t.pending = t.pending.filter((s) => s.state === 'open');
-      const taken = new Set(t.roots.values());
-      const fresh = rows
-        .filter((r) => r.ppid === monitor.sshdPid && r.pid !== monitor.monitorPid && !taken.has(r.pid))
-        .sort((a, b) => b.elapsedSeconds - a.elapsedSeconds || a.pid - b.pid);
+      const fresh = rootCandidates(rows, monitor.sshdPid, monitor.monitorPid, new Set(t.roots.values()));
       while (t.pending.length > 0 && fresh.length > 0) {
         const session = t.pending.shift()!;
         session.rootPid = fresh.shift()!.pid;
