@@ -153,28 +153,46 @@ describe('files over the master', () => {
   });
 });
 
+/** A real sshd behind a link the test can slow or cut (tcp-proxy), an engine, and a local folder. */
+interface Rig {
+  sshd: Sshd;
+  proxy: TcpProxy;
+  t: TestEngine;
+  local: string;
+}
+
+async function startRig(opts: { sshd?: Parameters<typeof startSshd>[0]; config(sshd: Sshd, proxy: TcpProxy): Promise<string>; engine?: Parameters<typeof testEngine>[1] }): Promise<Rig> {
+  const sshd = await startSshd(opts.sshd);
+  const proxy = await startProxy({ targetPort: sshd.port });
+  const t = await testEngine(await opts.config(sshd, proxy), opts.engine);
+  return { sshd, proxy, t, local: await mkdtemp(join(tmpdir(), 'hitch-files-')) };
+}
+
+/** Takes a rig down, the link made whole first; `remote`, this run's folder on the host, is deleted through `hostId`. */
+async function stopRig(rig: Rig | undefined, hostId: string, remote: string | undefined): Promise<void> {
+  if (!rig) return;
+  rig.proxy.blackhole(false);
+  rig.proxy.setDelay(0);
+  if (remote) await rig.t.engine.deleteFile(hostId, remote).catch(() => undefined);
+  await rig.t.close();
+  await rig.proxy.close();
+  await rig.sshd.stop();
+  await rm(rig.local, { recursive: true, force: true });
+}
+
 describe('a transfer cut off by the network', () => {
-  let sshd: Sshd;
+  let rig: Rig | undefined;
   let proxy: TcpProxy;
   let t: TestEngine;
   let local: string;
   let remote: string;
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    proxy = await startProxy({ targetPort: sshd.port });
-    t = await testEngine(await behindProxy(sshd, proxy, 'cuthost'));
-    local = await mkdtemp(join(tmpdir(), 'hitch-files-cut-'));
+    rig = await startRig({ config: (sshd, link) => behindProxy(sshd, link, 'cuthost') });
+    ({ proxy, t, local } = rig);
     remote = (await t.engine.makeDirectory('cuthost', `hitch-cut-${randomBytes(6).toString('hex')}`)).path;
   });
-  afterAll(async () => {
-    proxy?.setDelay(0);
-    if (remote) await t?.engine.deleteFile('cuthost', remote).catch(() => undefined);
-    await t?.close();
-    await proxy?.close();
-    await sshd?.stop();
-    if (local) await rm(local, { recursive: true, force: true });
-  });
+  afterAll(() => stopRig(rig, 'cuthost', remote));
 
   it("resumes from the destination itself in place: a cancel keeps the person's file, and a larger one is refused", async () => {
     const data = randomBytes(24 * 1024 * 1024);
@@ -261,29 +279,19 @@ describe('a transfer cut off by the network', () => {
 });
 
 describe('transfers of two hosts', () => {
-  let sshd: Sshd;
+  let rig: Rig | undefined;
   let proxy: TcpProxy;
   let t: TestEngine;
   let local: string;
   let remote: string;
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    proxy = await startProxy({ targetPort: sshd.port });
     // One server reached two ways: `down` through a link that fails, `up` directly.
-    t = await testEngine((await behindProxy(sshd, proxy, 'down')) + sshd.clientConfig('up'));
-    local = await mkdtemp(join(tmpdir(), 'hitch-files-two-'));
+    rig = await startRig({ config: async (sshd, link) => (await behindProxy(sshd, link, 'down')) + sshd.clientConfig('up') });
+    ({ proxy, t, local } = rig);
     remote = (await t.engine.makeDirectory('up', `hitch-two-${randomBytes(6).toString('hex')}`)).path;
   });
-  afterAll(async () => {
-    proxy?.blackhole(false);
-    proxy?.setDelay(0);
-    if (remote) await t?.engine.deleteFile('up', remote).catch(() => undefined);
-    await t?.close();
-    await proxy?.close();
-    await sshd?.stop();
-    if (local) await rm(local, { recursive: true, force: true });
-  });
+  afterAll(() => stopRig(rig, 'up', remote));
 
   it("go on for one host while another's transfers wait for their master to come back", async () => {
     const source = join(local, 'source.bin');
@@ -319,28 +327,24 @@ describe('transfers of two hosts', () => {
 });
 
 describe('transfers on an extra connection', () => {
+  let rig: Rig | undefined;
   let sshd: Sshd;
   let proxy: TcpProxy;
   let t: TestEngine;
   let local: string;
-  let remote: string;
+  let remote: string | undefined;
 
   beforeAll(async () => {
-    // Two sessions per connection: two shells fill the first, and SFTP goes on a second.
-    sshd = await startSshd({ maxSessions: 2 });
-    proxy = await startProxy({ targetPort: sshd.port });
-    // An idle SFTP session's extra connection closes 1 s after the last transfer (10 s in the app).
-    t = await testEngine(await behindProxy(sshd, proxy, 'full'), { processTrees: false, timing: { sftpIdleMs: 1000 } });
-    local = await mkdtemp(join(tmpdir(), 'hitch-files-extra-'));
+    rig = await startRig({
+      // Two sessions per connection: two shells fill the first, and SFTP goes on a second.
+      sshd: { maxSessions: 2 },
+      config: (server, link) => behindProxy(server, link, 'full'),
+      // An idle SFTP session's extra connection closes 1 s after the last transfer (10 s in the app).
+      engine: { processTrees: false, timing: { sftpIdleMs: 1000 } },
+    });
+    ({ sshd, proxy, t, local } = rig);
   });
-  afterAll(async () => {
-    proxy?.setDelay(0);
-    if (remote) await t?.engine.deleteFile('full', remote).catch(() => undefined);
-    await t?.close();
-    await proxy?.close();
-    await sshd?.stop();
-    if (local) await rm(local, { recursive: true, force: true });
-  });
+  afterAll(() => stopRig(rig, 'full', remote));
 
   it('keep their connection when another transfer on it ends', async () => {
     const shells = [await t.engine.openSession('full', { kind: 'shell', cols: 80, rows: 24 }), await t.engine.openSession('full', { kind: 'shell', cols: 80, rows: 24 })];
