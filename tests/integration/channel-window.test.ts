@@ -1,22 +1,17 @@
 // A channel's receive window widened beyond ssh2's 2 MiB (widenWindow, used for SFTP
 // sessions), against a real sshd: the server may then send that much before Hitch reads any
 // of it, and every byte still arrives once reading resumes.
-import { readFileSync } from 'node:fs';
-import { Client, type ClientChannel } from 'ssh2';
+import type { ClientChannel } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { widenWindow } from '../../main/engine/masters/ssh2-channels';
-import { startSshd, type Sshd } from '../fixtures/sshd';
+import { ssh2Client, startSshd, type Sshd } from '../fixtures/sshd';
 
 const MiB = 1048576;
 const TOTAL = 16 * MiB;
 
 /** Runs `head -c TOTAL` with reading paused; resolves with what arrived unread, then all of it. */
 async function sentWhilePaused(sshd: Sshd, window: number | null): Promise<{ unread: number; total: number }> {
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve).once('error', reject);
-    client.connect({ host: sshd.address, port: sshd.port, username: sshd.user, privateKey: readFileSync(sshd.clientKey) });
-  });
+  const client = await ssh2Client(sshd);
   try {
     const channel = await new Promise<ClientChannel>((resolve, reject) => client.exec(`head -c ${TOTAL} /dev/zero`, (err, c) => (err ? reject(err) : resolve(c))));
     if (window) widenWindow(channel, window);

@@ -3,20 +3,15 @@
 // the request's size, wherever the SSH packets split a reply, and with other requests' answers
 // (stat, readdir, a refusal) arriving between the replies.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+import type { Client, ClientChannel, SFTPWrapper } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyDataRepliesDirectly } from '../../main/engine/files/sftp-data-replies';
 import { widenWindow } from '../../main/engine/masters/ssh2-channels';
-import { startSshd, type Sshd } from '../fixtures/sshd';
+import { ssh2Client, startSshd, type Sshd } from '../fixtures/sshd';
 
 /** Opens an SFTP session on sshd as its test user, the direct path in front when `direct`. */
 async function openSftp(sshd: Sshd, direct: boolean, window?: number): Promise<{ client: Client; sftp: SFTPWrapper }> {
-  const client = new Client();
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve).once('error', reject);
-    client.connect({ host: sshd.address, port: sshd.port, username: sshd.user, privateKey: readFileSync(sshd.clientKey) });
-  });
+  const client = await ssh2Client(sshd);
   const sftp = await new Promise<SFTPWrapper>((resolve, reject) => client.sftp((err, s) => (err ? reject(err) : resolve(s))));
   if (direct) expect(copyDataRepliesDirectly(sftp)).toBe(true);
   if (window) widenWindow(sftp as unknown as ClientChannel, window); // after, as the engine does

@@ -25,6 +25,11 @@ export interface HostMasterOptions extends AuthDeps {
   spareChannel: boolean;
 }
 
+/** A connection with none of the person's sessions on it: only Hitch's own channels, if any. */
+function carriesNoSession(connection: MasterConnection): boolean {
+  return connection.sessionsInUse - connection.monitorChannels === 0;
+}
+
 /** Errors of a jump host, already named as such for the hosts behind it. */
 const jumpFailures = new WeakSet<HitchError>();
 
@@ -450,7 +455,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     // hold the master, not their channel), and a while after (timing.sftpIdleMs): the next
     // file of a copy would otherwise cost a login.
     for (const extra of this.connections.slice(1)) {
-      if (extra.sessionsInUse - extra.monitorChannels !== 0) continue;
+      if (!carriesNoSession(extra)) continue;
       if (extra.sftpChannels === 0 || this.users === 0) extra.close();
       else if (this.transfers === 0) this.armSftpIdleTimer();
     }
@@ -462,7 +467,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
     this.sftpIdleTimer = setTimeout(() => {
       this.sftpIdleTimer = null;
       if (this.transfers > 0) return;
-      for (const extra of this.connections.slice(1)) if (extra.sessionsInUse - extra.monitorChannels === 0) extra.close();
+      for (const extra of this.connections.slice(1)) if (carriesNoSession(extra)) extra.close();
     }, this.opts.timing.sftpIdleMs);
     this.sftpIdleTimer.unref();
   }

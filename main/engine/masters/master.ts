@@ -570,7 +570,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
 
   /** Channels of this connection Hitch uses itself (the process monitor, listing durable shells), not a person's sessions. */
   monitorChannels = 0;
-  /** Of those, SFTP sessions (files and transfers): in use while the master has users. */
+  /** Of those, SFTP sessions (files and transfers): their connection stays while transfers run (HostMaster.release). */
   sftpChannels = 0;
 
   /** A shell without a pty for the process monitor; it takes a MaxSessions slot like any session. */
