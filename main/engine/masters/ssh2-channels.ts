@@ -120,6 +120,33 @@ export function requestSignal(channel: ClientChannel, name: string): void {
   if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name);
 }
 
+/** SSH_MSG_IGNORE (RFC 4253): a packet the receiver discards. */
+const IGNORE = 2;
+
+/**
+ * Answers each SSH_MSG_DEBUG from the server with an SSH_MSG_IGNORE, so that the server's next
+ * reply does not wait ~40 ms.
+ *
+ * Right after a public-key login, sshd sends its notes on the key's options as DEBUG messages,
+ * in a small TCP segment of their own that asks for no answer. sshd leaves Nagle's algorithm on
+ * (it sets TCP_NODELAY for pty sessions only), so its reply to the first channel open waits for
+ * that segment's ACK, and Linux delays the ACK of a segment it has nothing to send back for by
+ * 40 ms. The first session on every new connection paid that wait: a fresh prompt, a reconnect's
+ * durable shells. A packet sent back at once carries the ACK with it. ssh2 itself only logs DEBUG
+ * messages, with its `debug` option (unused here); their text is not used.
+ */
+export function answerServerDebug(client: Client): void {
+  const protocol = (client as unknown as { _protocol: PacketWriting & { _handlers: { DEBUG?: () => void } } })._protocol;
+  protocol._handlers.DEBUG = () => {
+    const writer = protocol._packetRW.write;
+    const p = writer.allocStart;
+    const packet = writer.alloc(1 + 4);
+    packet[p] = IGNORE;
+    packet.writeUInt32BE(0, p + 1); // no data
+    sendPacket(protocol, writer.finalize(packet));
+  };
+}
+
 /** SSH_MSG_CHANNEL_REQUEST (RFC 4254). */
 const CHANNEL_REQUEST = 98;
 const EOW = 'eow@openssh.com';
