@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { connect as tcpConnect, Socket } from 'node:net';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
-import { answerServerDebug, openBareSession, ping, requestExec, requestPty, requestShell, requestSubsystem } from './ssh2-channels';
+import { answerServerDebug, openBareSession, ping, requestExec, requestPty, requestShell, requestSubsystem, signKeysAtOnce } from './ssh2-channels';
 import { AuthOutcome, createAuthHandler, type AuthDeps } from './auth';
 import { coalesceWrites } from './coalesce-writes';
 import { HitchError, toHitchError, type ErrorCode } from '../errors';
@@ -214,6 +214,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         ) as never,
       });
       answerServerDebug(client);
+      signKeysAtOnce(client);
     });
   }
 

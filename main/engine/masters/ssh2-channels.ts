@@ -147,6 +147,50 @@ export function answerServerDebug(client: Client): void {
   };
 }
 
+interface SigningKey {
+  isPrivateKey(): boolean;
+  sign(data: Buffer, hash?: string): Buffer | Error;
+}
+
+type SignCallback = (data: Buffer, send: (signature: Buffer) => void) => void;
+
+interface AuthInternals {
+  authPK(username: string, key: unknown, keyAlgo?: string | SignCallback, sign?: SignCallback): void;
+}
+
+/** The hash ssh2 signs with for a key algorithm (its client's getKeyAlgos); none for keys with one of their own. */
+function signatureHash(keyAlgo: string | undefined): string | undefined {
+  return ({ 'rsa-sha2-256': 'sha256', 'rsa-sha2-512': 'sha512', 'ssh-rsa': 'sha1' } as Record<string, string>)[keyAlgo ?? ''];
+}
+
+/**
+ * Logs in with a key file in one round trip instead of two: the signed request goes at once
+ * (RFC 4252, section 7: the client MAY send the signature without first asking whether the key
+ * is acceptable), where ssh2 always asks first and signs after the server's PK_OK. A key the
+ * server refuses fails as before, and the next one is tried.
+ *
+ * Only for key files, whose private half is here (their passphrase was asked before they were
+ * offered). Keys in an agent are still asked about first: signing with one may make the agent
+ * ask its owner to confirm, which only a key the server accepts is worth.
+ */
+export function signKeysAtOnce(client: Client): void {
+  const protocol = (client as unknown as { _protocol: AuthInternals })._protocol;
+  const authPK = protocol.authPK.bind(protocol);
+  protocol.authPK = (username, key, keyAlgo, sign) => {
+    const signing = key as Partial<SigningKey> | null;
+    if (sign || typeof keyAlgo === 'function' || typeof signing?.isPrivateKey !== 'function' || !signing.isPrivateKey()) {
+      authPK(username, key, keyAlgo, sign);
+      return;
+    }
+    authPK(username, key, keyAlgo, (data, send) => {
+      const signature = (signing as SigningKey).sign(data, signatureHash(keyAlgo));
+      // Nothing was sent yet: on a failure to sign, ask first as ssh2 would (it reports the failure after PK_OK).
+      if (signature instanceof Error) authPK(username, key, keyAlgo);
+      else send(signature);
+    });
+  };
+}
+
 /** SSH_MSG_CHANNEL_REQUEST (RFC 4254). */
 const CHANNEL_REQUEST = 98;
 const EOW = 'eow@openssh.com';
