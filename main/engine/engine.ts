@@ -46,6 +46,7 @@ import { DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
 import { WakeDetector } from './wake';
 import { controlCommand, killCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
+import { TmuxLane } from './sessions/tmux-lane';
 import { expandHome } from './paths';
 import { ProcessTrees } from './processes/processes';
 import { SettingsStore } from './config/settings';
@@ -91,6 +92,8 @@ export interface EngineOptions {
 const MAX_JUMP_DEPTH = 8;
 /** Tries at rejoining a durable shell while its master is up before it counts as lost. */
 const REJOIN_TRIES = 6;
+/** How long a durable shell's close holds its master's tmux lane at most, waiting for its carrier to go. */
+const CARRIER_CLOSE_WAIT_MS = 5_000;
 
 /** How a channel ended: its exit status (null: none) and the tail of its stderr; waits at most 3 s for the close. */
 function channelEnd(channel: ClientChannel): Promise<{ status: number | null; stderr: string }> {
@@ -151,8 +154,8 @@ export class Engine {
   private readonly owners = new Owners((owner) => this.releaseOwner(owner));
   /** Masters whose host has no tmux: their shells are ordinary ones. */
   private readonly withoutTmux = new Set<string>();
-  /** Per master, the durable shell starting now: they start one at a time. */
-  private readonly durableStarts = new Map<string, Promise<void>>();
+  /** Per master, the order of the tmux work on its host that could crash tmux (tmux-lane.ts). */
+  private readonly tmuxLanes = new Map<string, TmuxLane>();
   /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
   private readonly readyMasters = new Set<string>();
   /** Notices the computer waking (or the process resuming after a stop): masters are probed then. */
@@ -164,8 +167,6 @@ export class Engine {
   private readonly startingNames = new Set<string>();
   /** Durable shells being brought back right now. */
   private readonly rejoining = new Set<string>();
-  /** Per master, the durable shells' work after a connect (kills owed, rejoins, listing), while under way. */
-  private readonly tmuxWork = new Map<string, Promise<void>>();
   /** Durable shells closed while nothing carried them, by master: ended on the host once it is back. */
   private readonly killsOwed = new Map<string, Set<string>>();
   private nextSessionNumber = 1;
@@ -446,15 +447,13 @@ export class Engine {
       this.emit({ event: 'master.changed', payload: master.view() });
       if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
         this.readyMasters.add(master.id);
-        // Shells closed while disconnected end on the host before any is rejoined: tmux 3.3
-        // crashes (and every shell with it) when a session ends while a control client is
-        // still starting (tmux PR #4980). The shells left on the host are listed once the
-        // ones here are back: the rejoins have the host to themselves meanwhile.
-        const run = this.payKillsOwed(master)
+        // Shells closed while disconnected end on the host before any is rejoined (the master's
+        // tmux lane keeps the kills and the rejoins' starts apart: tmux-lane.ts). The shells
+        // left on the host are listed once the ones here are back.
+        void this.payKillsOwed(master)
           .then(() => this.rejoinDurable(master))
           .then(() => this.listLeftRunning(master))
           .catch((err: Error) => this.options.log.error('durable shells not brought back', { master: master.id, error: err.message }));
-        this.tmuxWork.set(master.id, run);
       } else if (master.view().state !== 'ready') this.readyMasters.delete(master.id);
     });
     master.on('dropped', (connection) => {
@@ -645,42 +644,51 @@ export class Engine {
     if (!(this.options.durableShells ?? settings.durableShells)) return 'durable shells are turned off in the settings';
     if (settings.notDurableHosts.includes(hostId)) return `durable shells are turned off for ${hostId}`;
     if (this.withoutTmux.has(master.id)) return `install tmux on ${hostId} to keep shells across disconnections`;
-    // Two tmux servers starting at once on one socket both fail ("server exited
-    // unexpectedly"): shells start one at a time per master, and a failed start is tried again.
-    const previous = this.durableStarts.get(master.id) ?? Promise.resolve();
-    const start = previous.then(async (): Promise<DurableShell | string> => {
-      let why = '';
-      for (let attempt = 1; attempt <= 3; attempt++) {
-        const name = `hitch-${randomBytes(8).toString('hex')}`;
-        this.startingNames.add(name);
-        const start = controlCommand(name, size, 'new');
-        const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
-        const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
-        const ended = channelEnd(channel);
-        try {
-          await shell.carry(channel, connection, start);
-          return shell;
-        } catch (err) {
-          const { status, stderr } = await ended;
-          if (status === 127) {
-            this.withoutTmux.add(master.id);
-            this.options.log.info('no tmux on the host: shells there are ordinary ones', { host: hostId });
-            return `install tmux on ${hostId} to keep shells across disconnections`;
+    // A new session is one of the things tmux must not do beside a control client starting
+    // (tmux-lane.ts); two tmux servers starting at once on one socket both fail too ("server
+    // exited unexpectedly"). So shells start alone on their master's lane, and a failed start
+    // is tried again.
+    let why = '';
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const name = `hitch-${randomBytes(8).toString('hex')}`;
+      this.startingNames.add(name);
+      try {
+        const outcome = await this.lane(master.id).alone(async (): Promise<DurableShell | string | Error> => {
+          const start = controlCommand(name, size, 'new');
+          const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
+          const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
+          const ended = channelEnd(channel);
+          try {
+            await shell.carry(channel, connection, start);
+            return shell;
+          } catch (err) {
+            const { status, stderr } = await ended;
+            if (status === 127) {
+              this.withoutTmux.add(master.id);
+              this.options.log.info('no tmux on the host: shells there are ordinary ones', { host: hostId });
+              return `install tmux on ${hostId} to keep shells across disconnections`;
+            }
+            // A shell tmux started before a later step failed is not left behind on the host.
+            await this.execQuietly(master, killCommand(name));
+            this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: stderr.trim() || (err as Error).message });
+            return new Error(stderr.trim() || (err as Error).message);
           }
-          // A shell tmux started before a later step failed is not left behind on the host
-          // (ended before the next try starts a control client: see payKillsOwed's caller).
-          await this.execQuietly(master, killCommand(name));
-          why = stderr.trim() || (err as Error).message;
-          this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: why });
-          await new Promise((r) => setTimeout(r, 200 * attempt));
-        } finally {
-          this.startingNames.delete(name);
-        }
+        });
+        if (!(outcome instanceof Error)) return outcome;
+        why = outcome.message;
+      } finally {
+        this.startingNames.delete(name);
       }
-      return `tmux on ${hostId} did not start a shell (${why})`;
-    });
-    this.durableStarts.set(master.id, start.then(() => undefined, () => undefined));
-    return start;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+    return `tmux on ${hostId} did not start a shell (${why})`;
+  }
+
+  /** The master's tmux lane (tmux-lane.ts). */
+  private lane(masterId: string): TmuxLane {
+    let lane = this.tmuxLanes.get(masterId);
+    if (!lane) this.tmuxLanes.set(masterId, (lane = new TmuxLane()));
+    return lane;
   }
 
   /** Runs a fixed command on the host, ignoring its output; resolves once it has ended (or could not run). */
@@ -709,21 +717,28 @@ export class Engine {
         for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
           const start = controlCommand(session.name, session.terminalSize, 'attach');
           try {
-            const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
-            const ended = channelEnd(channel);
-            try {
-              await session.carry(channel, connection, start);
-            } catch (err) {
-              const { status, stderr } = await ended;
-              // tmux refused to attach because the session is gone from the host (another
-              // failure is tried again).
-              const why = `${stderr} ${(err as Error).message}`;
-              if (status !== null && status !== 0 && /can't find session|no server running|no sessions/.test(why)) {
-                this.options.log.warn('durable shell lost: tmux no longer has it', { session: session.id, status, error: why.trim() });
-                session.lost();
-                return;
+            // Rejoins attach side by side; nothing that could crash tmux happens meanwhile.
+            const gone = await this.lane(master.id).beside(async () => {
+              const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
+              const ended = channelEnd(channel);
+              try {
+                await session.carry(channel, connection, start);
+                return false;
+              } catch (err) {
+                const { status, stderr } = await ended;
+                // tmux refused to attach because the session is gone from the host (another
+                // failure is tried again).
+                const why = `${stderr} ${(err as Error).message}`;
+                if (status !== null && status !== 0 && /can't find session|no server running|no sessions/.test(why)) {
+                  this.options.log.warn('durable shell lost: tmux no longer has it', { session: session.id, status, error: why.trim() });
+                  return true;
+                }
+                throw err;
               }
-              throw err;
+            });
+            if (gone) {
+              session.lost();
+              return;
             }
             if (this.options.processTrees !== false) this.trees.rootKnown(master, session);
             this.options.log.info('durable shell rejoined', { session: session.id, attempt });
@@ -787,13 +802,16 @@ export class Engine {
     this.startingNames.add(name);
     try {
       const start = controlCommand(name, size, 'attach');
-      const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
-      const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
-      try {
-        await shell.carry(channel, connection, start);
-      } catch (err) {
-        throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
-      }
+      const shell = await this.lane(master.id).beside(async () => {
+        const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
+        const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+        try {
+          await shell.carry(channel, connection, start);
+        } catch (err) {
+          throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
+        }
+        return shell;
+      });
       this.track(master, shell);
       // Its client went while it was being reopened: it is left running, as it was.
       if (owner !== null && !this.owners.holds(owner)) this.closeSession(shell.id, true);
@@ -875,12 +893,26 @@ export class Engine {
       return;
     }
     this.dismissed.add(sessionId);
-    if (session instanceof DurableShell && session.reconnecting && !keep) {
-      // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
+    if (session instanceof DurableShell) {
       const master = this.masters.get(session.info.masterId);
-      // After the master's rejoins under way, never beside a control client starting (tmux 3.3 crashes).
-      if (master?.view().state === 'ready') void (this.tmuxWork.get(master.id) ?? Promise.resolve()).then(() => this.execQuietly(master, killCommand(session.name)));
-      else this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
+      if (session.reconnecting) {
+        // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
+        if (keep) session.close(true);
+        else if (master?.view().state === 'ready') {
+          session.close();
+          void this.lane(master.id).alone(() => this.execQuietly(master, killCommand(session.name)));
+        } else {
+          this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
+          session.close();
+        }
+        return;
+      }
+      // Its carrier detaches, and a kill ends a session: both alone on the lane (tmux-lane.ts).
+      void this.lane(session.info.masterId).alone(() => {
+        session.close(keep);
+        return session.carrierGone(CARRIER_CLOSE_WAIT_MS);
+      });
+      return;
     }
     session.close(keep);
   }
@@ -889,7 +921,8 @@ export class Engine {
   private async payKillsOwed(master: HostMaster): Promise<void> {
     const owed = this.killsOwed.get(master.id);
     this.killsOwed.delete(master.id);
-    await Promise.all([...(owed ?? [])].map((name) => this.execQuietly(master, killCommand(name))));
+    if (!owed) return;
+    await this.lane(master.id).alone(() => Promise.all([...owed].map((name) => this.execQuietly(master, killCommand(name)))));
   }
 
   /**

@@ -15,7 +15,7 @@ import { connectEngineSocket, serveEngineSocket } from '../../main/transport/eng
 import type { SessionView, Snapshot } from '../../preload/api';
 import { HitchClient } from '../../preload/client';
 import { CLI, ensureBuilt, hitchEnv } from '../fixtures/built';
-import { masterOf, sessionView, testEngine, type TestEngine } from '../fixtures/engine';
+import { masterOf, sessionView, shellAnswers, testEngine, type TestEngine } from '../fixtures/engine';
 import { startSshd, TEST_PASSWORD, type Sshd } from '../fixtures/sshd';
 import { behindProxy, startProxy, type TcpProxy } from '../fixtures/tcp-proxy';
 
@@ -210,6 +210,46 @@ describe('a durable shell', () => {
     await rejoined(kept.id);
     t.engine.closeSession(kept.id);
   }, 60_000);
+
+  it('keeps every shell when another is opened while they rejoin: Hitch never starts tmux work beside a starting control client', async () => {
+    // tmux (3.3a to 3.6a) crashes, and every shell with it, when it tells a control client that
+    // is still starting that a session was created or closed or a client detached. Connect
+    // rejoins the shells while a new one starts: the work Hitch asks of tmux on a host goes
+    // through one lane (TmuxLane). Over a link with 25 ms each way, as the race first showed.
+    const own = await startSshd({ maxSessions: 20 });
+    const slow = await startProxy({ targetPort: own.port, delayMs: 25 });
+    const e = await testEngine(await behindProxy(own, slow, 'slow'), { durableShells: true, controlSocketDir: null });
+    const serverPid = async (): Promise<string> => {
+      const s = await e.engine.openSession('slow', { kind: 'exec', command: "tmux -L hitch display-message -p 'server-#{pid}'", pty: null });
+      return (await e.waitForOutput(s.id, /server-(\d+)/))[1]!;
+    };
+    const shells: string[] = [];
+    try {
+      const first = await e.engine.openSession('slow', SHELL);
+      await e.waitForOutput(first.id, /\$ $/);
+      e.engine.closeSession(first.id);
+      const server = await serverPid();
+      for (let round = 0; round < 6; round++) {
+        await e.engine.disconnect('slow');
+        await new Promise((r) => setTimeout(r, 500));
+        // Connecting for the new shell starts it beside the others' rejoins.
+        const shell = await e.engine.openSession('slow', SHELL);
+        shells.push(shell.id);
+        await e.waitForOutput(shell.id, /\$ $/);
+      }
+      for (const id of shells) await expect.poll(async () => (await sessionView(e, id))?.reconnecting, { timeout: 20_000, interval: 50 }).toBe(false);
+      expect(await serverPid()).toBe(server);
+      for (const id of shells) {
+        expect((await sessionView(e, id))?.state).toBe('open');
+        await shellAnswers(e, id);
+      }
+    } finally {
+      for (const id of shells) e.engine.closeSession(id);
+      await e.close();
+      await slow.close();
+      await own.stop();
+    }
+  }, 90_000);
 
   it('is back soon after a wake: a probe finds the dead connection at once instead of waiting for keepalives', async () => {
     // Keepalives too slow to notice anything within this test: only the probe can.

@@ -28,6 +28,8 @@ class ControlClient {
   readonly started: Promise<string[][]>;
   /** tmux said %exit: the session ended (its shell exited) or was killed. */
   exited = false;
+  /** Resolves once the channel has closed. */
+  readonly closed: Promise<void>;
 
   constructor(
     private readonly channel: ClientChannel,
@@ -60,6 +62,7 @@ class ControlClient {
       }
     });
     channel.stderr.on('data', () => undefined); // tmux's own complaints end in the exit status
+    this.closed = new Promise((resolve) => channel.once('close', () => resolve()));
     channel.on('close', () => {
       for (const w of this.waiting.splice(0)) w.reject(new Error('the tmux client went away'));
     });
@@ -161,11 +164,8 @@ export class DurableShell extends Session {
       const [pane, pid, clientPid] = (line ?? '').split(' ');
       if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
       const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
-      if (this.state !== 'open') {
-        // Closed while it was being brought back: what the person asked for happens now.
-        if (this.ending === 'kill') await control.run(commands.kill(this.name)).catch(() => undefined);
-        throw new Error('the shell was closed meanwhile');
-      }
+      // Closed while it was being brought back: the engine ends it on the host (Engine.closeSession).
+      if (this.state !== 'open') throw new Error('the shell was closed meanwhile');
       this.pane = pane;
       this.rootPid = Number(pid);
       this.carrierPid = Number(clientPid);
@@ -207,6 +207,19 @@ export class DurableShell extends Session {
     this.reconnecting = false;
     this.state = 'disconnected';
     this.emit('changed');
+  }
+
+  /** Resolves once its carrier's channel has closed (at once when it has none), or after `ms`. */
+  carrierGone(ms: number): Promise<void> {
+    const control = this.control;
+    if (!control) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      void control.closed.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** The terminal's size, as the next carrier sets it. */
