@@ -42,7 +42,7 @@ import { hostForLink, hostFromLink, linkTarget, parseSshLink } from './config/li
 import type { SecretStore } from './masters/keychain';
 import type { Logger } from './log';
 import { DEFAULT_TIMING, type SessionRequest, type Timing } from './masters/master';
-import { DurableShell } from './sessions/durable-shell';
+import { AttachedCarrierError, DurableShell } from './sessions/durable-shell';
 import { Owners } from './sessions/owners';
 import { WakeDetector } from './wake';
 import { controlCommand, killCommand, LIST_COMMAND, parseLeftRunning } from './sessions/tmux-control';
@@ -154,7 +154,7 @@ export class Engine {
   private readonly owners = new Owners((owner) => this.releaseOwner(owner));
   /** Masters whose host has no tmux: their shells are ordinary ones. */
   private readonly withoutTmux = new Set<string>();
-  /** Per master, the order of the tmux work on its host that could crash tmux (tmux-lane.ts). */
+  /** Per host account, the order of the tmux work there that could crash tmux (tmux-lane.ts). */
   private readonly tmuxLanes = new Map<string, TmuxLane>();
   /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
   private readonly readyMasters = new Set<string>();
@@ -662,6 +662,7 @@ export class Engine {
             await shell.carry(channel, connection, start);
             return shell;
           } catch (err) {
+            if (err instanceof AttachedCarrierError) channel.close(); // alone on the lane: safe
             const { status, stderr } = await ended;
             if (status === 127) {
               this.withoutTmux.add(master.id);
@@ -684,11 +685,28 @@ export class Engine {
     return `tmux on ${hostId} did not start a shell (${why})`;
   }
 
-  /** The master's tmux lane (tmux-lane.ts). */
+  /**
+   * The tmux lane (tmux-lane.ts) of a master's host account: one per `user@hostname`, whatever
+   * the port or the jumps, as Hitch's tmux server is one per account there. (Another name for
+   * the same machine still gets a lane of its own.)
+   */
   private lane(masterId: string): TmuxLane {
-    let lane = this.tmuxLanes.get(masterId);
-    if (!lane) this.tmuxLanes.set(masterId, (lane = new TmuxLane()));
+    const account = masterId.replace(/ via .*$/, '').replace(/:\d+$/, '');
+    let lane = this.tmuxLanes.get(account);
+    if (!lane) this.tmuxLanes.set(account, (lane = new TmuxLane()));
     return lane;
+  }
+
+  /**
+   * Closes a carrier tmux attached but Hitch will not use, once nothing else runs on the lane:
+   * its client detaching notifies every control client (tmux-lane.ts). Never awaited from
+   * work on the lane, which this waits for.
+   */
+  private detachAlone(masterId: string, channel: ClientChannel): void {
+    void this.lane(masterId).alone(async () => {
+      channel.close();
+      await channelEnd(channel);
+    });
   }
 
   /** Runs a fixed command on the host, ignoring its output; resolves once it has ended (or could not run). */
@@ -725,6 +743,10 @@ export class Engine {
                 await session.carry(channel, connection, start);
                 return false;
               } catch (err) {
+                if (err instanceof AttachedCarrierError) {
+                  this.detachAlone(master.id, channel);
+                  throw err;
+                }
                 const { status, stderr } = await ended;
                 // tmux refused to attach because the session is gone from the host (another
                 // failure is tried again).
@@ -808,6 +830,7 @@ export class Engine {
         try {
           await shell.carry(channel, connection, start);
         } catch (err) {
+          if (err instanceof AttachedCarrierError) this.detachAlone(master.id, channel);
           throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
         }
         return shell;
@@ -893,28 +916,26 @@ export class Engine {
       return;
     }
     this.dismissed.add(sessionId);
-    if (session instanceof DurableShell) {
-      const master = this.masters.get(session.info.masterId);
-      if (session.reconnecting) {
-        // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
-        if (keep) session.close(true);
-        else if (master?.view().state === 'ready') {
-          session.close();
-          void this.lane(master.id).alone(() => this.execQuietly(master, killCommand(session.name)));
-        } else {
-          this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
-          session.close();
-        }
-        return;
-      }
-      // Its carrier detaches, and a kill ends a session: both alone on the lane (tmux-lane.ts).
-      void this.lane(session.info.masterId).alone(() => {
-        session.close(keep);
-        return session.carrierGone(CARRIER_CLOSE_WAIT_MS);
-      });
+    // A carrier detaching and a session ending are both alone on the lane (tmux-lane.ts); how
+    // is decided when its turn comes, as the shell may have lost or regained its carrier.
+    if (session instanceof DurableShell) void this.lane(session.info.masterId).alone(() => this.closeDurable(session, keep));
+    else session.close(keep);
+  }
+
+  /** Closes a durable shell (`keep`: detaches it, left running on the host); alone on its master's lane. */
+  private async closeDurable(session: DurableShell, keep: boolean): Promise<void> {
+    if (session.state !== 'open') return;
+    if (session.carried) {
+      session.close(keep); // its carrier kills the tmux session first, unless kept
+      await session.carrierGone(CARRIER_CLOSE_WAIT_MS);
       return;
     }
+    // Nothing carries it to tmux now: its shell ends on the host now, or once it is back.
     session.close(keep);
+    if (keep) return;
+    const master = this.masters.get(session.info.masterId);
+    if (master?.view().state === 'ready') await this.execQuietly(master, killCommand(session.name));
+    else this.killsOwed.set(session.info.masterId, (this.killsOwed.get(session.info.masterId) ?? new Set<string>()).add(session.name));
   }
 
   /** Ends on the host the durable shells closed while nothing carried them; resolves once they have. */

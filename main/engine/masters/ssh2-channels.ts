@@ -169,19 +169,24 @@ function signatureHash(keyAlgo: string | undefined): string | undefined {
  * is acceptable), where ssh2 always asks first and signs after the server's PK_OK. A key the
  * server refuses fails as before, and the next one is tried.
  *
- * Only for key files, whose private half is here (their passphrase was asked before they were
- * offered). Keys in an agent are still asked about first: signing with one may make the agent
- * ask its owner to confirm, which only a key the server accepts is worth.
+ * Only for the first key file offered (the usual case: one key), whose private half is here
+ * (its passphrase was asked before it was offered). A signature proves to the server that this
+ * client holds the key, which a question does not: further key files are asked about first, as
+ * `ssh` does, and so are keys in an agent, where signing may make the agent ask its owner to
+ * confirm, which only a key the server accepts is worth.
  */
 export function signKeysAtOnce(client: Client): void {
   const protocol = (client as unknown as { _protocol: AuthInternals })._protocol;
   const authPK = protocol.authPK.bind(protocol);
+  let signedKey: unknown = null;
   protocol.authPK = (username, key, keyAlgo, sign) => {
     const signing = key as Partial<SigningKey> | null;
-    if (sign || typeof keyAlgo === 'function' || typeof signing?.isPrivateKey !== 'function' || !signing.isPrivateKey()) {
+    const first = signedKey === null || signedKey === key; // the same key again: another algorithm of it
+    if (sign || !first || typeof keyAlgo === 'function' || typeof signing?.isPrivateKey !== 'function' || !signing.isPrivateKey()) {
       authPK(username, key, keyAlgo, sign);
       return;
     }
+    signedKey = key;
     authPK(username, key, keyAlgo, (data, send) => {
       const signature = (signing as SigningKey).sign(data, signatureHash(keyAlgo));
       // Nothing was sent yet: on a failure to sign, ask first as ssh2 would (it reports the failure after PK_OK).

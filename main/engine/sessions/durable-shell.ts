@@ -10,6 +10,12 @@ import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
 import { commands, ControlParser, START_QUERIES, type ControlStart } from './tmux-control';
 
+/**
+ * `carry` failed after tmux had attached the carrier: the channel is left open for the caller
+ * to close when tmux may be told a client detached (tmux-lane.ts).
+ */
+export class AttachedCarrierError extends Error {}
+
 /** Keys kept while the shell is reconnecting: a paste's worth, not a flood. */
 const PENDING_INPUT_MAX = 64 * 1024;
 
@@ -135,8 +141,9 @@ export class DurableShell extends Session {
    * `connection` by `start` (controlCommand: rejoining, attached to the running shell after a
    * reconnect, so the terminal is redrawn from what tmux kept). The queries chained into the
    * start answer everything needed to go live: no round trip of their own. Resolves once the
-   * shell is live again; rejects, leaving the channel closed, when tmux would not take it (the
-   * session is gone) or the shell was closed meanwhile.
+   * shell is live again; rejects when tmux would not take it (the session is gone) or the shell
+   * was closed meanwhile. The channel is closed then, unless tmux had attached the client: that
+   * rejection is an AttachedCarrierError, and closing is the caller's (tmux-lane.ts).
    */
   async carry(channel: ClientChannel, connection: MasterConnection, start: ControlStart): Promise<void> {
     const queriesAt = start.replies - (start.rejoin ? 4 : 2);
@@ -144,6 +151,8 @@ export class DurableShell extends Session {
     // capture (dropped), output after it waits too.
     const early: { pane: string; data: Buffer }[] = [];
     let captured = !start.rejoin;
+    /** tmux has attached this client to the session: its leaving now notifies every control client. */
+    let attached = false;
     let live = false;
     const control = new ControlClient(
       channel,
@@ -154,6 +163,7 @@ export class DurableShell extends Session {
         } else if (captured) early.push({ pane, data });
       },
       (index) => {
+        if (index === queriesAt - 1) attached = true; // new-session or attach-session, the last before the queries
         if (index === queriesAt + START_QUERIES.capture) captured = true;
       },
     );
@@ -164,13 +174,15 @@ export class DurableShell extends Session {
       const [pane, pid, clientPid] = (line ?? '').split(' ');
       if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
       const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
-      // Closed while it was being brought back: the engine ends it on the host (Engine.closeSession).
+      // Closed while it was being brought back: the engine ends it on the host (Engine.closeDurable).
       if (this.state !== 'open') throw new Error('the shell was closed meanwhile');
       this.pane = pane;
       this.rootPid = Number(pid);
       this.carrierPid = Number(clientPid);
       if (screen !== null) this.restartOutput(screen);
     } catch (err) {
+      // A client that never attached leaves without notifying anyone; an attached one is the caller's to close.
+      if (attached) throw new AttachedCarrierError((err as Error).message);
       channel.close();
       throw err;
     }
@@ -207,6 +219,11 @@ export class DurableShell extends Session {
     this.reconnecting = false;
     this.state = 'disconnected';
     this.emit('changed');
+  }
+
+  /** A carrier is live: what the person does reaches tmux through it. */
+  get carried(): boolean {
+    return this.control !== null;
   }
 
   /** Resolves once its carrier's channel has closed (at once when it has none), or after `ms`. */

@@ -1,10 +1,11 @@
 // The order in which Hitch asks one host's tmux server for work that could crash it.
 //
-// tmux (3.3a, and still 3.6a) crashes when it sends a notification to a control client that is
-// still starting: the client says it is one (MSG_IDENTIFY_FLAGS) before it is set up as one
-// (MSG_IDENTIFY_DONE), and `control_write` then follows a null pointer. Every durable shell on
-// the host dies with the server, and their jobs with them. Seen here as segfaults of
-// "tmux: server" whenever a new shell started while others rejoined after a reconnect.
+// tmux before 3.7 (Debian 12 has 3.3a) crashes when it sends a notification to a control
+// client that is still starting: the client says it is one (MSG_IDENTIFY_FLAGS) before it is
+// set up as one (MSG_IDENTIFY_DONE), and `control_write` then follows a null pointer (tmux
+// issue 4980, fixed in 3.7). Every durable shell on the host dies with the server, and their
+// jobs with them. Seen here as segfaults of "tmux: server" whenever a new shell started while
+// others rejoined after a reconnect.
 //
 // The notifications that reach a starting client are those tmux sends to every control
 // client: a session created or closed, a client detached. So Hitch never does any of these
@@ -13,8 +14,9 @@
 //   detaching a carrier (its client detaches);
 // - shared: rejoining a shell (attach-session). Attaching only notifies clients attached to a
 //   session, which a starting client is not yet: rejoins run side by side.
-// What Hitch cannot order is left: a shell a person ends with `exit`, or a carrier its sshd
-// ends late after a dead connection.
+// The lane is one per host account (user@hostname), as the tmux server is. What Hitch cannot
+// order is left: a shell a person ends with `exit`, a carrier its sshd ends late after a dead
+// connection, another Hitch on the same account.
 
 interface Waiting {
   exclusive: boolean;
