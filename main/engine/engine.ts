@@ -686,12 +686,13 @@ export class Engine {
   }
 
   /**
-   * The tmux lane (tmux-lane.ts) of a master's host account: one per `user@hostname`, whatever
-   * the port or the jumps, as Hitch's tmux server is one per account there. (Another name for
-   * the same machine still gets a lane of its own.)
+   * The tmux lane (tmux-lane.ts) of a master's host account: one per `user@hostname:port`,
+   * whatever the jumps, as Hitch's tmux server is one per account there. (Another name for the
+   * same machine gets a lane of its own; two ports are taken for two machines, as VMs behind
+   * port forwards are.)
    */
   private lane(masterId: string): TmuxLane {
-    const account = masterId.replace(/ via .*$/, '').replace(/:\d+$/, '');
+    const account = masterId.replace(/ via .*$/, '');
     let lane = this.tmuxLanes.get(account);
     if (!lane) this.tmuxLanes.set(account, (lane = new TmuxLane()));
     return lane;
@@ -702,10 +703,10 @@ export class Engine {
    * its client detaching notifies every control client (tmux-lane.ts). Never awaited from
    * work on the lane, which this waits for.
    */
-  private detachAlone(masterId: string, channel: ClientChannel): void {
+  private detachAlone(masterId: string, channel: ClientChannel, ended: Promise<unknown>): void {
     void this.lane(masterId).alone(async () => {
       channel.close();
-      await channelEnd(channel);
+      await ended; // set up before the carrier started: a channel closed already has its end
     });
   }
 
@@ -737,6 +738,8 @@ export class Engine {
           try {
             // Rejoins attach side by side; nothing that could crash tmux happens meanwhile.
             const gone = await this.lane(master.id).beside(async () => {
+              // Closed or rejoined while waiting for its turn: nothing to start.
+              if (session.state !== 'open' || !session.reconnecting) return false;
               const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
               const ended = channelEnd(channel);
               try {
@@ -744,7 +747,7 @@ export class Engine {
                 return false;
               } catch (err) {
                 if (err instanceof AttachedCarrierError) {
-                  this.detachAlone(master.id, channel);
+                  this.detachAlone(master.id, channel, ended);
                   throw err;
                 }
                 const { status, stderr } = await ended;
@@ -827,10 +830,11 @@ export class Engine {
       const shell = await this.lane(master.id).beside(async () => {
         const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
         const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+        const ended = channelEnd(channel);
         try {
           await shell.carry(channel, connection, start);
         } catch (err) {
-          if (err instanceof AttachedCarrierError) this.detachAlone(master.id, channel);
+          if (err instanceof AttachedCarrierError) this.detachAlone(master.id, channel, ended);
           throw new HitchError('unknown-session', `The shell ${name} is no longer running on ${hostId} (${(err as Error).message}).`);
         }
         return shell;

@@ -14,9 +14,9 @@
 //   detaching a carrier (its client detaches);
 // - shared: rejoining a shell (attach-session). Attaching only notifies clients attached to a
 //   session, which a starting client is not yet: rejoins run side by side.
-// The lane is one per host account (user@hostname), as the tmux server is. What Hitch cannot
-// order is left: a shell a person ends with `exit`, a carrier its sshd ends late after a dead
-// connection, another Hitch on the same account.
+// The lane is one per host account (user@hostname:port, whatever the jumps), as the tmux
+// server is. What Hitch cannot order is left: a shell a person ends with `exit`, a carrier its
+// sshd ends late after a dead connection, another Hitch on the same account.
 
 interface Waiting {
   exclusive: boolean;
