@@ -671,8 +671,9 @@ export class Engine {
             }
             // A shell tmux started before a later step failed is not left behind on the host.
             await this.execQuietly(master, killCommand(name));
-            this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: stderr.trim() || (err as Error).message });
-            return new Error(stderr.trim() || (err as Error).message);
+            const failure = new Error(stderr.trim() || (err as Error).message);
+            this.options.log.warn('durable shell not started', { host: hostId, attempt, status, error: failure.message });
+            return failure;
           }
         });
         if (!(outcome instanceof Error)) return outcome;
