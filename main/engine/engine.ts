@@ -156,6 +156,11 @@ export class Engine {
   private readonly withoutTmux = new Set<string>();
   /** Per host account, the order of the tmux work there that could crash tmux (tmux-lane.ts). */
   private readonly tmuxLanes = new Map<string, TmuxLane>();
+  /**
+   * Names this engine's numbering of the keys it sends durable shells (DurableShell.write):
+   * another engine on the same shell (another computer, a restart) numbers its own.
+   */
+  private readonly keysMark = randomBytes(4).toString('hex');
   /** Masters known to be ready (their durable shells rejoined and listed once per connect). */
   private readonly readyMasters = new Set<string>();
   /** Notices the computer waking (or the process resuming after a stop): masters are probed then. */
@@ -654,9 +659,9 @@ export class Engine {
       this.startingNames.add(name);
       try {
         const outcome = await this.lane(master.id).alone(async (): Promise<DurableShell | string | Error> => {
-          const start = controlCommand(name, size, 'new');
+          const start = controlCommand(name, size, 'new', this.keysMark);
           const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
-          const shell = new DurableShell(this.sessionInfo(master, info), name, connection, size);
+          const shell = new DurableShell(this.sessionInfo(master, info), name, this.keysMark, connection, size);
           const ended = channelEnd(channel);
           try {
             await shell.carry(channel, connection, start);
@@ -705,10 +710,12 @@ export class Engine {
    * work on the lane, which this waits for.
    */
   private detachAlone(masterId: string, channel: ClientChannel, ended: Promise<unknown>): void {
-    void this.lane(masterId).alone(async () => {
-      channel.close();
-      await ended; // set up before the carrier started: a channel closed already has its end
-    });
+    this.lane(masterId)
+      .alone(async () => {
+        channel.close();
+        await ended; // set up before the carrier started: a channel closed already has its end
+      })
+      .catch((err: Error) => this.options.log.warn('dropped tmux carrier not closed', { error: err.message }));
   }
 
   /** Runs a fixed command on the host, ignoring its output; resolves once it has ended (or could not run). */
@@ -735,7 +742,7 @@ export class Engine {
       this.rejoining.add(session.id);
       const rejoin = (async () => {
         for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
-          const start = controlCommand(session.name, session.terminalSize, 'attach');
+          const start = controlCommand(session.name, session.terminalSize, 'attach', this.keysMark);
           try {
             // Rejoins attach side by side; nothing that could crash tmux happens meanwhile.
             const gone = await this.lane(master.id).beside(async () => {
@@ -827,10 +834,10 @@ export class Engine {
     if (carried || this.startingNames.has(name)) throw new HitchError('bad-request', 'That shell is open in Hitch already.');
     this.startingNames.add(name);
     try {
-      const start = controlCommand(name, size, 'attach');
+      const start = controlCommand(name, size, 'attach', this.keysMark);
       const shell = await this.lane(master.id).beside(async () => {
         const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
-        const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, connection, size);
+        const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, this.keysMark, connection, size);
         const ended = channelEnd(channel);
         try {
           await shell.carry(channel, connection, start);
@@ -923,7 +930,11 @@ export class Engine {
     this.dismissed.add(sessionId);
     // A carrier detaching and a session ending are both alone on the lane (tmux-lane.ts); how
     // is decided when its turn comes, as the shell may have lost or regained its carrier.
-    if (session instanceof DurableShell) void this.lane(session.info.masterId).alone(() => this.closeDurable(session, keep));
+    if (session instanceof DurableShell) {
+      this.lane(session.info.masterId)
+        .alone(() => this.closeDurable(session, keep))
+        .catch((err: Error) => this.options.log.warn('durable shell not closed cleanly', { session: sessionId, error: err.message }));
+    }
     else session.close(keep);
   }
 

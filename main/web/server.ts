@@ -254,7 +254,10 @@ export async function startWebHost(opts: WebHostOptions): Promise<WebHost> {
       }
     };
     const connection: Connection = api.openConnection(send);
-    ws.on('close', () => connection.close());
+    ws.on('close', (code, reason) => {
+      log.info('web client disconnected', { code, reason: reason.toString() });
+      connection.close();
+    });
     ws.on('error', (err) => log.warn('web client error', { error: err.message }));
     ws.on('message', (raw, isBinary) => {
       let json: unknown;

@@ -42,6 +42,20 @@ export async function startWebHostProcess(sshConfig: string): Promise<WebHostPro
 }
 
 export const test = base.extend<{ sshd: Sshd; hitch: WebHostProcess }>({
+  // With HITCH_E2E_DEBUG, what the page logs and how its sockets end go to stderr too.
+  page: async ({ page }, use) => {
+    if (process.env.HITCH_E2E_DEBUG) {
+      const at = (): string => new Date().toISOString();
+      page.on('console', (m) => process.stderr.write(`${at()} page console ${m.type()}: ${m.text()}\n`));
+      page.on('pageerror', (e) => process.stderr.write(`${at()} page error: ${e.stack ?? e.message}\n`));
+      page.on('websocket', (ws) => {
+        process.stderr.write(`${at()} page websocket opened\n`);
+        ws.on('socketerror', (e) => process.stderr.write(`${at()} page websocket error: ${e}\n`));
+        ws.on('close', () => process.stderr.write(`${at()} page websocket closed\n`));
+      });
+    }
+    await use(page);
+  },
   sshd: async ({}, use) => {
     const sshd = await startSshd();
     // Shells are durable in the app (tmux on the test host): each test starts without the

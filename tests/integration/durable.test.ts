@@ -48,7 +48,10 @@ afterAll(async () => {
 });
 
 // A test that fails with the network cut must not fail every test after it.
-afterEach(() => proxy?.blackhole(false));
+afterEach(() => {
+  proxy?.blackhole(false);
+  proxy?.blackholeToClient(false);
+});
 
 /** Serves the test engine on an engine socket of its own, for `hitch` processes. */
 async function withEngineSocket(work: (runtimeDir: string) => Promise<void>, engine = t.engine): Promise<void> {
@@ -166,6 +169,37 @@ describe('a durable shell', () => {
       t.engine.closeSession(s.id);
     }, 60_000);
   }
+
+  it('runs the keys typed as the connection dropped once it is back: none lost, none run twice', async () => {
+    const s = await t.engine.openSession('web1', SHELL);
+    const pid = await shellPid(s.id);
+    // The shell appends a line to this file each time a command runs (the test user can write /tmp).
+    const ran = join(tmpdir(), `hitch-keys-${process.pid}-${Date.now()}`);
+    const lines = async (): Promise<string[]> => (await readFile(ran, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    try {
+      // Lost on the way: the keys go into a silent network, then the connection is reset.
+      proxy.blackhole(true);
+      await t.engine.writeSession(s.id, `echo lost >> ${ran}\n`);
+      await new Promise((r) => setTimeout(r, 200));
+      proxy.resetAll();
+      proxy.blackhole(false);
+      await rejoined(s.id);
+      await expect.poll(lines, { timeout: 10_000 }).toEqual(['lost']);
+
+      // Run, the answer lost: tmux gets the keys, its answers never come back before the reset.
+      proxy.blackholeToClient(true);
+      await t.engine.writeSession(s.id, `echo run >> ${ran}\n`);
+      await expect.poll(lines, { timeout: 10_000 }).toEqual(['lost', 'run']);
+      proxy.resetAll();
+      proxy.blackholeToClient(false);
+      await rejoined(s.id);
+      expect(await shellPid(s.id)).toBe(pid); // a round trip through the shell: all typed before has run
+      expect(await lines()).toEqual(['lost', 'run']);
+    } finally {
+      await rm(ran, { force: true });
+    }
+    t.engine.closeSession(s.id);
+  }, 60_000);
 
   it('keeps its shell through a restart of sshd on the host, trying again at once when told the network is back', async () => {
     const s = await t.engine.openSession('web1', SHELL);

@@ -8,27 +8,42 @@ import type { MasterConnection } from '../../main/engine/masters/master';
 import { DurableShell } from '../../main/engine/sessions/durable-shell';
 import { controlCommand } from '../../main/engine/sessions/tmux-control';
 
-/** A carrier channel that takes commands and lets the test speak for tmux. */
-function fakeCarrier(): ClientChannel {
-  return Object.assign(new EventEmitter(), { stderr: new EventEmitter(), write: () => true, close: () => undefined, pause: () => undefined, resume: () => undefined }) as unknown as ClientChannel;
+/** A carrier channel that takes commands (kept in `written`) and lets the test speak for tmux. */
+function fakeCarrier(written: string[] = []): ClientChannel {
+  return Object.assign(new EventEmitter(), {
+    stderr: new EventEmitter(),
+    write: (line: string) => written.push(line),
+    close: () => undefined,
+    pause: () => undefined,
+    resume: () => undefined,
+  }) as unknown as ClientChannel;
 }
+
+/** tmux answering every command of a start, the pane described as `describe`; output first. */
+function answerStart(channel: ClientChannel, replies: number, describeAt: number, describe: string, output: string[] = []): void {
+  const lines = [...output];
+  for (let i = 0; i < replies; i++) {
+    lines.push(`%begin 1 ${i} 1`);
+    if (i === describeAt) lines.push(describe);
+    lines.push(`%end 1 ${i} 1`);
+  }
+  channel.emit('data', Buffer.from(lines.join('\n') + '\n'));
+}
+
+const INFO = { id: 's1', hostId: 'h', masterId: 'm', kind: 'shell', command: null } as const;
+const MARK = '0123abcd';
+const hexOf = (text: string): string => [...Buffer.from(text)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
 
 describe('a durable shell going live', () => {
   it('passes on the output that came before tmux had answered its start, after carry returns', async () => {
     const name = 'hitch-0123456789abcdef';
-    const start = controlCommand(name, { cols: 80, rows: 24 }, 'new');
-    const shell = new DurableShell({ id: 's1', hostId: 'h', masterId: 'm', kind: 'shell', command: null }, name, {} as MasterConnection, { cols: 80, rows: 24 });
+    const start = controlCommand(name, { cols: 80, rows: 24 }, 'new', MARK);
+    const shell = new DurableShell(INFO, name, MARK, {} as MasterConnection, { cols: 80, rows: 24 });
     const channel = fakeCarrier();
     const carried = shell.carry(channel, {} as MasterConnection, start);
 
     // tmux: the prompt first, then an answer for every command of the start (the pane last but one).
-    const lines = ['%output %7 hitchtest@host:~$ '];
-    for (let i = 0; i < start.replies; i++) {
-      lines.push(`%begin 1 ${i} 1`);
-      if (i === start.replies - 2) lines.push('%7 4242 4200');
-      lines.push(`%end 1 ${i} 1`);
-    }
-    channel.emit('data', Buffer.from(lines.join('\n') + '\n'));
+    answerStart(channel, start.replies, start.replies - 2, '%7 4242 4200 ', ['%output %7 hitchtest@host:~$ ']);
     await carried;
 
     // The engine starts listening once carry has returned, as it does.
@@ -37,5 +52,52 @@ describe('a durable shell going live', () => {
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(heard.join('')).toBe('hitchtest@host:~$ ');
     expect(shell.rootPid).toBe(4242);
+  });
+
+  it('sends again, once back, the keys tmux had not applied when its carrier went, and only those', async () => {
+    const name = 'hitch-0123456789abcdef';
+    const shell = new DurableShell(INFO, name, MARK, {} as MasterConnection, { cols: 80, rows: 24 });
+    const first: string[] = [];
+    const carrier = fakeCarrier(first);
+    const fresh = controlCommand(name, { cols: 80, rows: 24 }, 'new', MARK);
+    const live = shell.carry(carrier, {} as MasterConnection, fresh);
+    answerStart(carrier, fresh.replies, fresh.replies - 2, '%7 4242 4200 ');
+    await live;
+
+    void shell.write('ab');
+    void shell.write('cd');
+    void shell.write('ef');
+    expect(first.map((line) => /@hitch-keys-0123abcd (\d+) ; send-keys -t %7 -H ([0-9a-f ]+)\n$/.exec(line)?.slice(1))).toEqual([
+      ['1', hexOf('ab')],
+      ['2', hexOf('cd')],
+      ['3', hexOf('ef')],
+    ]);
+    // tmux answers the first line (two blocks), then the carrier goes; a key is typed meanwhile.
+    carrier.emit('data', Buffer.from('%begin 2 1 1\n%end 2 1 1\n%begin 2 2 1\n%end 2 2 1\n'));
+    carrier.emit('close');
+    expect(shell.reconnecting).toBe(true);
+    void shell.write('gh');
+
+    // The next carrier hears that tmux applied up to 2: "cd" is not sent again, "ef" is, then "gh".
+    const second: string[] = [];
+    const next = fakeCarrier(second);
+    const rejoin = controlCommand(name, { cols: 80, rows: 24 }, 'attach', MARK);
+    const back = shell.carry(next, {} as MasterConnection, rejoin);
+    answerStart(next, rejoin.replies, rejoin.replies - 4, '%7 4242 4300 2');
+    await back;
+    expect(second).toHaveLength(1);
+    expect(second[0]).toMatch(new RegExp(`@hitch-keys-0123abcd 4 ; send-keys -t %7 -H ${hexOf('efgh')}\\n$`));
+
+    // Keys tmux refuses are not kept to send again.
+    void shell.write('ij');
+    next.emit('data', Buffer.from(`%begin 3 1 1\n%end 3 1 1\n%begin 3 2 1\nsomething refused\n%error 3 2 1\n%begin 3 3 1\n%error 3 3 1\n`));
+    await new Promise((resolve) => setImmediate(resolve));
+    next.emit('close');
+    const third: string[] = [];
+    const last = fakeCarrier(third);
+    const again = shell.carry(last, {} as MasterConnection, rejoin);
+    answerStart(last, rejoin.replies, rejoin.replies - 4, '%7 4242 4400 4');
+    await again;
+    expect(third).toEqual([]);
   });
 });

@@ -320,7 +320,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         if (++missed < max) return;
         clearInterval(timer);
         this.lastError = new HitchError('timeout', `${this.opts.host.alias} stopped answering keepalives: the network or the server is gone.`);
-        transport.destroy();
+        abandon(transport);
         return;
       }
       waiting = true;
@@ -357,7 +357,7 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
         setImmediate(() => {
           if (transport instanceof Socket && this.bytesIn > bytesAtHalf) return resolve(true);
           this.lastError = new HitchError('timeout', `${this.opts.host.alias} did not answer after the computer woke or the network changed.`);
-          transport.destroy();
+          abandon(transport);
           resolve(false);
         });
       }, deadlineMs);
@@ -756,4 +756,22 @@ class ConnectDeadline {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+/**
+ * Closes a connection taken for dead. A TCP socket is reset rather than closed: the kernel
+ * then drops what it had not yet delivered, instead of retrying it for minutes. Keys a
+ * durable shell sent into a stalled network must never reach the host late, after its next
+ * carrier has sent them again (DurableShell.write).
+ */
+function abandon(transport: Duplex): void {
+  if (transport instanceof Socket) {
+    try {
+      transport.resetAndDestroy();
+      return;
+    } catch {
+      // not TCP (a pipe to a proxy command): closed as any stream
+    }
+  }
+  transport.destroy();
 }

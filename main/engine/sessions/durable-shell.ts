@@ -8,7 +8,7 @@ import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
-import { commands, ControlParser, START_QUERIES, type ControlStart } from './tmux-control';
+import { commands, ControlParser, keyPieces, KEYS_REPLIES, START_QUERIES, type ControlStart } from './tmux-control';
 
 /**
  * `carry` failed after tmux had attached the carrier: the channel is left open for the caller
@@ -20,11 +20,16 @@ export class AttachedCarrierError extends Error {}
 const PENDING_INPUT_MAX = 64 * 1024;
 
 interface Waiting {
+  /** Reply blocks still due for the line: one per command, unless tmux refuses one (that ends the line). */
+  blocks: number;
   resolve(lines: string[]): void;
   reject(err: Error): void;
   /** Runs as the reply is read, before any line after it: output after a capture is not in it. */
   onReply?: () => void;
 }
+
+/** A command was not answered because its carrier went away: tmux may or may not have run it. */
+class CarrierGoneError extends Error {}
 
 /** One tmux control client on an exec channel: commands in, replies in order, pane output. */
 class ControlClient {
@@ -46,17 +51,21 @@ class ControlClient {
   ) {
     const starting: Promise<string[]>[] = [];
     for (let i = 0; i < startReplies; i++) {
-      starting.push(new Promise((resolve, reject) => this.waiting.push({ resolve, reject, onReply: () => onStartReply?.(i) })));
+      starting.push(new Promise((resolve, reject) => this.waiting.push({ blocks: 1, resolve, reject, onReply: () => onStartReply?.(i) })));
     }
     this.started = Promise.all(starting);
     const parser = new ControlParser({
       output,
       reply: (ok, lines) => {
-        const next = this.waiting.shift();
+        const next = this.waiting[0];
+        if (!next) return;
+        // tmux drops the rest of a line's commands after one it refuses.
+        if (ok && --next.blocks > 0) return;
+        this.waiting.shift();
         if (ok) {
-          next?.onReply?.();
-          next?.resolve(lines);
-        } else next?.reject(new Error(lines.join(' ') || 'tmux refused a command'));
+          next.onReply?.();
+          next.resolve(lines);
+        } else next.reject(new Error(lines.join(' ') || 'tmux refused a command'));
       },
       exit: () => (this.exited = true),
     });
@@ -70,13 +79,14 @@ class ControlClient {
     channel.stderr.on('data', () => undefined); // tmux's own complaints end in the exit status
     this.closed = new Promise((resolve) => channel.once('close', () => resolve()));
     channel.on('close', () => {
-      for (const w of this.waiting.splice(0)) w.reject(new Error('the tmux client went away'));
+      for (const w of this.waiting.splice(0)) w.reject(new CarrierGoneError('the tmux client went away'));
     });
   }
 
-  run(command: string, onReply?: () => void): Promise<string[]> {
+  /** Runs a line of `blocks` commands; resolves with the last one's answer. */
+  run(command: string, blocks = 1): Promise<string[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject, onReply });
+      this.waiting.push({ blocks, resolve, reject });
       this.channel.write(command + '\n');
     });
   }
@@ -122,6 +132,14 @@ export class DurableShell extends Session {
    */
   private pendingInput: Buffer[] = [];
   private pendingBytes = 0;
+  /** The number of the last piece of keys sent (commands.sendKeys). */
+  private keysSent = 0;
+  /**
+   * Pieces of keys sent that tmux has not yet answered, oldest first. When the carrier goes
+   * before the answers come, the next carrier asks tmux which of them it applied and sends
+   * the others again: keys typed as the network dropped are neither lost nor doubled.
+   */
+  private unanswered: { seq: number; piece: Buffer }[] = [];
   /** How the person ended it: `kill` (tab closed) or `detach` (left running on the host). */
   private ending: 'kill' | 'detach' | null = null;
 
@@ -129,6 +147,8 @@ export class DurableShell extends Session {
     info: SessionInfo,
     /** The tmux session name, Hitch's own (`hitch-` and 16 hex digits). */
     readonly name: string,
+    /** Names this engine's numbering of the keys it sends (controlCommand's keysMark). */
+    private readonly keysMark: string,
     connection: MasterConnection,
     size: { cols: number; rows: number },
   ) {
@@ -154,6 +174,8 @@ export class DurableShell extends Session {
     /** tmux has attached this client to the session: its leaving now notifies every control client. */
     let attached = false;
     let live = false;
+    /** The number of the last keys from this engine tmux applied (commands.describe). */
+    let keysApplied = 0;
     const control = new ControlClient(
       channel,
       start.replies,
@@ -171,8 +193,11 @@ export class DurableShell extends Session {
     try {
       const replies = (await control.started).slice(queriesAt);
       const [line] = replies[START_QUERIES.describe] ?? [];
-      const [pane, pid, clientPid] = (line ?? '').split(' ');
-      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
+      const [pane, pid, clientPid, keys] = (line ?? '').split(' ');
+      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '') || !/^\d*$/.test(keys ?? '')) {
+        throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
+      }
+      keysApplied = Number(keys || 0);
       const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
       // Closed while it was being brought back: the engine ends it on the host (Engine.closeDurable).
       if (this.state !== 'open') throw new Error('the shell was closed meanwhile');
@@ -195,7 +220,9 @@ export class DurableShell extends Session {
     this.reconnecting = false;
     this.dropped = false;
     this.emit('changed');
-    const typed = Buffer.concat(this.pendingInput);
+    // Keys the last carrier sent that tmux did not apply go again, before those typed since.
+    const typed = Buffer.concat([...this.unanswered.filter((k) => k.seq > keysApplied).map((k) => k.piece), ...this.pendingInput]);
+    this.unanswered = [];
     this.pendingInput = [];
     this.pendingBytes = 0;
     if (typed.length > 0) void this.write(typed);
@@ -264,11 +291,21 @@ export class DurableShell extends Session {
     }
     if (this.state !== 'open' || !control || !pane) return Promise.resolve();
     // Keys go in order; the answer to the last piece says tmux has them all.
-    const sent = commands.sendKeys(pane, bytes).map((line) => control.run(line));
-    return Promise.all(sent).then(
-      () => undefined,
-      () => undefined,
-    );
+    const sent = keyPieces(bytes).map((piece) => {
+      const seq = ++this.keysSent;
+      this.unanswered.push({ seq, piece });
+      return control.run(commands.sendKeys(this.name, pane, this.keysMark, seq, piece), KEYS_REPLIES).then(
+        () => this.answered(seq),
+        // Refused by tmux (the pane is gone): nothing to send again. A carrier gone first leaves it to the next.
+        (err: Error) => (err instanceof CarrierGoneError ? undefined : this.answered(seq)),
+      );
+    });
+    return Promise.all(sent).then(() => undefined);
+  }
+
+  /** tmux answered the keys numbered `seq`, and so all before them. */
+  private answered(seq: number): void {
+    while (this.unanswered.length > 0 && this.unanswered[0]!.seq <= seq) this.unanswered.shift();
   }
 
   override resize(cols: number, rows: number): void {

@@ -13,6 +13,8 @@ export const TMUX_SOCKET_NAME = 'hitch';
 /** Durable session names are Hitch's own: `hitch-` and 16 hex digits. */
 const NAME = /^hitch-[0-9a-f]{16}$/;
 const PANE = /^%[0-9]{1,9}$/;
+/** Names the numbers one engine gives the keys it sends (see commands.sendKeys): 8 hex digits. */
+const KEYS_MARK = /^[0-9a-f]{8}$/;
 /** Longest line accepted from tmux. */
 const MAX_LINE_BYTES = 16 << 20;
 /** Bytes per send-keys command (each byte is three characters of hex and a space). */
@@ -35,6 +37,11 @@ function paneOf(name: string): string {
 function checkPane(pane: string): string {
   if (!PANE.test(pane)) throw new Error(`not a tmux pane id: ${JSON.stringify(pane)}`);
   return pane;
+}
+
+function checkMark(mark: string): string {
+  if (!KEYS_MARK.test(mark)) throw new Error(`not a keys mark: ${JSON.stringify(mark)}`);
+  return mark;
 }
 
 function checkSize(n: number): number {
@@ -81,14 +88,14 @@ export const START_QUERIES = { describe: 0, resize: 1, capture: 2, cursor: 3 } a
  * client is attached, with no round trip of their own. Exit status 127 when the host has no
  * tmux: the caller then opens an ordinary shell.
  */
-export function controlCommand(name: string, size: { cols: number; rows: number }, mode: 'new' | 'attach'): ControlStart {
+export function controlCommand(name: string, size: { cols: number; rows: number }, mode: 'new' | 'attach', keysMark: string): ControlStart {
   checkName(name);
   const tmux = `tmux -L ${TMUX_SOCKET_NAME} -f /dev/null -C`;
   const start =
     mode === 'attach'
       ? [`attach-session -t =${name}`]
       : ['start-server', ...SERVER_OPTIONS, `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`];
-  const queries = [commands.describe(name), commands.resize(size.cols, size.rows), ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : [])];
+  const queries = [commands.describe(name, keysMark), commands.resize(size.cols, size.rows), ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : [])];
   const chain = [...start, ...queries];
   // `\;` reaches tmux as `;`, its separator between commands.
   return { command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`, replies: chain.length, rejoin: mode === 'attach' };
@@ -112,19 +119,39 @@ export function parseLeftRunning(text: string): { name: string; pid: number }[] 
   return shells;
 }
 
+/** Input split into the pieces commands.sendKeys takes, in order. */
+export function keyPieces(bytes: Buffer): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += KEYS_PER_COMMAND) pieces.push(bytes.subarray(i, i + KEYS_PER_COMMAND));
+  return pieces;
+}
+
+/** The session's user option holding the number of the last keys from the engine marked `mark`. */
+const keysOption = (mark: string): string => `@hitch-keys-${checkMark(mark)}`;
+
+/** Reply blocks tmux sends for one commands.sendKeys line (fewer when one is refused: it ends the line). */
+export const KEYS_REPLIES = 2;
+
 export const commands = {
-  /** The pane of a session, its process (the shell) and this control client's own pid: `%3 12345 12300`. */
-  describe: (name: string): string => `display-message -p -t ${paneOf(name)} '#{pane_id} #{pane_pid} #{client_pid}'`,
+  /**
+   * The pane of a session, its process (the shell), this control client's own pid, and the
+   * number of the last keys from `keysMark` that tmux applied (empty if none): `%3 12345 12300 17`.
+   */
+  describe: (name: string, keysMark: string): string =>
+    `display-message -p -t ${paneOf(name)} '#{pane_id} #{pane_pid} #{client_pid} #{${keysOption(keysMark)}}'`,
   resize: (cols: number, rows: number): string => `refresh-client -C ${checkSize(cols)}x${checkSize(rows)}`,
-  /** Input as hex bytes, so any byte (a control key, UTF-8) reaches the shell as typed. */
-  sendKeys(pane: string, bytes: Buffer): string[] {
+  /**
+   * One piece of input (keyPieces), as hex bytes so any byte (a control key, UTF-8) reaches the
+   * shell as typed. The same line records `seq`, the piece's number, in the session: tmux runs
+   * a line's commands together, so after a drop the number there tells which pieces arrived
+   * (DurableShell sends the others again). Answered by KEYS_REPLIES blocks.
+   */
+  sendKeys(name: string, pane: string, keysMark: string, seq: number, piece: Buffer): string {
     checkPane(pane);
-    const lines: string[] = [];
-    for (let i = 0; i < bytes.length; i += KEYS_PER_COMMAND) {
-      const hex = [...bytes.subarray(i, i + KEYS_PER_COMMAND)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-      lines.push(`send-keys -t ${pane} -H ${hex}`);
-    }
-    return lines;
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`not a keys number: ${seq}`);
+    if (piece.length < 1 || piece.length > KEYS_PER_COMMAND) throw new Error(`not a piece of keys: ${piece.length} bytes`);
+    const hex = [...piece].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+    return `set-option -t ${paneOf(name)} ${keysOption(keysMark)} ${seq} ; send-keys -t ${pane} -H ${hex}`;
   },
   /** The session's pane: its history and screen with their colours, from the oldest line kept. */
   capture: (name: string): string => `capture-pane -p -e -S - -E - -t ${paneOf(name)}`,
