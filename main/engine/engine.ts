@@ -659,7 +659,7 @@ export class Engine {
       this.startingNames.add(name);
       try {
         const outcome = await this.lane(master.id).alone(async (): Promise<DurableShell | string | Error> => {
-          const start = controlCommand(name, size, 'new', this.keysMark);
+          const start = controlCommand(name, size, 'new');
           const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
           const shell = new DurableShell(this.sessionInfo(master, info), name, this.keysMark, connection, size);
           const ended = channelEnd(channel);
@@ -742,7 +742,7 @@ export class Engine {
       this.rejoining.add(session.id);
       const rejoin = (async () => {
         for (let attempt = 1; session.reconnecting && session.state === 'open' && master.view().state === 'ready'; attempt++) {
-          const start = controlCommand(session.name, session.terminalSize, 'attach', this.keysMark);
+          const start = controlCommand(session.name, session.terminalSize, 'attach');
           try {
             // Rejoins attach side by side; nothing that could crash tmux happens meanwhile.
             const gone = await this.lane(master.id).beside(async () => {
@@ -834,7 +834,7 @@ export class Engine {
     if (carried || this.startingNames.has(name)) throw new HitchError('bad-request', 'That shell is open in Hitch already.');
     this.startingNames.add(name);
     try {
-      const start = controlCommand(name, size, 'attach', this.keysMark);
+      const start = controlCommand(name, size, 'attach');
       const shell = await this.lane(master.id).beside(async () => {
         const { channel, connection } = await master.openSession({ kind: 'exec', command: start.command, pty: null, pipelined: true });
         const shell = new DurableShell(this.sessionInfo(master, { hostId, kind: 'shell', command: null, owner, tty: true }), name, this.keysMark, connection, size);

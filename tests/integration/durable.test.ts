@@ -176,25 +176,40 @@ describe('a durable shell', () => {
     // The shell appends a line to this file each time a command runs (the test user can write /tmp).
     const ran = join(tmpdir(), `hitch-keys-${process.pid}-${Date.now()}`);
     const lines = async (): Promise<string[]> => (await readFile(ran, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    const reconnecting = async (): Promise<boolean | undefined> => (await sessionView(t, s.id))?.reconnecting;
     try {
-      // Lost on the way: the keys go into a silent network, then the connection is reset.
+      // Lost: the keys go into a silent network; keepalives give the connection up, then it is reset.
       proxy.blackhole(true);
-      await t.engine.writeSession(s.id, `echo lost >> ${ran}\n`);
-      await new Promise((r) => setTimeout(r, 200));
+      void t.engine.writeSession(s.id, `echo lost >> ${ran}\n`);
+      await expect.poll(reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
       proxy.resetAll();
       proxy.blackhole(false);
       await rejoined(s.id);
       await expect.poll(lines, { timeout: 10_000 }).toEqual(['lost']);
 
-      // Run, the answer lost: tmux gets the keys, its answers never come back before the reset.
+      // Run, the answer lost: tmux gets the keys and runs them; its answers never come back.
       proxy.blackholeToClient(true);
-      await t.engine.writeSession(s.id, `echo run >> ${ran}\n`);
+      void t.engine.writeSession(s.id, `echo run >> ${ran}\n`);
       await expect.poll(lines, { timeout: 10_000 }).toEqual(['lost', 'run']);
+      await expect.poll(reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
       proxy.resetAll();
       proxy.blackholeToClient(false);
       await rejoined(s.id);
       expect(await shellPid(s.id)).toBe(pid); // a round trip through the shell: all typed before has run
       expect(await lines()).toEqual(['lost', 'run']);
+
+      // Stalled: the path dies under the connection while new ones get through. The keys sent
+      // into it run once, over the next connection; the old one, given up on, never delivers
+      // them late when its path comes back.
+      const release = proxy.holdOpen();
+      void t.engine.writeSession(s.id, `echo stalled >> ${ran}\n`);
+      await expect.poll(reconnecting, { timeout: 10_000, interval: 20 }).toBe(true);
+      await rejoined(s.id);
+      await expect.poll(lines, { timeout: 10_000 }).toEqual(['lost', 'run', 'stalled']);
+      release();
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(await shellPid(s.id)).toBe(pid);
+      expect(await lines()).toEqual(['lost', 'run', 'stalled']);
     } finally {
       await rm(ran, { force: true });
     }

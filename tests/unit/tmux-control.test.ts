@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commands, ControlParser, controlCommand, keyPieces, killCommand, parseLeftRunning, START_QUERIES, unescapeOutput } from '../../main/engine/sessions/tmux-control';
+import { commands, ControlParser, controlCommand, keyPieces, killCommand, parseKeysApplied, parseLeftRunning, START_QUERIES, unescapeOutput } from '../../main/engine/sessions/tmux-control';
 
 let dir: string;
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, TMUX_TMPDIR: dir, TMUX: '' });
@@ -51,31 +51,30 @@ describe('tmux control commands', () => {
   const mark = '0a1b2c3d';
 
   it('starts a shell with its queries answered in the same round, then rejoins it with the screen as it was', async () => {
-    const fresh = controlCommand(name, { cols: 100, rows: 30 }, 'new', mark);
+    const fresh = controlCommand(name, { cols: 100, rows: 30 }, 'new');
     const first = await start(fresh.command, fresh.replies);
     expect(first.answers).toHaveLength(fresh.replies);
     expect(first.answers.every((a) => a.ok)).toBe(true);
-    const [pane, pid, clientPid, keysApplied] = first.answers[fresh.replies - 2 + START_QUERIES.describe]!.lines[0]!.split(' ');
+    const started = first.answers.slice(fresh.replies - fresh.queries);
+    const [pane, pid, clientPid] = started[START_QUERIES.describe]!.lines[0]!.split(' ');
     expect(pane).toMatch(/^%\d+$/);
     expect(Number(pid)).toBeGreaterThan(1);
     expect(Number(clientPid)).toBeGreaterThan(1);
-    expect(keysApplied).toBe(''); // no keys sent yet
+    expect(parseKeysApplied(started[START_QUERIES.keys]!.lines, mark)).toBe(0); // no keys sent yet
 
     // Keys typed through the pane's id, numbered, then a rejoin: the capture holds the shell's
-    // answer, and the description the number of the last keys tmux applied.
-    const attach = controlCommand(name, { cols: 100, rows: 30 }, 'attach', mark);
+    // answer, and the keys query the number of the last keys tmux applied.
+    const attach = controlCommand(name, { cols: 100, rows: 30 }, 'attach');
     const [piece] = keyPieces(Buffer.from('echo marker-$((6*7))\r'));
     const typed = await start(attach.command, attach.replies, [commands.sendKeys(name, pane!, mark, 7, piece!)], /marker-42/);
     expect(typed.output).toContain('marker-42');
-    const again = controlCommand(name, { cols: 90, rows: 20 }, 'attach', mark);
+    const again = controlCommand(name, { cols: 90, rows: 20 }, 'attach');
     expect(again.rejoin).toBe(true);
     const rejoined = await start(again.command, again.replies);
-    const queries = rejoined.answers.slice(again.replies - 4);
-    expect(queries[START_QUERIES.describe]!.lines[0]).toMatch(new RegExp(`^${pane} ${pid} \\d+ 7$`));
-    // Another engine's numbering is its own.
-    const other = controlCommand(name, { cols: 90, rows: 20 }, 'attach', 'ffffffff');
-    const [otherLine] = (await start(other.command, other.replies)).answers[other.replies - 4 + START_QUERIES.describe]!.lines;
-    expect(otherLine).toMatch(new RegExp(`^${pane} ${pid} \\d+ $`));
+    const queries = rejoined.answers.slice(again.replies - again.queries);
+    expect(queries[START_QUERIES.describe]!.lines[0]).toMatch(new RegExp(`^${pane} ${pid} \\d+$`));
+    expect(parseKeysApplied(queries[START_QUERIES.keys]!.lines, mark)).toBe(7);
+    expect(parseKeysApplied(queries[START_QUERIES.keys]!.lines, 'ffffffff')).toBe(0); // another engine's numbering is its own
     expect(queries[START_QUERIES.capture]!.lines.join('\n')).toContain('marker-42');
     expect(queries[START_QUERIES.capture]!.lines.length).toBeGreaterThanOrEqual(20); // the screen at its new size
     expect(queries[START_QUERIES.cursor]!.lines[0]).toMatch(/^\d+ \d+$/);
@@ -90,17 +89,18 @@ describe('tmux control commands', () => {
     });
     expect(parseLeftRunning(listed)).toEqual([{ name, pid: expect.any(Number) }]);
     await new Promise((r) => spawn('sh', ['-c', killCommand(name)], { env: env() }).on('close', r));
-    const rejoin = controlCommand(name, { cols: 80, rows: 24 }, 'attach', mark);
+    const rejoin = controlCommand(name, { cols: 80, rows: 24 }, 'attach');
     await expect(start(rejoin.command, rejoin.replies)).rejects.toThrow(/can't find session|no sessions/); // as the engine reads a shell gone
   });
 
   it('never writes a name, pane or size it did not make', () => {
-    expect(() => controlCommand('web1; rm -rf ~', { cols: 80, rows: 24 }, 'new', mark)).toThrow(/not a durable session name/);
-    expect(() => controlCommand('hitch-0011223344556677', { cols: 0, rows: 24 }, 'attach', mark)).toThrow(/not a terminal size/);
-    expect(() => controlCommand('hitch-0011223344556677', { cols: 80, rows: 24 }, 'attach', 'x; kill-server')).toThrow(/not a keys mark/);
+    expect(() => controlCommand('web1; rm -rf ~', { cols: 80, rows: 24 }, 'new')).toThrow(/not a durable session name/);
+    expect(() => controlCommand('hitch-0011223344556677', { cols: 0, rows: 24 }, 'attach')).toThrow(/not a terminal size/);
+    expect(() => commands.sendKeys(name, '%1', 'x; kill-server', 1, Buffer.from('x'))).toThrow(/not a keys mark/);
     expect(() => commands.sendKeys(name, '%1; kill-server', mark, 1, Buffer.from('x'))).toThrow(/not a tmux pane id/);
     expect(() => commands.sendKeys(name, '%1', mark, 0, Buffer.from('x'))).toThrow(/not a keys number/);
     expect(keyPieces(Buffer.alloc(600)).map((p) => p.length)).toEqual([256, 256, 88]);
+    expect(parseKeysApplied(['HITCH_KEYS_0a1b2c3d=12x', 'HITCH_KEYS_0a1b2c3d0=5'], mark)).toBe(0);
     expect(parseLeftRunning('hitch-0011223344556677 %1 123\nmine %2 456\nhitch-00112233445566zz %3 7\n')).toEqual([{ name: 'hitch-0011223344556677', pid: 123 }]);
     expect(unescapeOutput(Buffer.from('a\\015\\012b\\\\'))).toEqual(Buffer.from('a\r\nb\\\\'));
   });

@@ -762,7 +762,8 @@ class ConnectDeadline {
  * Closes a connection taken for dead. A TCP socket is reset rather than closed: the kernel
  * then drops what it had not yet delivered, instead of retrying it for minutes. Keys a
  * durable shell sent into a stalled network must never reach the host late, after its next
- * carrier has sent them again (DurableShell.write).
+ * carrier has sent them again (DurableShell.write). Through a jump host, what already passed
+ * the first hop can still arrive late, and run twice.
  */
 function abandon(transport: Duplex): void {
   if (transport instanceof Socket) {

@@ -8,7 +8,7 @@ import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
-import { commands, ControlParser, keyPieces, KEYS_REPLIES, START_QUERIES, type ControlStart } from './tmux-control';
+import { commands, ControlParser, keyPieces, KEYS_REPLIES, parseKeysApplied, START_QUERIES, type ControlStart } from './tmux-control';
 
 /**
  * `carry` failed after tmux had attached the carrier: the channel is left open for the caller
@@ -166,7 +166,7 @@ export class DurableShell extends Session {
    * rejection is an AttachedCarrierError, and closing is the caller's (tmux-lane.ts).
    */
   async carry(channel: ClientChannel, connection: MasterConnection, start: ControlStart): Promise<void> {
-    const queriesAt = start.replies - (start.rejoin ? 4 : 2);
+    const queriesAt = start.replies - start.queries;
     // Output before the pane is known waits. Rejoining, output before the capture is in the
     // capture (dropped), output after it waits too.
     const early: { pane: string; data: Buffer }[] = [];
@@ -174,7 +174,7 @@ export class DurableShell extends Session {
     /** tmux has attached this client to the session: its leaving now notifies every control client. */
     let attached = false;
     let live = false;
-    /** The number of the last keys from this engine tmux applied (commands.describe). */
+    /** The number of the last keys from this engine tmux applied (commands.keysApplied). */
     let keysApplied = 0;
     const control = new ControlClient(
       channel,
@@ -193,11 +193,9 @@ export class DurableShell extends Session {
     try {
       const replies = (await control.started).slice(queriesAt);
       const [line] = replies[START_QUERIES.describe] ?? [];
-      const [pane, pid, clientPid, keys] = (line ?? '').split(' ');
-      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '') || !/^\d*$/.test(keys ?? '')) {
-        throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
-      }
-      keysApplied = Number(keys || 0);
+      const [pane, pid, clientPid] = (line ?? '').split(' ');
+      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
+      keysApplied = parseKeysApplied(replies[START_QUERIES.keys] ?? [], this.keysMark);
       const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
       // Closed while it was being brought back: the engine ends it on the host (Engine.closeDurable).
       if (this.state !== 'open') throw new Error('the shell was closed meanwhile');
@@ -221,6 +219,8 @@ export class DurableShell extends Session {
     this.dropped = false;
     this.emit('changed');
     // Keys the last carrier sent that tmux did not apply go again, before those typed since.
+    // The numbering goes on from tmux's: this engine may have carried the shell before.
+    this.keysSent = Math.max(this.keysSent, keysApplied);
     const typed = Buffer.concat([...this.unanswered.filter((k) => k.seq > keysApplied).map((k) => k.piece), ...this.pendingInput]);
     this.unanswered = [];
     this.pendingInput = [];

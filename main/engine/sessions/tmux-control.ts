@@ -13,7 +13,7 @@ export const TMUX_SOCKET_NAME = 'hitch';
 /** Durable session names are Hitch's own: `hitch-` and 16 hex digits. */
 const NAME = /^hitch-[0-9a-f]{16}$/;
 const PANE = /^%[0-9]{1,9}$/;
-/** Names the numbers one engine gives the keys it sends (see commands.sendKeys): 8 hex digits. */
+/** Names the numbering of the keys one engine sends (see commands.sendKeys): 8 hex digits. */
 const KEYS_MARK = /^[0-9a-f]{8}$/;
 /** Longest line accepted from tmux. */
 const MAX_LINE_BYTES = 16 << 20;
@@ -75,10 +75,12 @@ export interface ControlStart {
   replies: number;
   /** Rejoining a running shell: the chain ends with its capture and cursor. */
   rejoin: boolean;
+  /** The queries the chain ends with (START_QUERIES): their answers are the last `queries` replies. */
+  queries: number;
 }
 
 /** Answers at the end of a start's replies, in this order (capture and cursor when rejoining). */
-export const START_QUERIES = { describe: 0, resize: 1, capture: 2, cursor: 3 } as const;
+export const START_QUERIES = { describe: 0, keys: 1, resize: 2, capture: 3, cursor: 4 } as const;
 
 /**
  * The remote command that starts (`new`) or rejoins (`attach`) a durable shell in control
@@ -88,17 +90,27 @@ export const START_QUERIES = { describe: 0, resize: 1, capture: 2, cursor: 3 } a
  * client is attached, with no round trip of their own. Exit status 127 when the host has no
  * tmux: the caller then opens an ordinary shell.
  */
-export function controlCommand(name: string, size: { cols: number; rows: number }, mode: 'new' | 'attach', keysMark: string): ControlStart {
+export function controlCommand(name: string, size: { cols: number; rows: number }, mode: 'new' | 'attach'): ControlStart {
   checkName(name);
   const tmux = `tmux -L ${TMUX_SOCKET_NAME} -f /dev/null -C`;
   const start =
     mode === 'attach'
       ? [`attach-session -t =${name}`]
       : ['start-server', ...SERVER_OPTIONS, `new-session -s ${name} -x ${checkSize(size.cols)} -y ${checkSize(size.rows)}`];
-  const queries = [commands.describe(name, keysMark), commands.resize(size.cols, size.rows), ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : [])];
+  const queries = [
+    commands.describe(name),
+    commands.keysApplied(name),
+    commands.resize(size.cols, size.rows),
+    ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : []),
+  ];
   const chain = [...start, ...queries];
   // `\;` reaches tmux as `;`, its separator between commands.
-  return { command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`, replies: chain.length, rejoin: mode === 'attach' };
+  return {
+    command: `command -v tmux >/dev/null 2>&1 || exit 127; exec ${tmux} ${chain.join(' \\; ')}`,
+    replies: chain.length,
+    rejoin: mode === 'attach',
+    queries: queries.length,
+  };
 }
 
 /** Ends a durable shell from an ordinary exec (no control client): cleaning up after a failed start. */
@@ -126,19 +138,29 @@ export function keyPieces(bytes: Buffer): Buffer[] {
   return pieces;
 }
 
-/** The session's user option holding the number of the last keys from the engine marked `mark`. */
-const keysOption = (mark: string): string => `@hitch-keys-${checkMark(mark)}`;
+/**
+ * The session's variable holding the number of the last keys from the engine marked `mark`:
+ * hidden (`set-environment -h`), so no program started in the session sees it, and setting it
+ * redraws nothing (a user option would redraw every terminal client on each key).
+ */
+const keysVariable = (mark: string): string => `HITCH_KEYS_${checkMark(mark)}`;
+
+/** The number of the last keys from `keysMark` tmux applied, from commands.keysApplied's answer (0: none). */
+export function parseKeysApplied(lines: string[], keysMark: string): number {
+  const prefix = `${keysVariable(keysMark)}=`;
+  const line = lines.find((l) => l.startsWith(prefix));
+  const n = line === undefined ? 0 : Number(line.slice(prefix.length));
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
 
 /** Reply blocks tmux sends for one commands.sendKeys line (fewer when one is refused: it ends the line). */
 export const KEYS_REPLIES = 2;
 
 export const commands = {
-  /**
-   * The pane of a session, its process (the shell), this control client's own pid, and the
-   * number of the last keys from `keysMark` that tmux applied (empty if none): `%3 12345 12300 17`.
-   */
-  describe: (name: string, keysMark: string): string =>
-    `display-message -p -t ${paneOf(name)} '#{pane_id} #{pane_pid} #{client_pid} #{${keysOption(keysMark)}}'`,
+  /** The pane of a session, its process (the shell) and this control client's own pid: `%3 12345 12300`. */
+  describe: (name: string): string => `display-message -p -t ${paneOf(name)} '#{pane_id} #{pane_pid} #{client_pid}'`,
+  /** The session's hidden variables, the numbers of the last keys each engine sent among them (parseKeysApplied). */
+  keysApplied: (name: string): string => `show-environment -h -t =${checkName(name)}`,
   resize: (cols: number, rows: number): string => `refresh-client -C ${checkSize(cols)}x${checkSize(rows)}`,
   /**
    * One piece of input (keyPieces), as hex bytes so any byte (a control key, UTF-8) reaches the
@@ -151,7 +173,7 @@ export const commands = {
     if (!Number.isSafeInteger(seq) || seq < 1) throw new Error(`not a keys number: ${seq}`);
     if (piece.length < 1 || piece.length > KEYS_PER_COMMAND) throw new Error(`not a piece of keys: ${piece.length} bytes`);
     const hex = [...piece].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-    return `set-option -t ${paneOf(name)} ${keysOption(keysMark)} ${seq} ; send-keys -t ${pane} -H ${hex}`;
+    return `set-environment -h -t =${checkName(name)} ${keysVariable(keysMark)} ${seq} ; send-keys -t ${pane} -H ${hex}`;
   },
   /** The session's pane: its history and screen with their colours, from the oldest line kept. */
   capture: (name: string): string => `capture-pane -p -e -S - -E - -t ${paneOf(name)}`,
