@@ -48,7 +48,9 @@ describe('a network that resets connections mid-session', () => {
         let dropped: Awaited<ReturnType<typeof masterOf>>;
         await expect.poll(async () => (dropped = await masterOf(t, proxy.port))?.state, { timeout: 5_000, interval: 5 }).not.toBe('ready');
         expect(dropped).toMatchObject({ state: 'reconnecting', error: { code: 'network' } });
-        expect(dropped?.error?.message).toBe(`Connection to 127.0.0.1 port ${proxy.port} was reset.`);
+        // Node reports a reset connection as an error, or now and then (10 in 300 resets of a
+        // socket being written to, measured here) as a plain end: "lost" then.
+        expect([`Connection to 127.0.0.1 port ${proxy.port} was reset.`, 'The connection to flaky was lost.']).toContain(dropped?.error?.message);
         expect(dropped?.reconnectAt).toBeGreaterThan(Date.now() - 100);
         // The cut session stays listed, marked, with its output.
         await expect.poll(async () => (await sessionView(t, cut.id))?.state).toBe('disconnected');
