@@ -54,9 +54,10 @@ export async function opensshMaster(configPath: string, alias: string, dir: stri
 export async function cliBench(sshd: Sshd, rounds: number): Promise<CliRow> {
   await ensureBuilt();
   const dir = await mkdtemp(join(tmpdir(), 'hitch-bench-cli-'));
-  const t = await testEngine(sshd.clientConfig('bench'), { processTrees: false, controlSocketDir: null });
+  // As `hitch daemon` runs it: control sockets served, ready masters linked for `hitch exec`.
+  const t = await testEngine(sshd.clientConfig('bench'), { processTrees: false });
   const runtimeDir = join(dir, 'run');
-  const server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir, log: t.engine.options.log });
+  const server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir, log: t.engine.options.log, masters: t.engine });
   const openssh = await opensshMaster(t.configPath, 'bench', dir);
   const env = { ...process.env, HITCH_RUNTIME_DIR: runtimeDir };
   try {

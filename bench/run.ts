@@ -4,10 +4,10 @@
 // through the web host (bench/interactive.ts), one session's throughput on the paths users
 // take (bench/throughput.ts), 200 sessions over 20 masters and 1,000 over 100 (bench/scale.ts),
 // and hitch's start (bench/cli.ts).
-// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale|throughput]
+// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale|throughput|cli]
 // `--only scale` runs the two scale runs alone (a few minutes), for working on them; the JSON
 // then holds only "scale" and "scale_large". `--only throughput` runs the throughput part alone
-// (the JSON holds only "throughput").
+// (the JSON holds only "throughput"), `--only cli` hitch's start alone (only "cli").
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import type { BenchMethod, BenchResult } from '../preload/api';
 import { startSshd, type Sshd } from '../tests/fixtures/sshd';
 import { startProxy } from '../tests/fixtures/tcp-proxy';
 import { testEngine } from '../tests/fixtures/engine';
-import { cliBench } from './cli';
+import { cliBench, type CliRow } from './cli';
 import { interactiveBench, type InteractiveRow } from './interactive';
 import { throughput } from './throughput';
 import { durableBench, type DurableRow } from './durable';
@@ -31,7 +31,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 });
-if (values.only !== undefined && values.only !== 'scale' && values.only !== 'throughput') throw new Error(`--only takes "scale" or "throughput", not "${values.only}"`);
+const ONLY = ['scale', 'throughput', 'cli'];
+if (values.only !== undefined && !ONLY.includes(values.only)) throw new Error(`--only takes ${ONLY.map((o) => `"${o}"`).join(', ')}, not "${values.only}"`);
 const ROUNDS = values.quick ? 3 : Number(values.rounds);
 const RTTS = [0, 50];
 const THROUGHPUT_BYTES = (values.quick ? 32 : 256) * 1024 * 1024;
@@ -128,12 +129,18 @@ async function main(): Promise<void> {
     await writeJson({ scale: sc.scale, scale_large: sc.scale_large });
     return;
   }
-  if (values.only === 'throughput') {
+  if (values.only === 'throughput' || values.only === 'cli') {
     const sshd = await startSshd({ maxSessions: 20 });
     try {
-      const tp = await throughput(sshd, THROUGHPUT_BYTES);
-      process.stdout.write(throughputLines(tp) + '\n');
-      await writeJson({ throughput: tp });
+      if (values.only === 'throughput') {
+        const tp = await throughput(sshd, THROUGHPUT_BYTES);
+        process.stdout.write(throughputLines(tp) + '\n');
+        await writeJson({ throughput: tp });
+      } else {
+        const cli = await cliBench(sshd, ROUNDS);
+        process.stdout.write(cliLine(cli) + '\n');
+        await writeJson({ cli });
+      }
     } finally {
       await sshd.stop();
     }
@@ -165,9 +172,7 @@ async function main(): Promise<void> {
     for (const s of skipped) process.stdout.write(`skipped: ${s}\n`);
     process.stdout.write('\n' + interactiveTable(interactive) + '\n');
     process.stdout.write('\n' + throughputLines(tp) + '\n');
-    process.stdout.write(
-      `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms\n`,
-    );
+    process.stdout.write(cliLine(cli) + '\n');
     process.stdout.write(
       `flood (seq 1 ${FLOOD_LINES} in a terminal in Chromium, 50 ms RTT, ${(flood.bytes / 1e6).toFixed(1)} MB): drawn in ${flood.ui_ms} ms (target ≤ 1500), ` +
         `frame p99 ${flood.frame_p99_ms} ms (target ≤ 50), engine peak RSS ${flood.engine_rss_mb} MB\n`,
@@ -178,6 +183,10 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   await writeJson(output);
+}
+
+function cliLine(cli: CliRow): string {
+  return `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms`;
 }
 
 /** The throughput part's lines: one session's stream on each path, and one file's download. */

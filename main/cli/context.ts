@@ -1,12 +1,13 @@
 // What every command needs: the parsed options, a connection to the running engine (started
 // in the background with --start), typed calls that fail as one clear line, and output.
-import { spawn } from 'node:child_process';
+// The engine socket's code (node:net and more) loads on the first call, not with every
+// command: `hitch exec` on a ready master may never need it (exec.ts).
 import { openSync, readFileSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Method, Params, Result } from '../../preload/api';
 import { ApiError, HitchClient } from '../../preload/client';
 import type { EngineFlags } from '../engine/config/flags';
-import { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir, type EngineConnection } from '../transport/engine-socket';
+import type { EngineConnection } from '../transport/engine-socket';
 import type { CommandName, Output } from './schemas';
 
 /** A failure to report as `hitch: MESSAGE` on stderr, exiting with `status`. */
@@ -67,6 +68,10 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
 
 /** Starts `hitch daemon` detached, logging to the runtime directory, and waits for its socket. */
 async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
+  const [{ spawn }, { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir }] = await Promise.all([
+    import('node:child_process'),
+    import('../transport/engine-socket'),
+  ]);
   const path = engineSocketPath(opts.runtimeDir);
   await privateRuntimeDir(opts.runtimeDir);
   const logPath = join(opts.runtimeDir, 'engine.log');
@@ -99,8 +104,9 @@ async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
 
 export function createContext(opts: CliOptions): Context {
   let connection: Promise<EngineConnection> | null = null;
-  const engine = (): Promise<EngineConnection> => {
-    connection ??= connectEngineSocket(engineSocketPath(opts.runtimeDir)).catch(async (err: unknown) => {
+  const connect = async (): Promise<EngineConnection> => {
+    const { connectEngineSocket, engineSocketPath, NoEngineError } = await import('../transport/engine-socket');
+    return connectEngineSocket(engineSocketPath(opts.runtimeDir)).catch(async (err: unknown) => {
       if (!(err instanceof NoEngineError)) throw new CliError((err as Error).message);
       if (opts.start) return startInBackground(opts);
       throw new CliError(
@@ -108,8 +114,8 @@ export function createContext(opts: CliOptions): Context {
           'or `npm run web`), or add --start to start one in the background.',
       );
     });
-    return connection;
   };
+  const engine = (): Promise<EngineConnection> => (connection ??= connect());
   let client: Promise<HitchClient> | null = null;
   const clientOf = (): Promise<HitchClient> => (client ??= engine().then((conn) => new HitchClient(conn)));
   return {

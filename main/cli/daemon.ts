@@ -14,7 +14,7 @@ export async function daemon(ctx: Context): Promise<number> {
   const engine = new Engine(options);
   let server: EngineSocketServer;
   try {
-    server = await serveEngineSocket({ api: localApi(createRouter(engine, log)), runtimeDir: ctx.runtimeDir, log });
+    server = await serveEngineSocket({ api: localApi(createRouter(engine, log)), runtimeDir: ctx.runtimeDir, log, masters: engine });
   } catch (err) {
     engine.shutdown();
     if (err instanceof EngineRunningError) {

@@ -2,13 +2,15 @@
 // would: stdout and stderr byte for byte on their own streams, stdin passed through (its end
 // forwarded), and the command's exit status as hitch's own (128 + n for signal n). Once the
 // master is connected (asking for whatever its login needs), the command runs as `ssh -S`
-// would, over the master's control socket with this process's descriptors (mux-exec.ts).
-// Where that cannot be (--json, no control socket, no native helper), through the engine
+// would, over the master's control socket with this process's descriptors (mux-exec.ts). A
+// master already ready is reached through the link the engine keeps under the host's alias
+// (transport/master-links.ts), without a word with the engine first. Where none of that can be (--json, no control socket, no native helper), through the engine
 // socket: the session is opened raw, so binary output survives, and removed at the end.
 import { constants } from 'node:os';
 import type { SessionView } from '../../preload/api';
 import { signalExitStatus } from '../engine/exit-status';
 import { CliError, EXEC_FAILURE_STATUS, type Context } from './context';
+import { masterLinkPath } from '../transport/master-link-path';
 import { execOverControlSocket, NoControlSocket, type MuxOutcome } from './mux-exec';
 import { mastersOf, withPrompts } from './prompts';
 
@@ -35,29 +37,54 @@ export function exitStatusOf(session: SessionView): { status: number; problem: s
 export async function execCommand(ctx: Context, host: string, command: string): Promise<number> {
   // --json gathers the output into one document: it comes through the engine, as events.
   if (ctx.json) return execThroughEngine(ctx, host, command);
+
+  // A ready master's socket, linked under the host's alias by the engine: used at once. Not
+  // there, not this user's, or the session refused (nothing ran): the engine is asked below.
+  const link = masterLinkPath(ctx.runtimeDir, host);
+  const direct = link === null ? null : await overSocket(link, command, true);
+  if (direct !== null && (direct.refused === null || direct.signalled !== null)) return statusOf(host, direct);
+
   const asked = ctx.call('state.get', {});
   const connecting = ctx.call('master.connect', { hostId: host });
   connecting.catch(() => undefined); // awaited below, through withPrompts
   const state = await asked;
   const master = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => connecting);
-  if (master.controlPath === null) return execThroughEngine(ctx, host, command);
+  // No socket, or no descriptor passing here (the native helper did not load): through the engine.
+  const run = master.controlPath === null ? null : await overSocket(master.controlPath, command, false);
+  if (run === null) return execThroughEngine(ctx, host, command);
+  if (run.refused !== null && run.signalled === null) throw new CliError(`${host}: ${run.refused}`, EXEC_FAILURE_STATUS);
+  return statusOf(host, run);
+}
 
+interface SocketRun extends MuxOutcome {
+  /** Hitch itself was interrupted: the engine hung the command up as the connection closed. */
+  signalled: NodeJS.Signals | null;
+}
+
+/**
+ * Runs the command over a control socket, SIGINT, SIGTERM and SIGHUP ending it meanwhile;
+ * null when the socket cannot be used (the command is then run another way).
+ */
+async function overSocket(path: string, command: string, linked: boolean): Promise<SocketRun | null> {
   let signalled: NodeJS.Signals | null = null;
-  const interrupted = new Promise<void>((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => ((signalled ??= signal), resolve()));
-  });
-  let outcome: MuxOutcome;
+  let wake!: () => void;
+  const interrupted = new Promise<void>((resolve) => (wake = resolve));
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, () => ((signalled ??= signal), wake())] as const);
+  for (const [signal, handler] of handlers) process.once(signal, handler);
   try {
-    outcome = await execOverControlSocket(master.controlPath, command, interrupted);
+    return { ...(await execOverControlSocket(path, command, interrupted, linked)), signalled };
   } catch (err) {
-    if (!(err instanceof NoControlSocket)) throw err;
-    // No descriptor passing here (the native helper did not load), or the socket is gone.
-    return execThroughEngine(ctx, host, command);
+    if (err instanceof NoControlSocket) return null;
+    throw err;
+  } finally {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
   }
-  // Hitch itself interrupted: the engine hung the command up as the connection closed.
-  if (signalled !== null) return 128 + (constants.signals[signalled] ?? 0);
-  if (outcome.refused !== null) throw new CliError(`${host}: ${outcome.refused}`, EXEC_FAILURE_STATUS);
-  if (outcome.status !== null) return outcome.status & 0xff;
+}
+
+/** hitch's exit status for a command run over a control socket. */
+function statusOf(host: string, run: SocketRun): number {
+  if (run.signalled !== null) return 128 + (constants.signals[run.signalled] ?? 0);
+  if (run.status !== null) return run.status & 0xff;
   process.stderr.write(`hitch: ${host}: the command ended without an exit status (the connection dropped?); it may still be running\n`);
   return EXEC_FAILURE_STATUS;
 }

@@ -3,6 +3,8 @@
 // and stderr. The command's output then goes from the SSH channel straight to where it is
 // going (a pipe, a file, the terminal), not through this process, which only waits for the
 // exit status: as fast as OpenSSH's own `ssh -S`, and nothing to copy here.
+import { lstatSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { EXIT_SIGNAL_EXTENSION, FrameParser, MessageReader, MessageWriter, MSG, MUX_VERSION, NO_ESCAPE, type Frame } from '../engine/control-socket/frames';
 import { UnixConnection } from '../native/unix-socket';
 import { loadUnix } from '../native/unix';
@@ -22,15 +24,42 @@ export interface MuxOutcome {
 const REQUEST_ID = 1;
 
 /**
+ * A socket found through a link in the runtime directory (transport/master-links.ts) rather
+ * than named by the engine: used only if the link's directory is this user's alone and the
+ * socket is this user's. Synchronous: a short command starts no thread pool for two stats.
+ */
+function checkLinkedSocket(path: string): void {
+  const uid = process.getuid?.();
+  if (uid === undefined) throw new NoControlSocket('no user ids here');
+  let dir, socket;
+  try {
+    dir = lstatSync(dirname(path));
+    socket = statSync(path);
+  } catch (err) {
+    throw new NoControlSocket((err as Error).message); // no link: the master is not ready
+  }
+  if (!dir.isDirectory() || dir.uid !== uid || (dir.mode & 0o077) !== 0) throw new NoControlSocket(`${dirname(path)} is not private to this user`);
+  if (!socket.isSocket() || socket.uid !== uid) throw new NoControlSocket(`${path} is not a socket of this user`);
+}
+
+/**
  * Runs `command` as a session of the master serving `controlPath`, with this process's
  * descriptors 0, 1 and 2 as its stdin, stdout and stderr. `interrupted` ends the session (the
  * engine hangs the command up, as when a client goes away). Throws NoControlSocket when the
- * socket cannot be reached or the native helper is missing.
+ * socket cannot be reached or the native helper is missing. `linked`: the path is a link
+ * found in the runtime directory, not one the engine named: it and whoever serves it are
+ * checked to be this user's before anything is sent.
  */
-export async function execOverControlSocket(controlPath: string, command: string, interrupted: Promise<void>): Promise<MuxOutcome> {
+export async function execOverControlSocket(controlPath: string, command: string, interrupted: Promise<void>, linked = false): Promise<MuxOutcome> {
+  if (linked) checkLinkedSocket(controlPath);
   let conn: UnixConnection;
   try {
-    conn = UnixConnection.connect(await loadUnix(), controlPath);
+    const unix = await loadUnix();
+    conn = UnixConnection.connect(unix, controlPath);
+    if (linked && unix.native.peerCredentials(conn.fd).uid !== process.getuid?.()) {
+      conn.destroy();
+      throw new Error(`${controlPath} is served by another user`);
+    }
   } catch (err) {
     throw new NoControlSocket((err as Error).message);
   }

@@ -409,6 +409,21 @@ export class Engine {
     return entry.resolved;
   }
 
+  /**
+   * The control socket of each host whose master is ready and serving one, by alias: what
+   * `master.connect` for that alias would reach now (the catalog as loaded, as there). For
+   * publishing to the `hitch` command (transport/master-links.ts). Empty before the catalog loads.
+   */
+  readyControlPaths(): Map<string, string> {
+    const paths = new Map<string, string>();
+    for (const entry of this.catalog?.entries ?? []) {
+      if (!entry.resolved) continue;
+      const master = this.masters.get(masterIdOf(entry.resolved));
+      if (master?.state === 'ready' && master.controlPath !== null) paths.set(entry.alias, master.controlPath);
+    }
+    return paths;
+  }
+
   // -- masters ---------------------------------------------------------------------------
 
   /**

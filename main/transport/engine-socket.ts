@@ -21,6 +21,7 @@ import { bytesAsBase64 } from '../api/bytes';
 import type { Api, Connection, Outgoing } from '../api/connection';
 import { loadUnix } from '../native/unix';
 import type { Logger } from '../engine/log';
+import { publishMasterLinks, type MasterLinkSource } from './master-links';
 
 /** Requests longer than this are refused and the connection closed. */
 export const MAX_REQUEST_BYTES = 1 << 20;
@@ -189,6 +190,8 @@ export interface EngineSocketServerOptions {
   api: Api;
   runtimeDir: string;
   log: Logger;
+  /** The engine behind `api`, when in this process: its ready masters are linked for `hitch exec` (master-links.ts). */
+  masters?: MasterLinkSource;
 }
 
 export interface EngineSocketServer {
@@ -391,10 +394,12 @@ export async function serveEngineSocket(opts: EngineSocketServerOptions): Promis
     return (await stat(path)).ino;
   });
   log.info('engine socket serving', { path });
+  const links = opts.masters ? publishMasterLinks(opts.masters, runtimeDir, log) : null;
 
   return {
     path,
     async close() {
+      await links?.close();
       for (const client of clients) client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       // Only our own socket: a newer engine may own the path by now.

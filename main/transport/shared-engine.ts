@@ -77,7 +77,7 @@ export async function useOrStartEngine(opts: SharedEngineOptions): Promise<Share
     const api = localApi(createRouter(engine, log));
     let server: EngineSocketServer | null = null;
     try {
-      server = await serveEngineSocket({ api, runtimeDir, log });
+      server = await serveEngineSocket({ api, runtimeDir, log, masters: engine });
     } catch (err) {
       if (err instanceof EngineRunningError) {
         engine.shutdown();

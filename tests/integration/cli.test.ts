@@ -4,10 +4,10 @@
 // checked against their schemas, and the engine socket refusing what it must refuse.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, link, mkdtemp, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { chmod, chown, link, mkdtemp, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -164,6 +164,51 @@ describe('the hitch command', () => {
     expect(execOutputSchema.parse(JSON.parse(j.out))).toMatchObject({ host: 'box', exitCode: 4, exitSignal: null, status: 4, stdout: 'hi\n', stderr: 'oops\n' });
     // Finished sessions are removed from the engine.
     expect((await json(lsOutputSchema, ['ls'])).sessions).toEqual([]);
+  });
+
+  it("runs a command on a ready master straight through the link the engine keeps, and only through this user's own", async () => {
+    const masterLink = join(dir, 'run', 'masters', 'box');
+    expect((await hitch(['connect', 'box'])).status).toBe(0);
+    const controlPath = (await hitch(['socket', 'box'])).out.trim();
+    await expect.poll(() => readlink(masterLink).catch(() => null)).toBe(controlPath);
+
+    // With the engine socket out of the way, only the link can carry the command.
+    await rename(socketPath, `${socketPath}.aside`);
+    const fake = createServer();
+    let fakeConnections = 0;
+    fake.on('connection', (c) => (fakeConnections++, c.destroy()));
+    try {
+      expect(await hitch(['exec', 'box', '--', 'echo straight; echo on >&2; exit 7'], { input: 'x' })).toMatchObject({ status: 7, out: 'straight\n', stderr: 'on\n' });
+
+      // Its directory open to others: not used (and the engine socket is away, so nothing runs).
+      await chmod(dirname(masterLink), 0o755);
+      const open = await hitch(['exec', 'box', '--', 'echo must not run']);
+      await chmod(dirname(masterLink), 0o700);
+      expect(open).toMatchObject({ status: 255, out: '' });
+      expect(open.stderr).toMatch(/^hitch: no Hitch engine is running/);
+
+      // A socket of another user in its place gets nothing.
+      const stranger = join(dir, 'stranger.sock');
+      await new Promise<void>((ok) => fake.listen(stranger, ok));
+      const uid = Number(execFileSync('id', ['-u', TEST_USER], { encoding: 'utf8' }));
+      await chown(stranger, uid, uid);
+      await unlink(masterLink);
+      await symlink(stranger, masterLink);
+      const strange = await hitch(['exec', 'box', '--', 'echo must not run']);
+      expect(strange).toMatchObject({ status: 255, out: '' });
+      expect(fakeConnections).toBe(0);
+    } finally {
+      fake.close();
+      await rm(masterLink, { force: true });
+      await symlink(controlPath, masterLink); // as the engine left it (it rewrites a link only on a change)
+      await rename(`${socketPath}.aside`, socketPath);
+    }
+
+    // Once the master is down the link goes; the command then asks the engine, which connects.
+    expect((await hitch(['disconnect', 'box'])).status).toBe(0);
+    await expect.poll(() => readlink(masterLink).catch(() => null)).toBeNull();
+    expect(await hitch(['exec', 'box', '--', 'echo back'])).toMatchObject({ status: 0, out: 'back\n' });
+    await expect.poll(() => readlink(masterLink).catch(() => null)).toBe(controlPath);
   });
 
   it('exits 128+n when the remote command dies of signal n', async () => {

@@ -1,0 +1,17 @@
+// Where the engine links a ready master's control socket for `hitch exec` (master-links.ts).
+// A module of its own, with nothing but node:path: `hitch exec` reads it before anything else.
+import { join } from 'node:path';
+
+export const MASTERS_DIR = 'masters';
+/** sockaddr_un's sun_path holds 108 bytes on Linux (104 on macOS), the final NUL included. */
+const MAX_SOCKET_PATH_BYTES = 103;
+
+/**
+ * Where the link for `alias` is, or null when it can have none (its path would be too long
+ * for a Unix socket path). The alias is percent-encoded, so a `/` in it stays in the name.
+ */
+export function masterLinkPath(runtimeDir: string, alias: string): string | null {
+  const name = alias === '.' || alias === '..' ? alias.replaceAll('.', '%2E') : encodeURIComponent(alias);
+  const path = join(runtimeDir, MASTERS_DIR, name);
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? path : null;
+}
