@@ -39,11 +39,16 @@ export async function execCommand(ctx: Context, host: string, command: string): 
   if (ctx.json) return execThroughEngine(ctx, host, command);
 
   // A ready master's socket, linked under the host's alias by the engine: used at once. Not
-  // there, not this user's, or the session refused (nothing ran): the engine is asked below.
+  // there or not this user's: the engine is asked below. Once the session was asked for, a
+  // refusal is final, as below: the command may have started (the master dropping as it was
+  // asked), and the stdin it was given has been read.
   const link = masterLinkPath(ctx.runtimeDir, host);
-  const direct = link === null ? null : await overSocket(link, command, true);
-  if (direct !== null && (direct.refused === null || direct.signalled !== null)) return statusOf(host, direct);
+  const run = link === null ? null : await overSocket(link, command, true);
+  return run === null ? execOverMaster(ctx, host, command) : finished(host, run);
+}
 
+/** `hitch exec` with the engine's help: the master connected (logging in if it must), then its socket. */
+async function execOverMaster(ctx: Context, host: string, command: string): Promise<number> {
   const asked = ctx.call('state.get', {});
   const connecting = ctx.call('master.connect', { hostId: host });
   connecting.catch(() => undefined); // awaited below, through withPrompts
@@ -51,9 +56,7 @@ export async function execCommand(ctx: Context, host: string, command: string): 
   const master = await withPrompts(ctx, mastersOf(state.catalog, host), state.prompts, () => connecting);
   // No socket, or no descriptor passing here (the native helper did not load): through the engine.
   const run = master.controlPath === null ? null : await overSocket(master.controlPath, command, false);
-  if (run === null) return execThroughEngine(ctx, host, command);
-  if (run.refused !== null && run.signalled === null) throw new CliError(`${host}: ${run.refused}`, EXEC_FAILURE_STATUS);
-  return statusOf(host, run);
+  return run === null ? execThroughEngine(ctx, host, command) : finished(host, run);
 }
 
 interface SocketRun extends MuxOutcome {
@@ -81,9 +84,10 @@ async function overSocket(path: string, command: string, linked: boolean): Promi
   }
 }
 
-/** hitch's exit status for a command run over a control socket. */
-function statusOf(host: string, run: SocketRun): number {
+/** hitch's exit status for a command run over a control socket (its refusal is thrown). */
+function finished(host: string, run: SocketRun): number {
   if (run.signalled !== null) return 128 + (constants.signals[run.signalled] ?? 0);
+  if (run.refused !== null) throw new CliError(`${host}: ${run.refused}`, EXEC_FAILURE_STATUS);
   if (run.status !== null) return run.status & 0xff;
   process.stderr.write(`hitch: ${host}: the command ended without an exit status (the connection dropped?); it may still be running\n`);
   return EXEC_FAILURE_STATUS;

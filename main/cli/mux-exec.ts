@@ -31,14 +31,17 @@ const REQUEST_ID = 1;
 function checkLinkedSocket(path: string): void {
   const uid = process.getuid?.();
   if (uid === undefined) throw new NoControlSocket('no user ids here');
-  let dir, socket;
+  let socket;
   try {
-    dir = lstatSync(dirname(path));
     socket = statSync(path);
   } catch (err) {
     throw new NoControlSocket((err as Error).message); // no link: the master is not ready
   }
-  if (!dir.isDirectory() || dir.uid !== uid || (dir.mode & 0o077) !== 0) throw new NoControlSocket(`${dirname(path)} is not private to this user`);
+  // The links' directory and the runtime directory holding it.
+  for (let dir = dirname(path), i = 0; i < 2; dir = dirname(dir), i++) {
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (!st?.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) throw new NoControlSocket(`${dir} is not private to this user`);
+  }
   if (!socket.isSocket() || socket.uid !== uid) throw new NoControlSocket(`${path} is not a socket of this user`);
 }
 
@@ -52,15 +55,13 @@ function checkLinkedSocket(path: string): void {
  */
 export async function execOverControlSocket(controlPath: string, command: string, interrupted: Promise<void>, linked = false): Promise<MuxOutcome> {
   if (linked) checkLinkedSocket(controlPath);
-  let conn: UnixConnection;
+  let conn: UnixConnection | null = null;
   try {
     const unix = await loadUnix();
     conn = UnixConnection.connect(unix, controlPath);
-    if (linked && unix.native.peerCredentials(conn.fd).uid !== process.getuid?.()) {
-      conn.destroy();
-      throw new Error(`${controlPath} is served by another user`);
-    }
+    if (linked && unix.native.peerCredentials(conn.fd).uid !== process.getuid?.()) throw new Error(`${controlPath} is served by another user`);
   } catch (err) {
+    conn?.destroy();
     throw new NoControlSocket((err as Error).message);
   }
   const parser = new FrameParser();

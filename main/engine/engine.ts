@@ -143,6 +143,8 @@ export class Engine {
   private readonly masters = new Map<string, HostMaster>();
   private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Set<(event: HitchEvent) => void>();
+  /** Told whenever readyControlPaths() may have changed. */
+  private readonly controlPathListeners = new Set<() => void>();
   private readonly prompter: Prompter;
   /** Host keys accepted "once": good for this run only. */
   private readonly acceptedOnce = new Set<string>();
@@ -347,6 +349,7 @@ export class Engine {
       if (this.storeWarning) catalog.warnings.unshift(this.storeWarning);
       for (const w of catalog.warnings) this.options.log.warn('ssh config', { warning: w });
       this.catalog = catalog;
+      this.controlPathsChanged();
       return catalog;
     })().finally(() => (this.catalogLoading = null));
     return this.catalogLoading;
@@ -366,6 +369,7 @@ export class Engine {
 
   async reloadCatalog(): Promise<CatalogView> {
     this.catalog = null;
+    this.controlPathsChanged(); // no alias is linked to a master until the new catalog says which
     const view = this.catalogView(await this.loadedCatalog());
     this.emit({ event: 'catalog.changed', payload: view });
     await this.refreshSnippet();
@@ -412,7 +416,8 @@ export class Engine {
   /**
    * The control socket of each host whose master is ready and serving one, by alias: what
    * `master.connect` for that alias would reach now (the catalog as loaded, as there). For
-   * publishing to the `hitch` command (transport/master-links.ts). Empty before the catalog loads.
+   * publishing to the `hitch` command (transport/master-links.ts). Empty before the catalog
+   * loads and while it reloads.
    */
   readyControlPaths(): Map<string, string> {
     const paths = new Map<string, string>();
@@ -422,6 +427,16 @@ export class Engine {
       if (master?.state === 'ready' && master.controlPath !== null) paths.set(entry.alias, master.controlPath);
     }
     return paths;
+  }
+
+  /** Calls `listener` whenever readyControlPaths() may have changed; returns the unsubscribe function. */
+  onControlPathsChanged(listener: () => void): () => void {
+    this.controlPathListeners.add(listener);
+    return () => this.controlPathListeners.delete(listener);
+  }
+
+  private controlPathsChanged(): void {
+    for (const listener of this.controlPathListeners) listener();
   }
 
   // -- masters ---------------------------------------------------------------------------
@@ -465,6 +480,7 @@ export class Engine {
     });
     master.on('changed', () => {
       this.emit({ event: 'master.changed', payload: master.view() });
+      this.controlPathsChanged();
       if (master.view().state === 'ready' && !this.readyMasters.has(master.id)) {
         this.readyMasters.add(master.id);
         // Shells closed while disconnected end on the host before any is rejoined (the master's

@@ -8,10 +8,17 @@ const MAX_SOCKET_PATH_BYTES = 103;
 
 /**
  * Where the link for `alias` is, or null when it can have none (its path would be too long
- * for a Unix socket path). The alias is percent-encoded, so a `/` in it stays in the name.
+ * for a Unix socket path). The alias is percent-encoded, all but lower-case letters, digits
+ * and `._-`: a `/` stays in the name, and `Prod` and `prod` (two hosts to ssh) stay two files
+ * where the file system does not tell case apart.
  */
 export function masterLinkPath(runtimeDir: string, alias: string): string | null {
-  const name = alias === '.' || alias === '..' ? alias.replaceAll('.', '%2E') : encodeURIComponent(alias);
+  let name = '';
+  for (const byte of Buffer.from(alias, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    name += /[a-z0-9._-]/.test(c) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  if (name === '.' || name === '..') name = name.replaceAll('.', '%2E');
   const path = join(runtimeDir, MASTERS_DIR, name);
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? path : null;
 }

@@ -5,37 +5,39 @@
 // The process serving the engine socket keeps them, from the engine's events. A link is only
 // a shortcut: the command checks that the socket is this user's and falls back to asking the
 // engine whenever anything is off (no link, a stale one, a refused session).
-import { mkdir, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../engine/log';
 import { masterLinkPath, MASTERS_DIR } from './master-link-path';
 
-/** What the links are made from: the engine (Engine.readyControlPaths and its events). */
+/** What the links are made from: the engine (Engine.readyControlPaths, told of each change). */
 export interface MasterLinkSource {
   readyControlPaths(): Map<string, string>;
-  onEvent(listener: (event: { event: string }) => void): () => void;
+  onControlPathsChanged(listener: () => void): () => void;
 }
 
 export interface MasterLinks {
   /** Resolves once the links match the engine's state as of now (tests). */
   settled(): Promise<void>;
-  /** Stops following the engine and removes every link. */
+  /** Stops following the engine and removes its links. */
   close(): Promise<void>;
 }
 
 /**
  * Keeps `<runtimeDir>/masters/` in step with the engine: a link for each alias whose master is
  * ready with a control socket, none for any other. Links left by an engine that crashed are
- * removed first. Changes are applied one at a time; a burst of events makes one pass.
+ * removed first. Changes are applied one at a time, links that must go before new ones; a
+ * burst of changes makes one pass, and a link that fails is tried again on the next.
  */
 export function publishMasterLinks(source: MasterLinkSource, runtimeDir: string, log: Logger): MasterLinks {
   const dir = join(runtimeDir, MASTERS_DIR);
-  /** What each link points to now, by file name. */
+  /** What each link points to now, by path. */
   const linked = new Map<string, string>();
   let temps = 0;
-  let queue: Promise<void> = rm(dir, { recursive: true, force: true }).then(() => mkdir(dir, { mode: 0o700 }).then(() => undefined));
+  let queue: Promise<void> = rm(dir, { recursive: true, force: true });
   let scheduled = false;
   let closed = false;
+  const failed = (what: string, path: string, err: unknown): void => log.warn(`master link not ${what}`, { path, error: (err as Error).message });
 
   const apply = async (): Promise<void> => {
     scheduled = false;
@@ -45,20 +47,27 @@ export function publishMasterLinks(source: MasterLinkSource, runtimeDir: string,
         const path = masterLinkPath(runtimeDir, alias);
         if (path) wanted.set(path, socket);
       }
+      // Made again if it went (a cleaned runtime directory): what it held went with it.
+      if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) linked.clear();
+    }
+    for (const path of [...linked.keys()]) {
+      if (linked.get(path) === wanted.get(path)) continue;
+      linked.delete(path);
+      await unlink(path).catch((err: NodeJS.ErrnoException) => err.code === 'ENOENT' || failed('removed', path, err));
     }
     for (const [path, socket] of wanted) {
       if (linked.get(path) === socket) continue;
-      // Made under a temporary name and renamed into place: a reader sees the old link or the new.
+      // Made under a temporary name and renamed into place: a reader sees no link or the whole one.
       // `%t` never starts an encoded alias (percent is always followed by two hex digits).
       const temp = join(dir, `%tmp${process.pid}.${temps++}`);
-      await symlink(socket, temp);
-      await rename(temp, path);
-      linked.set(path, socket);
-    }
-    for (const path of [...linked.keys()]) {
-      if (wanted.has(path)) continue;
-      linked.delete(path);
-      await unlink(path).catch(() => undefined);
+      try {
+        await symlink(socket, temp);
+        await rename(temp, path);
+        linked.set(path, socket);
+      } catch (err) {
+        failed('made', path, err);
+        await unlink(temp).catch(() => undefined);
+      }
     }
   };
   const schedule = (): void => {
@@ -66,9 +75,7 @@ export function publishMasterLinks(source: MasterLinkSource, runtimeDir: string,
     scheduled = true;
     queue = queue.then(apply).catch((err: Error) => log.warn('master links not updated', { dir, error: err.message }));
   };
-  const off = source.onEvent((e) => {
-    if (e.event === 'master.changed' || e.event === 'catalog.changed') schedule();
-  });
+  const off = source.onControlPathsChanged(schedule);
   schedule();
 
   return {
@@ -78,7 +85,8 @@ export function publishMasterLinks(source: MasterLinkSource, runtimeDir: string,
       closed = true;
       schedule();
       await queue;
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      // Only if empty: a newer engine may be using it already.
+      await rmdir(dir).catch(() => undefined);
     },
   };
 }

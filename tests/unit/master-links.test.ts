@@ -12,20 +12,20 @@ import { publishMasterLinks, type MasterLinkSource } from '../../main/transport/
 /** An engine as the links see it: ready control paths by alias, and its change events. */
 function fakeEngine(): MasterLinkSource & { set(paths: Record<string, string>): void; reads: number } {
   let paths = new Map<string, string>();
-  const listeners = new Set<(e: { event: string }) => void>();
+  const listeners = new Set<() => void>();
   return {
     reads: 0,
     readyControlPaths() {
       this.reads++;
       return new Map(paths);
     },
-    onEvent(listener) {
+    onControlPathsChanged(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
     set(next) {
       paths = new Map(Object.entries(next));
-      for (const l of listeners) l({ event: 'master.changed' });
+      for (const l of listeners) l();
     },
   };
 }
@@ -61,6 +61,12 @@ describe('master links', () => {
     await published.settled();
     expect(await links()).toEqual({ 'we%2Fird': '/run/s/cccc', other: '/run/s/aaaa' });
 
+    // The runtime directory cleaned meanwhile: the links come back with the next change.
+    await rm(join(runtimeDir, 'masters'), { recursive: true });
+    engine.set({ 'we/ird': '/run/s/cccc' });
+    await published.settled();
+    expect(await links()).toEqual({ 'we%2Fird': '/run/s/cccc' });
+
     await published.close();
     await expect(readdir(join(runtimeDir, 'masters'))).rejects.toThrow(/ENOENT/);
   });
@@ -75,8 +81,10 @@ describe('master links', () => {
     await published.close();
   });
 
-  it('give no link where its path would be too long for a socket, and keep . and .. inside', () => {
+  it('give no link where its path would be too long for a socket, keep . and .. inside, and tell Prod from prod anywhere', () => {
     expect(masterLinkPath('/run/user/1000/hitch', 'box')).toBe('/run/user/1000/hitch/masters/box');
+    // On a case-insensitive file system (macOS) the two names must still differ.
+    expect(masterLinkPath('/run/user/1000/hitch', 'Prod')).toBe('/run/user/1000/hitch/masters/%50rod');
     expect(masterLinkPath('/run/user/1000/hitch', '..')).toBe('/run/user/1000/hitch/masters/%2E%2E');
     expect(masterLinkPath('/run/user/1000/hitch', '../x')).toBe('/run/user/1000/hitch/masters/..%2Fx');
     expect(masterLinkPath('/run/user/1000/hitch', 'h'.repeat(80))).toBeNull();
