@@ -178,7 +178,32 @@ export function failure(err: unknown): { line: string; status: number } {
   return { line: `hitch: ${err instanceof Error ? err.message : String(err)}`, status: 1 };
 }
 
+/**
+ * Which of process.stdout and process.stderr have been made. Node makes each on first use, and
+ * that costs 3-5 ms (a pipe's brings in node:net): a command that wrote nothing itself, such
+ * as `hitch exec` lending its descriptors to the master, leaves without making them only to
+ * wait for them.
+ */
+function madeStreams(): ReadonlySet<'stdout' | 'stderr'> {
+  const made = new Set<'stdout' | 'stderr'>();
+  for (const name of ['stdout', 'stderr'] as const) {
+    const own = Object.getOwnPropertyDescriptor(process, name);
+    if (!own?.get || !own.configurable) {
+      made.add(name); // not a lazy getter here: assume made
+      continue;
+    }
+    const make = own.get;
+    Object.defineProperty(process, name, {
+      configurable: true,
+      enumerable: own.enumerable,
+      get: () => (made.add(name), make.call(process)),
+    });
+  }
+  return made;
+}
+
 async function main(): Promise<void> {
+  const made = madeStreams();
   let status: number;
   try {
     status = await run(process.argv.slice(2));
@@ -195,8 +220,8 @@ async function main(): Promise<void> {
       out.once('error', () => resolve());
       out.write('', () => resolve());
     });
-  await drained(process.stdout);
-  await drained(process.stderr);
+  if (made.has('stdout')) await drained(process.stdout);
+  if (made.has('stderr')) await drained(process.stderr);
   process.exit(status);
 }
 
