@@ -47,9 +47,11 @@ export function publishMasterLinks(source: MasterLinkSource, runtimeDir: string,
         const path = masterLinkPath(runtimeDir, alias);
         if (path) wanted.set(path, socket);
       }
-      // Made again if it went (a cleaned runtime directory): what it held went with it.
-      if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) linked.clear();
     }
+    // Most passes change nothing (a master's session count moved): no file is touched then.
+    if (wanted.size === linked.size && [...wanted].every(([path, socket]) => linked.get(path) === socket)) return;
+    // Made again if it went (a cleaned runtime directory): what it held went with it.
+    if (!closed && (await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) linked.clear();
     for (const path of [...linked.keys()]) {
       if (linked.get(path) === wanted.get(path)) continue;
       linked.delete(path);
