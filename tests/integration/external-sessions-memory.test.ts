@@ -21,13 +21,19 @@ import { startSshd, type Sshd } from '../fixtures/sshd';
 
 const run = promisify(execFile);
 const CLI = resolve(import.meta.dirname, '../../out/main/cli.js');
-const RUNS = Number(process.env.HITCH_EXTERNAL_RUNS ?? 3000);
+const RUNS = Number(process.env.HITCH_EXTERNAL_RUNS ?? 2000);
 /**
- * A fresh engine is not yet at its working size: code is still being compiled, and V8 sizes its
- * old generation only at its first full collection, which comes after one to three thousand
- * sessions (RSS climbs ~15-20 MB until then, and drops back). Growth is measured after these.
+ * A fresh engine is not yet at its working size: code is still being compiled and optimised.
+ * Growth is measured after these, from a reading taken after a full collection (which also
+ * sizes V8's old generation, left to itself only after one to three thousand sessions).
  */
-const WARM_UP = 3000;
+const WARM_UP = Number(process.env.HITCH_EXTERNAL_WARMUP ?? 1000);
+/**
+ * Issue #12's bound is 5 MB over 10,000 sessions, 0.5 kB each. Fewer sessions run here, held
+ * to that rate plus 2 MB for the readings' own spread (after a full collection they moved by
+ * -0.6 to +0.9 MB over 2,000 sessions in three runs).
+ */
+const BOUND_MB = (5 * RUNS) / 10_000 + 2;
 /** RSS is read every STEP sessions: the growth is judged from the lowest reading, not only the first. */
 const STEP = 500;
 
@@ -181,14 +187,12 @@ describe('thousands of stock-client sessions through one master', () => {
     expect(snap.masters[0]!.recentExternal).toHaveLength(5);
     expect(snap.masters[0]!.recentExternal.every((s) => s.title === 'box: true' && s.exitCode === 0)).toBe(true);
     await expect.poll(async () => (await state()).masters[0]!.sessions, { timeout: 10_000 }).toBe(0);
-    // The bound of issue #12 is 5 MB for ten thousand runs; the suite runs fewer (each takes a
-    // process snapshot too) and holds them to the same 5 MB. HITCH_EXTERNAL_RUNS=10000 runs all.
-    // From the lowest reading too: a first reading taken before the engine's first full
-    // collection is high, and would hide growth after it.
+    // HITCH_EXTERNAL_RUNS=10000 runs all of issue #12's. From the lowest reading too: one
+    // taken at a high point of V8's cycle would hide growth after it.
     const summary = `engine RSS ${before.toFixed(1)} MB before, ${lowest.toFixed(1)} MB at least, ${after.toFixed(1)} MB after, ${peak.toFixed(1)} MB at most`;
     console.log(summary);
-    expect(after - before, summary).toBeLessThanOrEqual(5);
-    expect(after - lowest, summary).toBeLessThanOrEqual(5);
+    expect(after - before, summary).toBeLessThanOrEqual(BOUND_MB);
+    expect(after - lowest, summary).toBeLessThanOrEqual(BOUND_MB);
     expect(await sshd.acceptedLogins()).toBe(1);
   }, 60_000 + (WARM_UP + RUNS) * 40);
 });
