@@ -25,8 +25,9 @@ const REQUEST_ID = 1;
 
 /**
  * A socket found through a link in the runtime directory (transport/master-links.ts) rather
- * than named by the engine: used only if the link's directory is this user's alone and the
- * socket is this user's. Synchronous: a short command starts no thread pool for two stats.
+ * than named by the engine: used only if the link's directory and the runtime directory are
+ * this user's alone and the socket is this user's (whoever serves it is checked after
+ * connecting). Synchronous: a short command starts no thread pool for three stats.
  */
 function checkLinkedSocket(path: string): void {
   const uid = process.getuid?.();

@@ -2,9 +2,9 @@
 // (`<runtimeDir>/masters/ALIAS` → the master's control socket), so that `hitch exec ALIAS`
 // can run its command over a ready master at once: no exchange with the engine socket and no
 // client code loaded, so a script calling it in a loop pays little more than Node's own start.
-// The process serving the engine socket keeps them, from the engine's events. A link is only
-// a shortcut: the command checks that the socket is this user's and falls back to asking the
-// engine whenever anything is off (no link, a stale one, a refused session).
+// The process serving the engine socket keeps them, following the engine. A link is only a
+// shortcut: the command checks that it and the socket are this user's, and asks the engine
+// whenever it cannot use one (none, a stale one, one not private).
 import { mkdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../engine/log';
