@@ -4,10 +4,11 @@
 // through the web host (bench/interactive.ts), one session's throughput on the paths users
 // take (bench/throughput.ts), 200 sessions over 20 masters and 1,000 over 100 (bench/scale.ts),
 // and hitch's start (bench/cli.ts).
-// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale|throughput|cli]
+// Usage: npm run bench -- [--rounds N] [--json FILE] [--quick] [--only scale|throughput|cli|interactive]
 // `--only scale` runs the two scale runs alone (a few minutes), for working on them; the JSON
 // then holds only "scale" and "scale_large". `--only throughput` runs the throughput part alone
-// (the JSON holds only "throughput"), `--only cli` hitch's start alone (only "cli").
+// (the JSON holds only "throughput"), `--only cli` hitch's start alone (only "cli"),
+// `--only interactive` what a person feels through the web host alone (only "interactive").
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 });
-const ONLY = ['scale', 'throughput', 'cli'];
+const ONLY = ['scale', 'throughput', 'cli', 'interactive'];
 if (values.only !== undefined && !ONLY.includes(values.only)) throw new Error(`--only takes ${ONLY.map((o) => `"${o}"`).join(', ')}, not "${values.only}"`);
 const ROUNDS = values.quick ? 3 : Number(values.rounds);
 const RTTS = [0, 50];
@@ -129,10 +130,15 @@ async function main(): Promise<void> {
     await writeJson({ scale: sc.scale, scale_large: sc.scale_large });
     return;
   }
-  if (values.only === 'throughput' || values.only === 'cli') {
+  if (values.only === 'throughput' || values.only === 'cli' || values.only === 'interactive') {
     const sshd = await startSshd({ maxSessions: 20 });
     try {
-      if (values.only === 'throughput') {
+      if (values.only === 'interactive') {
+        const interactive: InteractiveRow[] = [];
+        for (const rtt of RTTS) interactive.push(...(await interactiveBench(sshd, rtt, ROUNDS)));
+        process.stdout.write(interactiveTable(interactive) + '\n');
+        await writeJson({ interactive });
+      } else if (values.only === 'throughput') {
         const tp = await throughput(sshd, THROUGHPUT_BYTES);
         process.stdout.write(throughputLines(tp) + '\n');
         await writeJson({ throughput: tp });
