@@ -4,8 +4,9 @@
 // master is connected (asking for whatever its login needs), the command runs as `ssh -S`
 // would, over the master's control socket with this process's descriptors (mux-exec.ts). A
 // master already ready is reached through the link the engine keeps under the host's alias
-// (transport/master-links.ts), without a word with the engine first. Where none of that can be (--json, no control socket, no native helper), through the engine
-// socket: the session is opened raw, so binary output survives, and removed at the end.
+// (transport/master-links.ts), without a word with the engine first. Where none of that can
+// be (--json, no control socket, no native helper), through the engine socket: the session is
+// opened raw, so binary output survives, and removed at the end.
 import { constants } from 'node:os';
 import type { SessionView } from '../../preload/api';
 import { signalExitStatus } from '../engine/exit-status';

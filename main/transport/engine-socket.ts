@@ -21,6 +21,7 @@ import { bytesAsBase64 } from '../api/bytes';
 import type { Api, Connection, Outgoing } from '../api/connection';
 import { loadUnix } from '../native/unix';
 import type { Logger } from '../engine/log';
+import { MAX_SOCKET_PATH_BYTES } from './master-link-path';
 import { publishMasterLinks, type MasterLinkSource } from './master-links';
 
 /** Requests longer than this are refused and the connection closed. */
@@ -31,8 +32,6 @@ const MAX_REPLY_BYTES = 256 << 20;
 const MAX_UNREAD_BYTES = 64 << 20;
 /** Past this much unread, the sessions a client streams wait for it to read (flow control). */
 const FLOW_HIGH_WATER_BYTES = 1 << 20;
-/** Linux allows 108 bytes, macOS 104; Node silently truncates longer paths. */
-const MAX_SOCKET_PATH_BYTES = 100;
 export const SOCKET_NAME = 'engine.sock';
 
 const JSON_HINT = 'Each line must be one JSON request: {"id": number, "method": string, "params": object}.';

@@ -3,8 +3,12 @@
 import { join } from 'node:path';
 
 export const MASTERS_DIR = 'masters';
-/** sockaddr_un's sun_path holds 108 bytes on Linux (104 on macOS), the final NUL included. */
-const MAX_SOCKET_PATH_BYTES = 103;
+/**
+ * The longest Unix socket path Hitch connects to or serves: sockaddr_un's sun_path holds 108
+ * bytes on Linux and 104 on macOS, the final NUL included, and Node silently truncates longer
+ * ones. Here, with nothing heavy beside it, for `hitch exec`; the engine socket uses it too.
+ */
+export const MAX_SOCKET_PATH_BYTES = 100;
 
 /**
  * Where the link for `alias` is, or null when it can have none (its path would be too long
