@@ -20,11 +20,11 @@ electron_binary() {
 bin=$(electron_binary 2>/dev/null) || bin=""
 
 if [ -n "$bin" ] && { [ "$(uname)" != Linux ] || [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; }; then
-  exec "$bin" out/main/index.js "$@"
+  exec "$bin" --js-flags="--max-semi-space-size=2 --initial-old-space-size=64" out/main/index.js "$@"  # the engine's V8 flags reach Electron's main process only from its command line
 fi
 if [ -z "$bin" ]; then
   echo "Electron's binary is not available on this machine (it could not be downloaded), so Hitch is serving the same UI through its web host instead."
 else
   echo "No display to open a window on, so Hitch is serving the same UI through its web host instead."
 fi
-exec node --max-semi-space-size=2 out/main/web.js "$@"  # the engine's Node flags: see DAEMON_NODE_FLAGS in main/cli/context.ts
+exec node --max-semi-space-size=2 --initial-old-space-size=64 out/main/web.js "$@"  # the engine's Node flags: see DAEMON_NODE_FLAGS in main/cli/context.ts

@@ -109,10 +109,11 @@ function showWindow(): BrowserWindow {
 }
 
 function main(): void {
+  // The engine runs in this process with `hitch daemon`'s V8 flags (DAEMON_NODE_FLAGS in
+  // main/cli/context.ts). They reach this process only from its own command line
+  // (`--js-flags`: scripts/start.sh, and the desktop entry from build/electron-builder.yml);
+  // appendSwitch here would give them to the renderers alone.
   // One Hitch per user: a second launch (say, from an ssh:// link) hands its arguments over.
-  // The engine runs in this process: its young generation as small as `hitch daemon`'s
-  // (DAEMON_NODE_FLAGS in main/cli/context.ts), so thousands of sessions leave memory flat.
-  app.commandLine.appendSwitch('js-flags', '--max-semi-space-size=2');
   if (!app.requestSingleInstanceLock()) {
     app.quit();
     return;

@@ -58,13 +58,21 @@ function flagArgs(flags: EngineFlags): string[] {
 const START_TIMEOUT_MS = 15_000;
 
 /**
- * Node's flags for the engine process (`hitch daemon`). Its young generation is held to two
- * 2 MB semi-spaces: left to itself V8 doubles them under a steady stream of sessions (each
- * control-socket session allocates ~85 kB), up to two of 16 MB, and the engine's RSS rises by
- * ~20 MB over its first thousands of sessions and stays there. Objects that outlive a session
- * reach the old generation sooner, which is sized from what is live.
+ * Node's flags for the engine process (`hitch daemon`, the web host, and Electron's main process
+ * through `--js-flags`; scripts/start.sh, package.json and build/electron-builder.yml repeat
+ * them, and tests/unit/node-flags.test.ts holds them equal).
+ * - `--max-semi-space-size=2`: its young generation is held to two 2 MB semi-spaces. Left to
+ *   itself V8 doubles them under a steady stream of sessions (each control-socket session
+ *   allocates ~85 kB), up to two of 16 MB, and the engine's RSS rises by ~20 MB over its first
+ *   thousands of sessions and stays there. Objects that outlive a session reach the old
+ *   generation sooner, which is sized from what is live.
+ * - `--initial-old-space-size=64`: the old generation may reach 64 MB before V8 starts a full
+ *   collection. V8 counts the buffers Node reads sockets into against that limit, and sized
+ *   from the engine's ~15 MB it leaves ~10 MB: a 256 MiB download then ran ~25 full
+ *   collections (~40% of the engine's CPU with their marking threads). With 64 MB the young
+ *   collections free those buffers first: 0–1 full collections per download, and half the CPU.
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
 
 /** Starts `hitch daemon` detached, logging to the runtime directory, and waits for its socket. */
 async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
