@@ -22,7 +22,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DAEMON_NODE_FLAGS } from '../main/cli/context';
+import { ENGINE_NODE_FLAGS } from '../main/engine/node-flags';
 import { summarize } from '../main/engine/bench/bench-stats';
 import { connectEngineSocket, engineSocketPath, type EngineConnection } from '../main/transport/engine-socket';
 import type { MasterView, TransferView } from '../preload/api';
@@ -168,7 +168,7 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
  * runtime dir, with the Node flags `hitch --start` gives it (the app's main process has the same).
  */
 async function startDaemon(env: Record<string, string>): Promise<ChildProcess> {
-  const daemon = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const daemon = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   await new Promise<void>((resolve, reject) => {

@@ -27,4 +27,4 @@ if [ -z "$bin" ]; then
 else
   echo "No display to open a window on, so Hitch is serving the same UI through its web host instead."
 fi
-exec node --max-semi-space-size=2 --initial-old-space-size=64 out/main/web.js "$@"  # the engine's Node flags: see DAEMON_NODE_FLAGS in main/cli/context.ts
+exec node --max-semi-space-size=2 --initial-old-space-size=64 out/main/web.js "$@"  # the engine's Node flags: see ENGINE_NODE_FLAGS in main/engine/node-flags.ts

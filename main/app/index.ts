@@ -109,8 +109,8 @@ function showWindow(): BrowserWindow {
 }
 
 function main(): void {
-  // The engine runs in this process with `hitch daemon`'s V8 flags (DAEMON_NODE_FLAGS in
-  // main/cli/context.ts). They reach this process only from its own command line
+  // The engine runs in this process with `hitch daemon`'s V8 flags (ENGINE_NODE_FLAGS in
+  // main/engine/node-flags.ts). They reach this process only from its own command line
   // (`--js-flags`: scripts/start.sh, and the desktop entry from build/electron-builder.yml);
   // appendSwitch here would give them to the renderers alone.
   // One Hitch per user: a second launch (say, from an ssh:// link) hands its arguments over.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Method, Params, Result } from '../../preload/api';
 import { ApiError, HitchClient } from '../../preload/client';
 import type { EngineFlags } from '../engine/config/flags';
+import { ENGINE_NODE_FLAGS } from '../engine/node-flags';
 import type { EngineConnection } from '../transport/engine-socket';
 import type { CommandName, Output } from './schemas';
 
@@ -57,22 +58,6 @@ function flagArgs(flags: EngineFlags): string[] {
 
 const START_TIMEOUT_MS = 15_000;
 
-/**
- * Node's flags for the engine process (`hitch daemon`, the web host, and Electron's main process
- * through `--js-flags`; scripts/start.sh, package.json and build/electron-builder.yml repeat
- * them, and tests/unit/node-flags.test.ts holds them equal).
- * - `--max-semi-space-size=2`: its young generation is held to two 2 MB semi-spaces. Left to
- *   itself V8 doubles them under a steady stream of sessions (each control-socket session
- *   allocates ~85 kB), up to two of 16 MB, and the engine's RSS rises by ~20 MB over its first
- *   thousands of sessions and stays there. Objects that outlive a session reach the old
- *   generation sooner, which is sized from what is live.
- * - `--initial-old-space-size=64`: the old generation may reach 64 MB before V8 starts a full
- *   collection. V8 counts the buffers Node reads sockets into against that limit, and sized
- *   from the engine's ~15 MB it leaves ~10 MB: a 256 MiB download then ran ~25 full
- *   collections (~40% of the engine's CPU with their marking threads). With 64 MB the young
- *   collections free those buffers first: 0–1 full collections per download, and half the CPU.
- */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--initial-old-space-size=64'];
 
 /** Starts `hitch daemon` detached, logging to the runtime directory, and waits for its socket. */
 async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
@@ -84,7 +69,7 @@ async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
   await privateRuntimeDir(opts.runtimeDir);
   const logPath = join(opts.runtimeDir, 'engine.log');
   const logFd = openSync(logPath, 'a', 0o600);
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, process.argv[1]!, 'daemon', ...flagArgs(opts.engineFlags)], {
+  const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, process.argv[1]!, 'daemon', ...flagArgs(opts.engineFlags)], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: process.env,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { localApi } from '../../main/api/connection';
 import { createRouter } from '../../main/api/router';
-import { DAEMON_NODE_FLAGS } from '../../main/cli/context';
+import { ENGINE_NODE_FLAGS } from '../../main/engine/node-flags';
 import { sessionsOutputSchema } from '../../main/cli/schemas';
 import { connectEngineSocket, serveEngineSocket } from '../../main/transport/engine-socket';
 import type { SessionView, Snapshot } from '../../preload/api';
@@ -455,7 +455,7 @@ describe('a durable shell and the engine process', () => {
 
   /** `hitch daemon` with the default keepalives (every 15 s, three missed: 45 s to notice a dead network). */
   async function startDaemon(): Promise<{ process: ChildProcess; client: HitchClient; close(): void }> {
-    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((ok, fail) => {
       child.stdout!.once('data', () => ok());
       child.once('exit', (code) => fail(new Error(`hitch daemon exited with ${code}`)));

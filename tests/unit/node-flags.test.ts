@@ -1,4 +1,4 @@
-// The engine's V8 flags are written once in TypeScript (DAEMON_NODE_FLAGS, which `hitch --start`
+// The engine's V8 flags are written once in TypeScript (ENGINE_NODE_FLAGS, which `hitch --start`
 // and the benchmark use) and repeated where a shell or a packager starts the engine: the web
 // host's two launchers and Electron's, whose main process takes V8 flags from its command line
 // only. A flag changed in one place and not the others would leave one way of running Hitch
@@ -6,16 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DAEMON_NODE_FLAGS } from '../../main/cli/context';
+import { ENGINE_NODE_FLAGS } from '../../main/engine/node-flags';
 
 const ROOT = join(__dirname, '..', '..');
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
-const FLAGS = DAEMON_NODE_FLAGS.join(' ');
+const FLAGS = ENGINE_NODE_FLAGS.join(' ');
 
 describe("the engine's V8 flags", () => {
   it('are the ones the download path was measured with', () => {
-    expect(DAEMON_NODE_FLAGS).toContain('--max-semi-space-size=2');
-    expect(DAEMON_NODE_FLAGS).toContain('--initial-old-space-size=64');
+    expect(ENGINE_NODE_FLAGS).toContain('--max-semi-space-size=2');
+    expect(ENGINE_NODE_FLAGS).toContain('--initial-old-space-size=64');
   });
 
   it('start the web host from npm start and npm run web', () => {
