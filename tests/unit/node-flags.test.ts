@@ -23,6 +23,10 @@ describe("the engine's V8 flags", () => {
     expect(JSON.parse(read('package.json')).scripts.web).toBe(`node ${FLAGS} out/main/web.js`);
   });
 
+  it('run the benchmark, whose scale and interactive rows measure an engine in its own process', () => {
+    expect(JSON.parse(read('package.json')).scripts.bench).toContain(`node ${FLAGS} --import tsx bench/run.ts`);
+  });
+
   it("reach Electron's main process from its command line", () => {
     expect(read('scripts/start.sh')).toContain(`exec "$bin" --js-flags="${FLAGS}" out/main/index.js`);
     expect(read('build/electron-builder.yml')).toContain(`executableArgs: ['--js-flags="${FLAGS}"']`);
