@@ -2,7 +2,7 @@
 // engine socket's server from a real engine: every alias of a ready master is linked to its
 // control socket, none while the host list reloads (an alias may name another host after it),
 // none once the master is down or the engine stops.
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,12 +17,18 @@ let other: Sshd;
 let t: TestEngine;
 let dir: string;
 let server: EngineSocketServer;
+/** While this file exists, the engine's `ssh -G` waits: a host-list reload stays under way. */
+let hold: string;
 
 beforeAll(async () => {
   [sshd, other] = await Promise.all([startSshd(), startSshd()]);
-  // `box` and `alias` name one destination, so one master; `far` another.
-  t = await testEngine(sshd.clientConfig('box') + sshd.clientConfig('alias') + other.clientConfig('far'), { processTrees: false });
   dir = await mkdtemp(join(tmpdir(), 'hitch-links-'));
+  hold = join(dir, 'hold');
+  const ssh = join(dir, 'ssh');
+  await writeFile(ssh, `#!/bin/sh\nwhile [ -e '${hold}' ]; do sleep 0.05; done\nexec ssh "$@"\n`);
+  await chmod(ssh, 0o755);
+  // `box` and `alias` name one destination, so one master; `far` another.
+  t = await testEngine(sshd.clientConfig('box') + sshd.clientConfig('alias') + other.clientConfig('far'), { processTrees: false, sshBinary: ssh });
   server = await serveEngineSocket({ api: localApi(createRouter(t.engine, t.engine.options.log)), runtimeDir: dir, log: t.engine.options.log, masters: t.engine });
 }, 30_000);
 
@@ -46,10 +52,14 @@ describe('links to ready masters', () => {
     expect(master.controlPath).not.toBeNull();
     await expect.poll(links).toEqual({ box: master.controlPath, alias: master.controlPath });
 
-    // Reloading: until the new list says where each alias goes, no alias is linked.
+    // Reloading: until the new list says where each alias goes, no alias is linked. The reload
+    // is held (its `ssh -G` waits) until the links are seen gone: a quick one would otherwise
+    // be over between two looks.
+    await writeFile(hold, '');
     const reloading = t.engine.reloadCatalog();
     expect(t.engine.readyControlPaths().size).toBe(0);
     await expect.poll(links).toEqual({});
+    await rm(hold);
     await reloading;
     await expect.poll(links).toEqual({ box: master.controlPath, alias: master.controlPath });
 
