@@ -165,7 +165,7 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
 
 /**
  * `hitch daemon`: the engine in a process of its own, serving the engine socket in env's
- * runtime dir, with the Node flags `hitch --start` gives it (the app's main process has the same).
+ * runtime dir, with the V8 flags `hitch --start` gives it (ENGINE_NODE_FLAGS).
  */
 async function startDaemon(env: Record<string, string>): Promise<ChildProcess> {
   const daemon = spawn(process.execPath, [...ENGINE_NODE_FLAGS, CLI, 'daemon', '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

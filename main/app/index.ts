@@ -109,10 +109,10 @@ function showWindow(): BrowserWindow {
 }
 
 function main(): void {
-  // The engine runs in this process with `hitch daemon`'s V8 flags (ENGINE_NODE_FLAGS in
-  // main/engine/node-flags.ts). They reach this process only from its own command line
-  // (`--js-flags`: scripts/start.sh, and the desktop entry from build/electron-builder.yml);
-  // appendSwitch here would give them to the renderers alone.
+  // The engine runs in this process. `hitch daemon`'s V8 flags (ENGINE_NODE_FLAGS in
+  // main/engine/node-flags.ts) reach it only from its own command line (`--js-flags`, given by
+  // scripts/start.sh and the Linux desktop entry from build/electron-builder.yml); appendSwitch
+  // here would give them to the renderers alone. Started otherwise, it runs with V8's defaults.
   // One Hitch per user: a second launch (say, from an ssh:// link) hands its arguments over.
   if (!app.requestSingleInstanceLock()) {
     app.quit();

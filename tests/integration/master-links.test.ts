@@ -57,9 +57,12 @@ describe('links to ready masters', () => {
     // be over between two looks.
     await writeFile(hold, '');
     const reloading = t.engine.reloadCatalog();
-    expect(t.engine.readyControlPaths().size).toBe(0);
-    await expect.poll(links).toEqual({});
-    await rm(hold);
+    try {
+      expect(t.engine.readyControlPaths().size).toBe(0);
+      await expect.poll(links).toEqual({});
+    } finally {
+      await rm(hold, { force: true });
+    }
     await reloading;
     await expect.poll(links).toEqual({ box: master.controlPath, alias: master.controlPath });
 

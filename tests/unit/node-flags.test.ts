@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ENGINE_NODE_FLAGS } from '../../main/engine/node-flags';
 
-const ROOT = join(__dirname, '..', '..');
+const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string): string => readFileSync(join(ROOT, path), 'utf8');
 const FLAGS = ENGINE_NODE_FLAGS.join(' ');
 
@@ -29,7 +29,8 @@ describe("the engine's V8 flags", () => {
 
   it("reach Electron's main process from its command line", () => {
     expect(read('scripts/start.sh')).toContain(`exec "$bin" --js-flags="${FLAGS}" out/main/index.js`);
-    expect(read('build/electron-builder.yml')).toContain(`executableArgs: ['--js-flags="${FLAGS}"']`);
+    // The desktop entry's Exec line quotes whole arguments only.
+    expect(read('build/electron-builder.yml')).toContain(`executableArgs: ['"--js-flags=${FLAGS}"']`);
     // appendSwitch('js-flags') reaches the renderers only: it must not stand in for the above.
     expect(read('main/app/index.ts')).not.toMatch(/appendSwitch\(\s*'js-flags'/);
   });
