@@ -32,16 +32,52 @@ export function fileTarget(file: FileHandle): PullTarget {
   };
 }
 
+/**
+ * An upload reads its file this much at a time, and the next block while this one is sent:
+ * one trip to the thread pool per 16 requests of 128 KiB rather than one, awaited, per request
+ * (side by side, an engine's upload went from 0.76–0.78× to 0.91–0.93× `sftp put`).
+ */
+const FILE_READ_BLOCK = 2 * 1024 * 1024;
+
+/**
+ * Reads a file for an upload, asked in order (pushRange): each request is a slice of a block
+ * read ahead (ssh2 copies what it sends, so the slices are never written to). Asked out of
+ * order, it reads again from there.
+ */
 export function fileSource(file: FileHandle, path: string): UploadSource {
+  interface Block {
+    at: number;
+    data: Buffer;
+  }
+  const readBlock = async (at: number, length: number): Promise<Block> => {
+    const data = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await file.read(data, got, length - got, at + got);
+      if (bytesRead === 0) break; // the file's end: a request past it fails below
+      got += bytesRead;
+    }
+    return { at, data: got === length ? data : data.subarray(0, got) };
+  };
+  const holds = (block: Block, offset: number, length: number): boolean => offset >= block.at && offset + length <= block.at + block.data.length;
+  let current: Block | null = null;
+  let ahead: { at: number; block: Promise<Block> } | null = null;
   return {
     async read(offset, length) {
-      const buffer = Buffer.allocUnsafe(length);
-      for (let at = 0; at < length; ) {
-        const { bytesRead } = await file.read(buffer, at, length - at, offset + at);
-        if (bytesRead === 0) throw new HitchError('bad-request', `${path} ended at ${offset + at} bytes: it changed while being copied.`);
-        at += bytesRead;
+      if (!current || !holds(current, offset, length)) {
+        const next = ahead;
+        ahead = null;
+        current = next && next.at === offset ? await next.block : null;
+        if (!current || !holds(current, offset, length)) current = await readBlock(offset, Math.max(length, FILE_READ_BLOCK));
+        if (current.data.length >= FILE_READ_BLOCK) {
+          const at = current.at + current.data.length;
+          const block = readBlock(at, FILE_READ_BLOCK);
+          block.catch(() => undefined); // its failure is the next read's, if there is one
+          ahead = { at, block };
+        }
       }
-      return buffer;
+      if (!holds(current, offset, length)) throw new HitchError('bad-request', `${path} ended at ${current.at + current.data.length} bytes: it changed while being copied.`);
+      return current.data.subarray(offset - current.at, offset - current.at + length);
     },
     release() {},
   };
