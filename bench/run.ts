@@ -195,7 +195,7 @@ function cliLine(cli: CliRow): string {
   return `cli (whole processes, medians): hitch exec ${cli.hitch_exec_ms} ms, node -e '' ${cli.node_ms} ms (${(cli.hitch_exec_ms / cli.node_ms).toFixed(2)}×; target ≤ 1.3×), ssh -S ${cli.ssh_mux_ms} ms`;
 }
 
-/** The throughput part's lines: one session's stream on each path, and one file's download. */
+/** The throughput part's lines: one session's stream on each path, one file's download and its upload. */
 function throughputLines(tp: { method: string; mib_s: number }[]): string {
   const mib = (method: string): number => tp.find((x) => x.method === method)!.mib_s;
   const openssh = mib('openssh-mux');
@@ -205,7 +205,9 @@ function throughputLines(tp: { method: string; mib_s: number }[]): string {
     `a channel read inside the engine's process ${mib('hitch')} (targets ≥ 1×)\n` +
     `file download (${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): sftp -S through OpenSSH's master ${mib('openssh-sftp')}, ` +
     `the app's transfer ${mib('hitch-sftp')} (${(mib('hitch-sftp') / mib('openssh-sftp')).toFixed(2)}×; target ≥ 0.9×), ` +
-    `hitch cp as a process of its own ${mib('hitch-cp')} (${(mib('hitch-cp') / mib('openssh-sftp')).toFixed(2)}×)`
+    `hitch cp as a process of its own ${mib('hitch-cp')} (${(mib('hitch-cp') / mib('openssh-sftp')).toFixed(2)}×)\n` +
+    `file upload (${THROUGHPUT_BYTES / 1048576} MiB, MiB/s): sftp -S through OpenSSH's master ${mib('openssh-sftp-upload')}, ` +
+    `the app's transfer ${mib('hitch-sftp-upload')} (${(mib('hitch-sftp-upload') / mib('openssh-sftp-upload')).toFixed(2)}×)`
   );
 }
 

@@ -16,7 +16,10 @@
 //   client of the engine socket, until its `transfer.changed` says done (the engine's
 //   pipelined SFTP on its master);
 // - hitch-cp: `hitch cp HOST:FILE LOCAL`, the same transfer asked for by a process of its own
-//   (Node's start, ~0.1 s here, included).
+//   (Node's start, ~0.1 s here, included);
+// and one file's upload, the same size, from a local file to a file on the host:
+// - openssh-sftp-upload: `sftp -S` through OpenSSH's own master, `put` (the yardstick);
+// - hitch-sftp-upload: the app's transfer queue, `transfer.start` with direction `upload`.
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -78,6 +81,12 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
     const localFile = join(dir, 'download.bin');
     const batch = join(dir, 'sftp-batch');
     await writeFile(batch, `get ${remoteFile} ${localFile}\n`);
+    // What both uploads send, and where (a name of its own on the host, replaced each round).
+    const uploadFile = join(dir, 'upload.bin');
+    await writeFile(uploadFile, Buffer.alloc(bytes));
+    const remoteUpload = `${remoteFile}.up`;
+    const putBatch = join(dir, 'sftp-put-batch');
+    await writeFile(putBatch, `put ${uploadFile} ${remoteUpload}\n`);
     /** Runs argv to its end; the downloaded file must then have every byte. */
     const download = (argv: string[], env: NodeJS.ProcessEnv = process.env) => async (): Promise<void> => {
       const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -87,9 +96,17 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       const got = (await stat(localFile).catch(() => null))?.size ?? 0;
       if (status !== 0 || got !== bytes) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status} with ${got} of ${bytes} bytes: ${stderr.trim()}`);
     };
+    /** Runs argv (sftp's `put`) to its end: it must succeed. */
+    const upload = (argv: string[]) => async (): Promise<void> => {
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const status = await new Promise<number | null>((r) => child.once('close', r));
+      if (status !== 0) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status}: ${stderr.trim()}`);
+    };
     const watching = await app.call('state.get', { watch: true }); // the window watches: transfer.changed comes
     if (!watching.ok) throw new Error(`state.get: ${watching.error.message}`);
-    const viaApp = async (): Promise<void> => {
+    const viaApp = (direction: 'download' | 'upload') => async (): Promise<void> => {
       let ended: (view: TransferView) => void = () => undefined;
       const end = new Promise<TransferView>((r) => (ended = r));
       let id: string | null = null;
@@ -101,12 +118,14 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
         else if (view.id === id && (view.state === 'done' || view.state === 'failed' || view.state === 'cancelled')) ended(view);
       });
       try {
-        const reply = await app!.call('transfer.start', { hostId: 'bench', direction: 'download', localPath: localFile, remotePath: remoteFile, ifExists: 'replace' });
+        const paths = direction === 'download' ? { localPath: localFile, remotePath: remoteFile } : { localPath: uploadFile, remotePath: remoteUpload };
+        const reply = await app!.call('transfer.start', { hostId: 'bench', direction, ...paths, ifExists: 'replace' });
         if (!reply.ok) throw new Error(`transfer.start: ${reply.error.message}`);
         id = (reply.result as TransferView).id;
         for (const view of early) if (view.id === id && view.state === 'done') ended(view);
         const view = await end;
-        if (view.state !== 'done' || (await stat(localFile)).size !== bytes) throw new Error(`the transfer ended ${view.state}: ${view.error}`);
+        if (view.state !== 'done' || view.done !== bytes) throw new Error(`the transfer ended ${view.state} after ${view.done} bytes: ${view.error}`);
+        if (direction === 'download' && (await stat(localFile)).size !== bytes) throw new Error(`the download left ${localFile} short`);
       } finally {
         off();
       }
@@ -122,8 +141,10 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       },
       // sftp's own -S names the ssh program: the master's socket goes in as ControlPath.
       'openssh-sftp': download(['sftp', '-q', '-F', t.configPath, '-o', 'BatchMode=yes', '-o', `ControlPath=${mux.socket}`, '-o', 'ControlMaster=no', '-b', batch, 'bench']),
-      'hitch-sftp': viaApp,
+      'hitch-sftp': viaApp('download'),
       'hitch-cp': download([process.execPath, CLI, 'cp', '--force', `bench:${remoteFile}`, localFile], env),
+      'openssh-sftp-upload': upload(['sftp', '-q', '-F', t.configPath, '-o', 'BatchMode=yes', '-o', `ControlPath=${mux.socket}`, '-o', 'ControlMaster=no', '-b', putBatch, 'bench']),
+      'hitch-sftp-upload': viaApp('upload'),
     };
     const samples = new Map<string, number[]>(Object.keys(methods).map((m) => [m, []]));
     for (let round = 0; round < ROUNDS; round++) {
@@ -149,10 +170,12 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
       { method: 'openssh-sftp', mib_s: rate('openssh-sftp') },
       { method: 'hitch-sftp', mib_s: rate('hitch-sftp') },
       { method: 'hitch-cp', mib_s: rate('hitch-cp') },
+      { method: 'openssh-sftp-upload', mib_s: rate('openssh-sftp-upload') },
+      { method: 'hitch-sftp-upload', mib_s: rate('hitch-sftp-upload') },
     ];
   } finally {
     await t.engine
-      .execChannel('bench', `rm -f ${remoteFile}`)
+      .execChannel('bench', `rm -f ${remoteFile} ${remoteFile}.up`)
       .then((c) => new Promise((r) => (c.resume(), c.stderr.resume(), c.once('close', r))))
       .catch(() => undefined);
     mux.stop();
