@@ -87,21 +87,22 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
     const remoteUpload = `${remoteFile}.up`;
     const putBatch = join(dir, 'sftp-put-batch');
     await writeFile(putBatch, `put ${uploadFile} ${remoteUpload}\n`);
-    /** Runs argv to its end; the downloaded file must then have every byte. */
-    const download = (argv: string[], env: NodeJS.ProcessEnv = process.env) => async (): Promise<void> => {
+    /** Runs argv to its end: its exit status and what it wrote to stderr. */
+    const run = async (argv: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> => {
       const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const status = await new Promise<number | null>((r) => child.once('close', r));
+      return { status: await new Promise<number | null>((r) => child.once('close', r)), stderr };
+    };
+    /** Runs argv to its end; the downloaded file must then have every byte. */
+    const download = (argv: string[], env: NodeJS.ProcessEnv = process.env) => async (): Promise<void> => {
+      const { status, stderr } = await run(argv, env);
       const got = (await stat(localFile).catch(() => null))?.size ?? 0;
       if (status !== 0 || got !== bytes) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status} with ${got} of ${bytes} bytes: ${stderr.trim()}`);
     };
     /** Runs argv (sftp's `put`) to its end: it must succeed. */
     const upload = (argv: string[]) => async (): Promise<void> => {
-      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const status = await new Promise<number | null>((r) => child.once('close', r));
+      const { status, stderr } = await run(argv, process.env);
       if (status !== 0) throw new Error(`${argv.slice(0, 3).join(' ')}… exited ${status}: ${stderr.trim()}`);
     };
     const watching = await app.call('state.get', { watch: true }); // the window watches: transfer.changed comes

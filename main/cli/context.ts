@@ -58,7 +58,6 @@ function flagArgs(flags: EngineFlags): string[] {
 
 const START_TIMEOUT_MS = 15_000;
 
-
 /** Starts `hitch daemon` detached, logging to the runtime directory, and waits for its socket. */
 async function startInBackground(opts: CliOptions): Promise<EngineConnection> {
   const [{ spawn }, { connectEngineSocket, engineSocketPath, NoEngineError, privateRuntimeDir }] = await Promise.all([

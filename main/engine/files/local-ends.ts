@@ -41,8 +41,9 @@ const FILE_READ_BLOCK = 2 * 1024 * 1024;
 
 /**
  * Reads a file for an upload, asked in order (pushRange): each request is a slice of a block
- * read ahead (ssh2 copies what it sends, so the slices are never written to). Asked out of
- * order, it reads again from there.
+ * read ahead (ssh2 copies what it sends, so the slices are never written to). A block holds a
+ * whole number of requests of the first one's size (a server's limit may make that size odd),
+ * so none straddles two blocks. Asked out of order, it reads again from there.
  */
 export function fileSource(file: FileHandle, path: string): UploadSource {
   interface Block {
@@ -62,16 +63,18 @@ export function fileSource(file: FileHandle, path: string): UploadSource {
   const holds = (block: Block, offset: number, length: number): boolean => offset >= block.at && offset + length <= block.at + block.data.length;
   let current: Block | null = null;
   let ahead: { at: number; block: Promise<Block> } | null = null;
+  let blockBytes = 0;
   return {
     async read(offset, length) {
+      blockBytes ||= Math.max(length, FILE_READ_BLOCK - (FILE_READ_BLOCK % length));
       if (!current || !holds(current, offset, length)) {
         const next = ahead;
         ahead = null;
         current = next && next.at === offset ? await next.block : null;
-        if (!current || !holds(current, offset, length)) current = await readBlock(offset, Math.max(length, FILE_READ_BLOCK));
-        if (current.data.length >= FILE_READ_BLOCK) {
+        if (!current || !holds(current, offset, length)) current = await readBlock(offset, Math.max(length, blockBytes));
+        if (current.data.length >= blockBytes) {
           const at = current.at + current.data.length;
-          const block = readBlock(at, FILE_READ_BLOCK);
+          const block = readBlock(at, blockBytes);
           block.catch(() => undefined); // its failure is the next read's, if there is one
           ahead = { at, block };
         }
