@@ -65,6 +65,11 @@ export interface MasterView {
    * of Hitch, or detached. `session.reopen` brings one into a tab.
    */
   leftRunning: LeftRunningView[];
+  /**
+   * Why some open sessions' processes are not shown now, e.g. every MaxSessions slot of their
+   * connection holds a session, so no process monitor fits there; null when all are shown.
+   */
+  processesHidden: string | null;
 }
 
 /** A durable shell on a host, in Hitch's tmux server there, that no session here carries. */

@@ -95,6 +95,7 @@ export async function ps(ctx: Context, host: string): Promise<number> {
   const tree = await withHint(host, ctx.call('processes.get', { hostId: host }));
   const state = await ctx.call('state.get', {});
   const sessions = state.sessions.filter((s) => s.masterId === tree.masterId && s.state === 'open');
+  const hidden = state.masters.find((m) => m.id === tree.masterId)?.processesHidden ?? null;
   const groups: Output<'ps'>['groups'] = processGroups(tree.processes, sessions).map((g) => ({
     kind: g.kind,
     sessionId: g.sessionId,
@@ -123,6 +124,7 @@ export async function ps(ctx: Context, host: string): Promise<number> {
       ]);
       out.push(table([header, ...rows], '  '));
     }
+    if (hidden) out.push(hidden);
     return out.join('\n');
   });
   return 0;

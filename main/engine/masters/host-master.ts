@@ -121,6 +121,7 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       controlPath: this.controlPath,
       recentExternal: [...this.endedExternal],
       leftRunning: [...this.leftRunning],
+      processesHidden: this.processesHidden,
     };
   }
 
@@ -298,8 +299,9 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
 
   /**
    * Opens a session channel on a connection with room. Past the server's MaxSessions it
-   * learns the limit and opens a further connection: silently when logging in needs no
-   * person, after asking when it does. Sessions opened at once share that connection.
+   * learns the limit; a process monitor then gives its slot to the session, and past that a
+   * further connection opens: silently when logging in needs no person, after asking when it
+   * does. Sessions opened at once share that connection.
    */
   async openSession(request: SessionRequest): Promise<{ channel: ClientChannel; connection: MasterConnection }> {
     return this.onConnectionWithRoom(async (connection) => ({ channel: await connection.openSession(request), connection }));
@@ -321,7 +323,8 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       this.learnLimit();
       const connection = this.connections.find((c) => c.state === 'ready' && this.hasRoom(c));
       if (!connection) {
-        await this.extraConnection();
+        // Hitch's own process monitor gives its slot up before the person pays another login.
+        if (!(await this.reclaimSlot())) await this.extraConnection();
         continue;
       }
       try {
@@ -346,6 +349,12 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
       return this.newConnection(needsPerson, false);
     })().finally(() => (this.extraConnecting = null));
     return this.extraConnecting;
+  }
+
+  /** A slot on a full connection that a channel of Hitch's own gives up (MasterConnection.reclaimSlot). */
+  private async reclaimSlot(): Promise<boolean> {
+    for (const c of this.connections) if (c.state === 'ready' && (await c.reclaimSlot())) return true;
+    return false;
   }
 
   private sessionsAllowed(): string {
@@ -405,6 +414,15 @@ export class HostMaster extends EventEmitter<{ changed: []; dropped: [connection
   setLeftRunning(shells: LeftRunningView[]): void {
     if (JSON.stringify(shells) === JSON.stringify(this.leftRunning)) return;
     this.leftRunning = shells;
+    this.emit('changed');
+  }
+
+  private processesHidden: string | null = null;
+
+  /** Why some sessions' processes are not shown now (ProcessTrees), null when all are. */
+  setProcessesHidden(why: string | null): void {
+    if (why === this.processesHidden) return;
+    this.processesHidden = why;
     this.emit('changed');
   }
 

@@ -575,9 +575,41 @@ export class MasterConnection extends EventEmitter<{ closed: [error: HitchError 
   /** Of those, SFTP sessions (files and transfers): their connection stays while transfers run (HostMaster.release). */
   sftpChannels = 0;
 
-  /** A shell without a pty for the process monitor; it takes a MaxSessions slot like any session. */
+  /**
+   * A shell without a pty for the process monitor; it takes a MaxSessions slot like any
+   * session, but only a free one: once the server's limit is known and the person's sessions
+   * take every slot, it is refused here (code `max-sessions`) without asking the server.
+   */
   openMonitor(): Promise<ClientChannel> {
+    if (this.refusedAt !== null && this.sessionsInUse >= this.refusedAt) {
+      return Promise.reject(
+        new HitchError(
+          'max-sessions',
+          `${this.opts.host.alias} allows ${this.refusedAt} sessions per connection (MaxSessions) and sessions take all of this one's; ` +
+            'the process monitor waits for one to close.',
+        ),
+      );
+    }
     return this.openInternal('sh');
+  }
+
+  /** Hitch's own channels that give their slot up to a person's session (the process monitor). */
+  private readonly yielders = new Set<() => Promise<boolean>>();
+
+  /**
+   * Registers a channel of Hitch's own as one that gives its MaxSessions slot up when the
+   * person needs it: `giveUp` closes it and resolves true once the slot is free, or resolves
+   * false when it cannot now (busy).
+   */
+  yieldsSlot(channel: ClientChannel, giveUp: () => Promise<boolean>): void {
+    this.yielders.add(giveUp);
+    channel.once('close', () => this.yielders.delete(giveUp));
+  }
+
+  /** Frees a slot one of Hitch's own channels holds, for a person's session; false if none can. */
+  async reclaimSlot(): Promise<boolean> {
+    for (const giveUp of [...this.yielders]) if (await giveUp()) return true;
+    return false;
   }
 
   /** An exec channel of Hitch's own (a fixed command): not counted among the person's sessions. */

@@ -27,6 +27,10 @@ export class ProcessMonitor {
   private waiting: { marker: string; resolve: (out: string) => void; reject: (e: Error) => void } | null = null;
   private next = 1;
   closed = false;
+  /** False once the monitor gives its slot up: it takes no more scripts. */
+  private accepting = true;
+  /** Signal scripts running or queued: the monitor keeps its slot until they answer. */
+  private signalling = 0;
 
   private constructor(
     private readonly channel: ClientChannel,
@@ -74,7 +78,28 @@ export class ProcessMonitor {
     const [, monitorPid, sshdPid, uid] = /^(\d+) (\d+) (\d+)\n/.exec(first)!;
     const monitor = new ProcessMonitor(channel, Number(sshdPid), Number(monitorPid), Number(uid));
     monitor.buffer = first.slice(first.indexOf('\n') + 1);
+    connection.yieldsSlot(channel, () => monitor.giveUpSlot());
     return monitor;
+  }
+
+  /** Takes scripts: not closed, and not giving its slot up. */
+  get usable(): boolean {
+    return !this.closed && this.accepting;
+  }
+
+  /**
+   * Gives the monitor's MaxSessions slot to a person's session: lets the script under way
+   * (a snapshot) finish, then closes, resolving true once the server has closed the channel.
+   * False, keeping the slot, while a signal waits for its answer or if already given up.
+   */
+  private async giveUpSlot(): Promise<boolean> {
+    if (!this.usable || this.signalling > 0) return false;
+    this.accepting = false;
+    await this.queue;
+    const closed = new Promise<void>((resolve) => (this.closed ? resolve() : this.channel.once('close', () => resolve())));
+    this.close();
+    await closed;
+    return true;
   }
 
   private receive(chunk: string): void {
@@ -100,6 +125,7 @@ export class ProcessMonitor {
 
   /** Runs one of our scripts; scripts run one at a time, in order. */
   private run(script: string, timeoutMs = SCRIPT_TIMEOUT_MS): Promise<string> {
+    if (!this.accepting) return Promise.reject(new HitchError('max-sessions', 'The process monitor gave its session slot to a session.'));
     const result = this.queue.then(
       () =>
         new Promise<string>((resolve, reject) => {
@@ -151,7 +177,13 @@ export class ProcessMonitor {
       `for p in $sent; do if ! alive "$p"; then echo "$p gone"; elif [ ${escalate ? 1 : 0} = 1 ]; then kill -s KILL "$p" 2>/dev/null; ` +
       `k=0; while alive "$p" && [ $k -lt 50 ]; do sleep 0.01; k=$((k+1)); done; if alive "$p"; then echo "$p still-alive"; else echo "$p killed"; fi; ` +
       `else echo "$p alive"; fi; done`;
-    const out = await this.run(script, SCRIPT_TIMEOUT_MS + waitMs);
+    this.signalling++;
+    let out: string;
+    try {
+      out = await this.run(script, SCRIPT_TIMEOUT_MS + waitMs);
+    } finally {
+      this.signalling--;
+    }
     const results = new Map<number, SignalOutcome['outcome']>();
     for (const line of out.split('\n')) {
       const m = /^(\d+) (gone|alive|killed|still-alive|fail)(?: (.*))?$/.exec(line);

@@ -22,6 +22,12 @@ interface Tracker {
   carriers: Set<number>;
   /** Start times (s) of processes seen in this connection's tree. */
   known: Map<number, number>;
+  /** The connection's sshd process, learned by its own monitor: another connection's can watch it then. */
+  sshdPid: number | null;
+  /** Its own monitor's shell, hidden from its tree even after the monitor gave its slot up. */
+  ownMonitorPid: number | null;
+  /** Why no monitor could see this connection at the last snapshot (logged once, not at every one). */
+  unseen: string | null;
 }
 
 interface Watch {
@@ -60,7 +66,7 @@ export class ProcessTrees {
   private tracker(connection: MasterConnection): Tracker {
     let t = this.trackers.get(connection);
     if (!t) {
-      t = { monitor: null, pending: [], roots: new Map(), carriers: new Set(), known: new Map() };
+      t = { monitor: null, pending: [], roots: new Map(), carriers: new Set(), known: new Map(), sshdPid: null, ownMonitorPid: null, unseen: null };
       this.trackers.set(connection, t);
     }
     return t;
@@ -74,10 +80,34 @@ export class ProcessTrees {
       started.catch(() => (t.monitor = null));
     }
     return t.monitor.then(async (m) => {
-      if (!m.closed) return m;
+      if (m.usable) return m;
       t.monitor = null;
       return this.monitor(connection);
     });
+  }
+
+  /**
+   * The monitor that sees `connection`'s processes and the connection's sshd pid: its own
+   * monitor, or, when its sessions take every slot the server allows (the monitor gave its
+   * slot to one of them), another connection's on the same host. `ps` there lists this
+   * connection's processes too; snapshotAll checks that its sshd is among them.
+   */
+  private async monitorFor(master: HostMaster, connection: MasterConnection): Promise<{ monitor: ProcessMonitor; sshdPid: number; borrowed: boolean }> {
+    const t = this.tracker(connection);
+    try {
+      const own = await this.monitor(connection);
+      t.sshdPid = own.sshdPid;
+      t.ownMonitorPid = own.monitorPid;
+      return { monitor: own, sshdPid: own.sshdPid, borrowed: false };
+    } catch (err) {
+      if (!(err instanceof HitchError && err.code === 'max-sessions') || t.sshdPid === null) throw err;
+      for (const other of master.readyConnections()) {
+        if (other === connection) continue;
+        const monitor = await this.monitor(other).catch(() => null);
+        if (monitor) return { monitor, sshdPid: t.sshdPid, borrowed: true };
+      }
+      throw err;
+    }
   }
 
   /** A new session: its root pid is learned with the next snapshot, taken right away. */
@@ -155,30 +185,42 @@ export class ProcessTrees {
 
   private async snapshotAll(master: HostMaster): Promise<ProcessView[]> {
     const all: ProcessView[] = [];
+    // One `ps` per monitor, however many connections it sees for.
+    const taken = new Map<ProcessMonitor, ReturnType<ProcessMonitor['snapshot']>>();
     for (const connection of master.readyConnections()) {
       const t = this.tracker(connection);
       let snapshot: Awaited<ReturnType<ProcessMonitor['snapshot']>>;
-      let monitor: ProcessMonitor;
+      let seen: Awaited<ReturnType<ProcessTrees['monitorFor']>>;
       try {
-        monitor = await this.monitor(connection);
-        snapshot = await monitor.snapshot();
+        seen = await this.monitorFor(master, connection);
+        if (!taken.has(seen.monitor)) taken.set(seen.monitor, seen.monitor.snapshot());
+        snapshot = await taken.get(seen.monitor)!;
+        if (seen.borrowed && !snapshot.rows.some((r) => r.pid === seen.sshdPid)) {
+          throw new HitchError('channel', 'Its sshd process is not among the processes another connection sees (another machine behind the same name?).');
+        }
+        if (t.unseen !== null) this.deps.log.info('process trees seen again on a connection', { master: master.id, borrowed: seen.borrowed });
+        t.unseen = null;
       } catch (err) {
-        // E.g. MaxSessions leaves no room for a monitor here: the other connections still show.
-        this.deps.log.warn('no process snapshot for a connection', { master: master.id, error: (err as Error).message });
+        // E.g. its sessions take every MaxSessions slot and no other connection has a monitor:
+        // the other connections still show. Logged when it starts, not at every snapshot.
+        if (t.unseen === null) this.deps.log.warn('no process snapshot for a connection', { master: master.id, error: (err as Error).message });
+        t.unseen = (err as Error).message;
         continue;
       }
       const { at } = snapshot;
-      const rows = t.carriers.size === 0 ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid));
+      const hidden = seen.borrowed && t.ownMonitorPid !== null;
+      const rows = t.carriers.size === 0 && !hidden ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid) && !(hidden && r.pid === t.ownMonitorPid));
       // New children of sshd belong to the sessions waiting for a root, in opening order.
       t.pending = t.pending.filter((s) => s.state === 'open');
-      const fresh = rootCandidates(rows, monitor.sshdPid, monitor.monitorPid, new Set(t.roots.values()));
+      const monitorPid = seen.borrowed ? (t.ownMonitorPid ?? -1) : seen.monitor.monitorPid;
+      const fresh = rootCandidates(rows, seen.sshdPid, monitorPid, new Set(t.roots.values()));
       while (t.pending.length > 0 && fresh.length > 0) {
         const session = t.pending.shift()!;
         session.rootPid = fresh.shift()!.pid;
         t.roots.set(session.id, session.rootPid);
         this.deps.emitSession(session);
       }
-      const tree = buildTree({ rows, sshdPid: monitor.sshdPid, monitorPid: monitor.monitorPid, roots: t.roots, known: t.known, now: at });
+      const tree = buildTree({ rows, sshdPid: seen.sshdPid, monitorPid, roots: t.roots, known: t.known, now: at });
       remember(t.known, tree);
       // A process whose session has ended was left behind by it, whoever its parent is now
       // (sshd keeps the children of a closed channel until they exit).
@@ -187,12 +229,26 @@ export class ProcessTrees {
       for (const [sessionId, pid] of t.roots) if (!t.known.has(pid)) t.roots.delete(sessionId);
       all.push(...tree);
     }
+    this.noteHidden(master);
     const before = this.sent.get(master.id) ?? new Map<number, ProcessView>();
     const { upserted, removed } = diffTrees(before, all);
     this.sent.set(master.id, new Map(all.map((p) => [p.pid, p])));
     this.sentAt.set(master.id, Date.now());
     if (upserted.length > 0 || removed.length > 0) this.deps.emitChanged(master.id, upserted, removed);
     return all;
+  }
+
+  /** Tells the master (and so the UI) which open sessions' processes no monitor sees, and why. */
+  private noteHidden(master: HostMaster): void {
+    let count = 0;
+    let why: string | null = null;
+    for (const session of this.deps.sessionsOf(master)) {
+      const unseen = session.state === 'open' ? (this.trackers.get(session.connection)?.unseen ?? null) : null;
+      if (unseen === null) continue;
+      count++;
+      why ??= unseen;
+    }
+    master.setProcessesHidden(why === null ? null : `Processes of ${count} session${count === 1 ? '' : 's'} are not shown: ${why}`);
   }
 
   /** Keeps refreshing every `intervalMs` until the lease runs out (renewed by calling again). */
@@ -309,13 +365,18 @@ export class ProcessTrees {
         const t = this.tracker(connection);
         const mine = targets.filter((p) => t.known.has(p.pid)).map((p) => p.pid);
         if (mine.length === 0) return;
-        const monitor = await this.monitor(connection);
+        const { monitor } = await this.monitorFor(master, connection);
         if (scope === 'session' && connection.honoursSessionSignals(monitor.uid)) {
           for (const session of this.deps.sessionsOf(master)) {
             if (session.connection === connection && session.rootPid !== null && mine.includes(session.rootPid)) session.signal(signal);
           }
         }
-        for (const [pid, r] of await monitor.signalAndWait(mine, signal, waitMs, escalate)) results.set(pid, r);
+        // The monitor may have given its slot to a session just now: then the one that sees for it.
+        const outcomes = await monitor.signalAndWait(mine, signal, waitMs, escalate).catch(async (err: unknown) => {
+          if (!(err instanceof HitchError && err.code === 'max-sessions')) throw err;
+          return (await this.monitorFor(master, connection)).monitor.signalAndWait(mine, signal, waitMs, escalate);
+        });
+        for (const [pid, r] of outcomes) results.set(pid, r);
       }),
     );
     return results;
