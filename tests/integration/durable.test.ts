@@ -333,6 +333,39 @@ describe('a durable shell', () => {
     }
   }, 60_000);
 
+  it('lets a flood run at full speed while its viewer is behind, skips what it cannot show, and redraws from tmux once caught up', async () => {
+    const s = await t.engine.openSession('direct', SHELL);
+    await shellPid(s.id);
+    const dir = await mkdtemp(join(tmpdir(), 'hitch-flood-'));
+    await promisify(execFile)('chmod', ['1777', dir]);
+    const done = join(dir, 'done');
+    const dataEvents = (): { data: string; reset: boolean }[] =>
+      t.events.flatMap((e) => (e.event === 'session.data' && e.payload.sessionId === s.id ? [{ data: String(e.payload.data), reset: e.payload.reset === true }] : []));
+    try {
+      // A viewer far behind (its terminal has not drawn what it was sent): the output waits for it.
+      t.engine.holdOutput(s.id, 'slow-viewer', true);
+      const sentBefore = dataEvents().length;
+      await t.engine.writeSession(s.id, `seq 1 300000; echo flood-$((40+2)) > ${done}\n`);
+      // The flood runs to its end on the host all the same: tmux keeps reading the pane.
+      await expect.poll(() => readFile(done, 'utf8').catch(() => ''), { timeout: 20_000 }).toBe('flood-42\n');
+      const held = dataEvents().slice(sentBefore);
+      expect(held.map((d) => d.data).join('')).not.toContain('299999'); // nothing of it was sent on
+
+      // Caught up: the terminal is redrawn from tmux, the flood's last lines in its scrollback.
+      t.engine.holdOutput(s.id, 'slow-viewer', false);
+      const flooded = (): number => t.engine.attachSession(s.id, 'test').data.split('\r\n').filter((l) => /^\d+$/.test(l)).length;
+      await expect.poll(flooded, { timeout: 10_000 }).toBeGreaterThan(9_000);
+      expect(dataEvents().slice(sentBefore).some((d) => d.reset)).toBe(true);
+      expect(t.engine.attachSession(s.id, 'test').data).toMatch(/\r\n290001\r\n[^]*\r\n300000\r\n/);
+      // And what it prints next flows as usual.
+      await ask(s.id, (n) => `echo after-$((${n}+1))`, (n) => new RegExp(`after-${n + 1}`));
+      expect(dataEvents().at(-1)?.reset).toBe(false);
+    } finally {
+      t.engine.closeSession(s.id);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('ends its tmux session on the host when closed, and leaves it running when detached', async () => {
     const closed = await t.engine.openSession('web1', SHELL);
     const kept = await t.engine.openSession('web1', SHELL);

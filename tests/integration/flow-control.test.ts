@@ -1,10 +1,12 @@
-// A terminal that falls behind holds its session back to the server (issue #14, VS Code's
-// terminal flow control): a page of the web host attaches a shell with `ack` and acknowledges
-// what it has drawn. Pages here read every message the moment it comes (their transport never
-// fills), so only acknowledgements can hold the shell: one that stops acknowledging gets its
-// shell's output stopped by the SSH window a little past TERMINAL_FLOW.highChars, and every
-// line once it acknowledges again; a client that never asked for it (the `hitch` command, an
-// older page) is never held by it. On an ordinary shell and on a durable one (tmux).
+// A terminal that falls behind holds its session back (issue #14, VS Code's terminal flow
+// control): a page of the web host attaches a shell with `ack` and acknowledges what it has
+// drawn. Pages here read every message the moment it comes (their transport never fills), so
+// only acknowledgements can hold the shell: one that stops acknowledging gets no more output a
+// little past TERMINAL_FLOW.highChars. An ordinary shell is then stopped by the SSH window and
+// gives the page every line once it acknowledges again. A durable one (tmux) goes on at full
+// speed on the host, its output skipped, and the page's terminal is redrawn from tmux once it
+// acknowledges again (the flood's last lines in its history). A client that never asked for
+// it (the `hitch` command, an older page) is never held by it.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,14 +80,20 @@ async function openPage(host: WebHost) {
     ws.once('error', reject);
   });
   const output = new Map<string, string>();
+  const resets = new Map<string, number>();
+  /** Characters received, redraws included: what a terminal acknowledges. */
+  const received = new Map<string, number>();
   const ended = new Set<string>();
   const waiting = new Map<number, (reply: Reply) => void>();
   let nextId = 1;
   ws.on('message', (raw) => {
     const message = JSON.parse(String(raw)) as Record<string, unknown>;
     if (message.event === 'session.data') {
-      const { sessionId, data } = (message as Extract<HitchEvent, { event: 'session.data' }>).payload;
-      output.set(sessionId, (output.get(sessionId) ?? '') + data);
+      const { sessionId, data, reset } = (message as Extract<HitchEvent, { event: 'session.data' }>).payload;
+      // A redraw starts the terminal over, as TerminalView's reset does.
+      if (reset) resets.set(sessionId, (resets.get(sessionId) ?? 0) + 1);
+      received.set(sessionId, (received.get(sessionId) ?? 0) + data.length);
+      output.set(sessionId, (reset ? '' : (output.get(sessionId) ?? '')) + data);
     } else if (message.event === 'session.changed' || message.event === 'session.removed') {
       const payload = message.payload as { id?: string; sessionId?: string; state?: string };
       if (message.event === 'session.removed' || payload.state !== 'open') ended.add(payload.id ?? payload.sessionId ?? '');
@@ -100,6 +108,8 @@ async function openPage(host: WebHost) {
       });
     },
     output: (sessionId: string): string => output.get(sessionId) ?? '',
+    resets: (sessionId: string): number => resets.get(sessionId) ?? 0,
+    received: (sessionId: string): number => received.get(sessionId) ?? 0,
     ended: (sessionId: string): boolean => ended.has(sessionId),
     async waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
       const deadline = Date.now() + timeoutMs;
@@ -152,7 +162,7 @@ async function acknowledgeUntil(page: Page, sessionId: string, from: number, end
   const deadline = Date.now() + 60_000;
   while (!page.output(sessionId).includes(end)) {
     if (Date.now() > deadline) throw new Error(`no ${end} while acknowledging`);
-    const received = page.output(sessionId).length;
+    const received = page.received(sessionId);
     if (received > acked) await page.call('session.ack', { sessionId, chars: received - acked });
     acked = received;
     await new Promise((r) => setTimeout(r, 10));
@@ -160,10 +170,10 @@ async function acknowledgeUntil(page: Page, sessionId: string, from: number, end
 }
 
 describe.each([
-  ['an ordinary shell', () => plain, 1_000_000],
-  ['a durable shell (tmux)', () => durable, 300_000],
-])('flow control on %s', (_name, host, lines) => {
-  it('holds the output of a page that stops acknowledging, and gives it every line once it acknowledges again', async () => {
+  ['an ordinary shell', () => plain, 1_000_000, true],
+  ['a durable shell (tmux)', () => durable, 300_000, false],
+])('flow control on %s', (_name, host, lines, everyLine) => {
+  it(`holds the output of a page that stops acknowledging, and once it acknowledges again ${everyLine ? 'gives it every line' : 'redraws it from tmux'}`, async () => {
     const page = await openPage(host());
     const sessionId = await shell(page, true);
     const before = page.output(sessionId).length;
@@ -177,8 +187,21 @@ describe.each([
     expect(received).toBeGreaterThan(TERMINAL_FLOW.highChars);
     expect(received - before).toBeLessThan(4 * TERMINAL_FLOW.highChars);
 
-    await acknowledgeUntil(page, sessionId, before, 'flood-end');
-    expectWholeFlood(page.output(sessionId).slice(before), lines);
+    if (everyLine) {
+      await acknowledgeUntil(page, sessionId, before, 'flood-end');
+      expectWholeFlood(page.output(sessionId).slice(before), lines);
+      expect(page.resets(sessionId)).toBe(0);
+      return;
+    }
+    // Acknowledged: redrawn from tmux, the screen first, then with the flood's last lines as
+    // history once the pane is quiet; what was skipped never comes.
+    await acknowledgeUntil(page, sessionId, 0, 'flood-end');
+    await page.waitFor('the redraw with history', () => /\r\n290001\r\n/.test(page.output(sessionId)), 10_000);
+    const redrawn = page.output(sessionId);
+    expect(page.resets(sessionId)).toBeGreaterThanOrEqual(1);
+    const lastLines = Array.from({ length: 10_000 }, (_, i) => `${lines - 9_999 + i}\r\n`).join('');
+    expect(redrawn.includes(lastLines)).toBe(true);
+    expect(redrawn).toMatch(/\r\n299999\r\n300000\r\nflood-end\r\n/);
   }, 120_000);
 
   it('never holds a page that did not ask to acknowledge', async () => {

@@ -80,6 +80,23 @@ describe('tmux control commands', () => {
     expect(queries[START_QUERIES.cursor]!.lines[0]).toMatch(/^\d+ \d+$/);
   });
 
+  it('holds a pane\'s output back from a client, then resumes it with its screen and cursor taken at that instant', async () => {
+    const attach = controlCommand(name, { cols: 100, rows: 30 }, 'attach');
+    const first = await start(attach.command, attach.replies);
+    const pane = first.answers[attach.replies - attach.queries + START_QUERIES.describe]!.lines[0]!.split(' ')[0]!;
+    const redraw = commands.redraw(name, pane, 5, true);
+    const run = await start(attach.command, attach.replies, [commands.pauseOutput(pane), redraw, commands.redraw(name, pane, 0, false)]);
+    const [paused, resumed, capture, cursor, screen, screenCursor] = run.answers.slice(attach.replies);
+    expect([paused, resumed, capture, cursor, screen, screenCursor].every((a) => a?.ok)).toBe(true);
+    expect(paused!.lines).toContain(`%pause ${pane}`); // tmux says so inside the answer
+    expect(capture!.lines.length).toBeGreaterThanOrEqual(30); // the screen, after up to 5 lines of history
+    expect(screen!.lines.length).toBe(30); // the screen alone
+    expect(cursor!.lines[0]).toMatch(/^\d+ \d+$/);
+    expect(screenCursor!.lines).toEqual(cursor!.lines);
+    expect(() => commands.pauseOutput('%1; kill-server')).toThrow(/not a tmux pane id/);
+    expect(() => commands.redraw(name, '%1', -1, false)).toThrow(/not a history length/);
+  });
+
   it('lists the shells it left, and ends one', async () => {
     const listed = await new Promise<string>((resolve) => {
       let out = '';

@@ -4,6 +4,8 @@
 // scrollback as for any shell), keys go in as hex. When the connection drops, the channel goes
 // and the shell and its jobs stay; once the master is back, `carry` rejoins it over a new
 // channel, and the terminal is redrawn from the history and screen tmux kept meanwhile.
+// A terminal that falls behind (a flood faster than it draws) is redrawn the same way once it
+// has caught up, the output in between skipped: tmux keeps the pane's state, as mosh does.
 import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
@@ -18,14 +20,20 @@ export class AttachedCarrierError extends Error {}
 
 /** Keys kept while the shell is reconnecting: a paste's worth, not a flood. */
 const PENDING_INPUT_MAX = 64 * 1024;
+/** Lines of history a catch-up redraw brings (DurableShell.catchUp): the terminal's whole scrollback (TerminalView.svelte). */
+const CATCH_UP_LINES = 10_000;
+/** While output is skipped, the screen is redrawn this often at most (ms): 20 frames a second. */
+const FRAME_MS = 50;
 
 interface Waiting {
   /** Reply blocks still due for the line: one per command, unless tmux refuses one (that ends the line). */
   blocks: number;
+  /** The answers of the line's commands so far. */
+  answers: string[][];
   resolve(lines: string[]): void;
   reject(err: Error): void;
-  /** Runs as the reply is read, before any line after it: output after a capture is not in it. */
-  onReply?: () => void;
+  /** Runs as the line's last reply is read, before any line after it: output after a capture is not in it. */
+  onReply?: (answers: string[][]) => void;
 }
 
 /** A command was not answered because its carrier went away: tmux may or may not have run it. */
@@ -51,7 +59,7 @@ class ControlClient {
   ) {
     const starting: Promise<string[]>[] = [];
     for (let i = 0; i < startReplies; i++) {
-      starting.push(new Promise((resolve, reject) => this.waiting.push({ blocks: 1, resolve, reject, onReply: () => onStartReply?.(i) })));
+      starting.push(new Promise((resolve, reject) => this.waiting.push({ blocks: 1, answers: [], resolve, reject, onReply: () => onStartReply?.(i) })));
     }
     this.started = Promise.all(starting);
     const parser = new ControlParser({
@@ -60,10 +68,11 @@ class ControlClient {
         const next = this.waiting[0];
         if (!next) return;
         // tmux drops the rest of a line's commands after one it refuses.
+        if (ok) next.answers.push(lines);
         if (ok && --next.blocks > 0) return;
         this.waiting.shift();
         if (ok) {
-          next.onReply?.();
+          next.onReply?.(next.answers);
           next.resolve(lines);
         } else next.reject(new Error(lines.join(' ') || 'tmux refused a command'));
       },
@@ -83,27 +92,16 @@ class ControlClient {
     });
   }
 
-  /** Runs a line of `blocks` commands; resolves with the last one's answer. */
-  run(command: string, blocks = 1): Promise<string[]> {
+  /** Runs a line of `blocks` commands; resolves with the last one's answer. `onReply` gets them all as they are read. */
+  run(command: string, blocks = 1, onReply?: (answers: string[][]) => void): Promise<string[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ blocks, resolve, reject });
+      this.waiting.push({ blocks, answers: [], resolve, reject, onReply });
       this.channel.write(command + '\n');
     });
   }
 
   close(): void {
     this.channel.close();
-  }
-
-  /**
-   * Stops (or goes on) reading the carrier: one carrier serves one shell, so this holds that
-   * shell's output alone. Replies to commands wait behind it too (keys typed meanwhile still
-   * go in). tmux 3.3 itself keeps reading the pane meanwhile and keeps what this client has
-   * not taken on the host (it drops a client 5 minutes behind, which rejoins as after a blip).
-   */
-  pause(paused: boolean): void {
-    if (paused) this.channel.pause();
-    else this.channel.resume();
   }
 }
 
@@ -181,7 +179,9 @@ export class DurableShell extends Session {
       start.replies,
       (pane, data) => {
         if (live) {
-          if (pane === this.pane) this.receive(data, 'stdout');
+          if (pane !== this.pane) return;
+          if (this.skipping) this.droppedSince = true;
+          else this.receive(data, 'stdout');
         } else if (captured) early.push({ pane, data });
       },
       (index) => {
@@ -212,9 +212,11 @@ export class DurableShell extends Session {
     this.connection = connection;
     this.control = control;
     live = true;
-    // Held by a slow client while it was brought back (never during the start: that waits for replies).
-    if (this.outputHeld) control.pause(true);
+    // Nothing is held back from a new carrier; a viewer still behind skips from here on.
+    this.skipping = false;
+    this.panePaused = false;
     for (const { pane, data } of early) if (pane === this.pane) this.receive(data, 'stdout');
+    if (this.outputHeld) this.pauseOutput(true);
     this.reconnecting = false;
     this.dropped = false;
     this.emit('changed');
@@ -275,8 +277,81 @@ export class DurableShell extends Session {
     return { ...super.view(), durable: true, reconnecting: this.reconnecting };
   }
 
+  /** A viewer fell behind: the pane's output is skipped, and the terminal redrawn from tmux instead (catchUp). */
+  private skipping = false;
+  /** tmux holds the pane's output back from this carrier (commands.pauseOutput; tmux 3.2 and later). */
+  private panePaused = false;
+  /** Output was dropped here since the last redraw was asked for (tmux before 3.2 keeps sending it). */
+  private droppedSince = false;
+  /** What the last redraw showed: the same again means the pane has gone quiet. */
+  private lastFrame = '';
+  /** A redraw's capture is on its way, or waits for its frame. */
+  private catchingUp = false;
+  private lastRedrawAt = -Infinity;
+
+  /**
+   * A viewer is too far behind (`paused`), or no longer. The carrier is never stopped: tmux,
+   * with its only client not reading, stops reading the pane, and a flood would last as long
+   * as the slowest terminal takes to draw it. Instead, once a viewer is behind, tmux is asked
+   * to hold the pane's output back from this carrier (it keeps reading the pane and drops what
+   * it held back), and as soon as no viewer is behind, the terminal is redrawn from what tmux
+   * shows (catchUp), as mosh does.
+   */
   protected override pauseOutput(paused: boolean): void {
-    this.control?.pause(paused);
+    if (paused && !this.skipping) {
+      this.skipping = true;
+      this.lastFrame = '';
+      const control = this.control;
+      const pane = this.pane;
+      if (control && pane && this.ending === null) {
+        control.run(commands.pauseOutput(pane)).then(
+          () => control === this.control && (this.panePaused = true),
+          () => undefined, // tmux before 3.2: its output keeps coming, and is dropped here
+        );
+      }
+    } else if (!paused && this.skipping) this.catchUp(false);
+  }
+
+  /**
+   * Redraws the terminal from the pane as tmux has it (commands.redraw): while it keeps
+   * changing, its screen, at most every FRAME_MS; once two redraws find it the same, its last
+   * CATCH_UP_LINES lines of history too, and its output flows again from that instant. What
+   * was skipped is in tmux's history; what the pane prints after the capture follows it.
+   */
+  private catchUp(history: boolean): void {
+    const control = this.control;
+    const pane = this.pane;
+    if (!control || !pane || this.state !== 'open' || this.ending !== null || this.catchingUp) return;
+    this.catchingUp = true;
+    const wait = history ? 0 : this.lastRedrawAt + FRAME_MS - performance.now();
+    if (wait > 0) {
+      setTimeout(() => {
+        this.catchingUp = false;
+        this.catchUp(false);
+      }, wait);
+      return;
+    }
+    this.droppedSince = false;
+    this.lastRedrawAt = performance.now();
+    const resume = history && this.panePaused;
+    control
+      .run(commands.redraw(this.name, pane, history ? CATCH_UP_LINES : 0, resume), resume ? 3 : 2, (answers) => {
+        this.catchingUp = false;
+        if (control !== this.control || this.state !== 'open' || this.ending !== null) return;
+        const [lines = [], cursor = []] = answers.slice(-2);
+        const frame = `${cursor.join()}\n${lines.join('\n')}`;
+        const busy = this.droppedSince || frame !== this.lastFrame;
+        this.lastFrame = frame;
+        this.restartOutput(screenOf(lines, cursor));
+        if (history) {
+          this.panePaused = false;
+          this.skipping = false;
+          // A viewer behind again by now (the history is a lot to draw) skips again.
+          if (this.outputHeld) this.pauseOutput(true);
+        } else if (!busy) this.catchUp(true);
+        else if (!this.outputHeld) this.catchUp(false);
+      })
+      .catch(() => (this.catchingUp = false)); // the carrier went: the next one redraws anyway
   }
 
   override write(data: string | Buffer): Promise<void> {

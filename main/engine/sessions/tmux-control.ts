@@ -177,6 +177,22 @@ export const commands = {
   },
   /** The session's pane: its history and screen with their colours, from the oldest line kept. */
   capture: (name: string): string => `capture-pane -p -e -S - -E - -t ${paneOf(name)}`,
+  /**
+   * Has tmux hold the pane's output back from this client (tmux 3.2 and later): it keeps
+   * reading the pane and drops what it held back, until commands.redraw resumes it.
+   */
+  pauseOutput: (pane: string): string => `refresh-client -A '${checkPane(pane)}:pause'`,
+  /**
+   * The pane's last `lines` lines of history and its screen, then its cursor, taken at one
+   * instant (a line's commands run together): two reply blocks, three with `resume`, which
+   * first resumes the pane's output held back by commands.pauseOutput. Output after the
+   * answer is what the pane printed after it.
+   */
+  redraw(name: string, pane: string, lines: number, resume: boolean): string {
+    if (!Number.isInteger(lines) || lines < 0 || lines > 100_000) throw new Error(`not a history length: ${lines}`);
+    const capture = `capture-pane -p -e -S ${lines === 0 ? 0 : -lines} -E - -t ${paneOf(name)} ; ${commands.cursor(name)}`;
+    return resume ? `refresh-client -A '${checkPane(pane)}:continue' ; ${capture}` : capture;
+  },
   /** Where the cursor of the session's pane is (0-based). */
   cursor: (name: string): string => `display-message -p -t ${paneOf(name)} '#{cursor_x} #{cursor_y}'`,
   kill: (name: string): string => `kill-session -t =${checkName(name)}`,
