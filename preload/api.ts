@@ -645,9 +645,13 @@ export function isMethod(name: unknown): name is Method {
  * Deeper than VS Code's 100k/5k: there a local pty answers a resume at once, here the view
  * would sit idle while the resume goes through the web host and the engine and the next
  * output comes back; resuming at half keeps it drawing (a 15 MB flood in Chromium: 4.9-5.3 s
- * against 5.9-6.4 s with 100k/5k, side by side).
+ * against 5.9-6.4 s with 100k/5k, side by side). A durable shell's output is not stopped but
+ * skipped while the view is behind, and the view redrawn from tmux once it is back
+ * (DurableShell.catchUp): nothing is gained by drawing much of it first, so it is held past
+ * `skipHighChars` and goes on under `skipLowChars` (its flood's slowest frames: 67-83 ms
+ * with 400k, 33-50 ms with 100k).
  */
-export const TERMINAL_FLOW = { ackChars: 20_000, highChars: 400_000, lowChars: 200_000 } as const;
+export const TERMINAL_FLOW = { ackChars: 20_000, highChars: 400_000, lowChars: 200_000, skipHighChars: 100_000, skipLowChars: 50_000 } as const;
 
 // ---------------------------------------------------------------------------------------
 // Events (engine → UI)

@@ -113,7 +113,7 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
    * Sessions this client acknowledges (attached with `ack`): characters sent and not yet
    * acknowledged, and whether that holds the session's output (TERMINAL_FLOW).
    */
-  const acking = new Map<string, { unacked: number; holding: boolean }>();
+  const acking = new Map<string, { unacked: number; holding: boolean; high: number; low: number }>();
   /** The name acknowledgements hold sessions under: apart from the transport's, as each lets go on its own. */
   const ackHolder = `${id} unacknowledged`;
 
@@ -145,7 +145,7 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
       const flow = acking.get(event.payload.sessionId);
       if (flow) {
         flow.unacked += event.payload.data.length;
-        if (!flow.holding && flow.unacked > TERMINAL_FLOW.highChars) {
+        if (!flow.holding && flow.unacked > flow.high) {
           flow.holding = true;
           router.holdOutput(event.payload.sessionId, ackHolder, true);
         }
@@ -173,13 +173,16 @@ export function openConnection(router: Router, sendOut: (message: Outgoing) => v
       if (full) router.holdOutput(sessionId, id, true);
       // Counting starts afresh: the client acknowledges what follows the scrollback it is answered with.
       stopAcking(sessionId);
-      if (ack) acking.set(sessionId, { unacked: 0, holding: false });
+      if (ack) {
+        const skips = router.skipsHeldOutput(sessionId);
+        acking.set(sessionId, { unacked: 0, holding: false, high: skips ? TERMINAL_FLOW.skipHighChars : TERMINAL_FLOW.highChars, low: skips ? TERMINAL_FLOW.skipLowChars : TERMINAL_FLOW.lowChars });
+      }
     },
     acknowledge(sessionId, chars) {
       const flow = acking.get(sessionId);
       if (!flow) return; // not attached with `ack` (any more): nothing waits for it
       flow.unacked = Math.max(0, flow.unacked - chars);
-      if (flow.holding && flow.unacked < TERMINAL_FLOW.lowChars) {
+      if (flow.holding && flow.unacked < flow.low) {
         flow.holding = false;
         router.holdOutput(sessionId, ackHolder, false);
       }

@@ -102,6 +102,8 @@ export interface Router {
   clientLeft(owner: string, graceMs: number): void;
   /** A client's transport cannot take more of the session's output now, or can again. */
   holdOutput(sessionId: string, holder: string, on: boolean): void;
+  /** The session's output is skipped rather than stopped while held (a durable shell): TERMINAL_FLOW's skip marks apply. */
+  skipsHeldOutput(sessionId: string): boolean;
   readonly log: Logger;
 }
 
@@ -112,6 +114,7 @@ export function createRouter(engine: Engine, log: Logger): Router {
     clientJoined: (owner) => engine.clientJoined(owner),
     clientLeft: (owner, graceMs) => engine.clientLeft(owner, graceMs),
     holdOutput: (sessionId, holder, on) => engine.holdOutput(sessionId, holder, on),
+    skipsHeldOutput: (sessionId) => engine.skipsHeldOutput(sessionId),
     async call(caller, method, params) {
       if (!isMethod(method)) {
         const name = typeof method === 'string' ? `"${method.slice(0, 64)}"` : `a ${typeof method}`;

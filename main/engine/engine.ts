@@ -1038,6 +1038,11 @@ export class Engine {
     for (const session of held) this.closeSession(session.id);
   }
 
+  /** Whether the session's held output is skipped and redrawn (a durable shell) rather than stopped. */
+  skipsHeldOutput(sessionId: string): boolean {
+    return this.sessions.get(sessionId) instanceof DurableShell;
+  }
+
   /** A client's transport is full, or drained again: the session's output waits for it (Session.holdOutput). */
   holdOutput(sessionId: string, holder: string, on: boolean): void {
     this.sessions.get(sessionId)?.holdOutput(holder, on);

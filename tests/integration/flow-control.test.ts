@@ -2,11 +2,12 @@
 // control): a page of the web host attaches a shell with `ack` and acknowledges what it has
 // drawn. Pages here read every message the moment it comes (their transport never fills), so
 // only acknowledgements can hold the shell: one that stops acknowledging gets no more output a
-// little past TERMINAL_FLOW.highChars. An ordinary shell is then stopped by the SSH window and
-// gives the page every line once it acknowledges again. A durable one (tmux) goes on at full
-// speed on the host, its output skipped, and the page's terminal is redrawn from tmux once it
-// acknowledges again (the flood's last lines in its history). A client that never asked for
-// it (the `hitch` command, an older page) is never held by it.
+// little past TERMINAL_FLOW.highChars (skipHighChars for a durable shell). An ordinary shell
+// is then stopped by the SSH window and gives the page every line once it acknowledges again.
+// A durable one (tmux) goes on at full speed on the host, its output skipped, and the page's
+// terminal is redrawn from tmux once it acknowledges again (the flood's last lines in its
+// history). A client that never asked for it (the `hitch` command, an older page) is never
+// held by it.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,9 +171,9 @@ async function acknowledgeUntil(page: Page, sessionId: string, from: number, end
 }
 
 describe.each([
-  ['an ordinary shell', () => plain, 1_000_000, true],
-  ['a durable shell (tmux)', () => durable, 300_000, false],
-])('flow control on %s', (_name, host, lines, everyLine) => {
+  ['an ordinary shell', () => plain, 1_000_000, true, TERMINAL_FLOW.highChars],
+  ['a durable shell (tmux)', () => durable, 300_000, false, TERMINAL_FLOW.skipHighChars],
+])('flow control on %s', (_name, host, lines, everyLine, highChars) => {
   it(`holds the output of a page that stops acknowledging, and once it acknowledges again ${everyLine ? 'gives it every line' : 'redraws it from tmux'}`, async () => {
     const page = await openPage(host());
     const sessionId = await shell(page, true);
@@ -184,8 +185,8 @@ describe.each([
     // Nothing was acknowledged since the shell was attached: the prompt before the flood counts
     // too (once, it stopped 53 characters short of the mark counted from the flood alone).
     expect(page.output(sessionId)).not.toContain('flood-end');
-    expect(received).toBeGreaterThan(TERMINAL_FLOW.highChars);
-    expect(received - before).toBeLessThan(4 * TERMINAL_FLOW.highChars);
+    expect(received).toBeGreaterThan(highChars);
+    expect(received - before).toBeLessThan(4 * highChars);
 
     if (everyLine) {
       await acknowledgeUntil(page, sessionId, before, 'flood-end');

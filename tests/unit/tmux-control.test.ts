@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commands, ControlParser, controlCommand, keyPieces, killCommand, parseKeysApplied, parseLeftRunning, START_QUERIES, unescapeOutput } from '../../main/engine/sessions/tmux-control';
+import { commands, ControlParser, controlCommand, keyPieces, killCommand, parseKeysApplied, parseLeftRunning, redrawnScreen, redrawReplies, screenKey, START_QUERIES, unescapeOutput } from '../../main/engine/sessions/tmux-control';
 
 let dir: string;
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, TMUX_TMPDIR: dir, TMUX: '' });
@@ -77,7 +77,7 @@ describe('tmux control commands', () => {
     expect(parseKeysApplied(queries[START_QUERIES.keys]!.lines, 'ffffffff')).toBe(0); // another engine's numbering is its own
     expect(queries[START_QUERIES.capture]!.lines.join('\n')).toContain('marker-42');
     expect(queries[START_QUERIES.capture]!.lines.length).toBeGreaterThanOrEqual(20); // the screen at its new size
-    expect(queries[START_QUERIES.cursor]!.lines[0]).toMatch(/^\d+ \d+$/);
+    expect(queries[START_QUERIES.cursor]!.lines[0]).toMatch(/^(\d+ ){17}\d+$/);
   });
 
   it('holds a pane\'s output back from a client, then resumes it with its screen and cursor taken at that instant', async () => {
@@ -86,15 +86,60 @@ describe('tmux control commands', () => {
     const pane = first.answers[attach.replies - attach.queries + START_QUERIES.describe]!.lines[0]!.split(' ')[0]!;
     const redraw = commands.redraw(name, pane, 5, true);
     const run = await start(attach.command, attach.replies, [commands.pauseOutput(pane), redraw, commands.redraw(name, pane, 0, false)]);
-    const [paused, resumed, capture, cursor, screen, screenCursor] = run.answers.slice(attach.replies);
-    expect([paused, resumed, capture, cursor, screen, screenCursor].every((a) => a?.ok)).toBe(true);
-    expect(paused!.lines).toContain(`%pause ${pane}`); // tmux says so inside the answer
+    const answers = run.answers.slice(attach.replies);
+    expect(answers).toHaveLength(1 + redrawReplies(5, true) + redrawReplies(0, false));
+    expect(answers.every((a) => a.ok)).toBe(true);
+    const [, , capture, normal, cursor, screen, screenCursor] = answers;
     expect(capture!.lines.length).toBeGreaterThanOrEqual(30); // the screen, after up to 5 lines of history
+    expect(normal!.lines.join('')).toBe(''); // no alternate screen: nothing kept aside
     expect(screen!.lines.length).toBe(30); // the screen alone
-    expect(cursor!.lines[0]).toMatch(/^\d+ \d+$/);
+    expect(cursor!.lines[0]).toMatch(/^(\d+ ){17}\d+$/);
     expect(screenCursor!.lines).toEqual(cursor!.lines);
     expect(() => commands.pauseOutput('%1; kill-server')).toThrow(/not a tmux pane id/);
     expect(() => commands.redraw(name, '%1', -1, false)).toThrow(/not a history length/);
+  });
+
+  it('redraws a pane with the modes its program set: the alternate screen, cursor keys, mouse, scroll region, a hidden cursor', async () => {
+    const probe = 'hitch-00112233445566aa';
+    try {
+      const fresh = controlCommand(probe, { cols: 80, rows: 24 }, 'new');
+      const first = await start(fresh.command, fresh.replies);
+      const pane = first.answers[fresh.replies - fresh.queries + START_QUERIES.describe]!.lines[0]!.split(' ')[0]!;
+      // What vim or less would set: alternate screen, application cursor keys and keypad, SGR
+      // mouse reporting, a scroll region, the cursor hidden and moved.
+      const modes = '\x1b[?1049h\x1b[?1h\x1b=\x1b[?1002h\x1b[?1006h\x1b[3;20r\x1b[?25l\x1b[5;7Hfull-';
+      const printf = `printf '${[...modes].map((c) => (c === '\x1b' ? '\\033' : c)).join('')}''screen'; sleep 5\r`; // the command line shows full-''screen
+      const attach = controlCommand(probe, { cols: 80, rows: 24 }, 'attach');
+      const typed = await start(attach.command, attach.replies, [...keyPieces(Buffer.from(printf)).map((p, i) => commands.sendKeys(probe, pane, mark, i + 1, p))], /full-screen/);
+      expect(typed.output).toContain('full-screen');
+      const again = await start(attach.command, attach.replies, [commands.redraw(probe, pane, 100, false), commands.redraw(probe, pane, 0, false)]);
+      const [capture, normal, state, screenOnly, screenState] = again.answers.slice(attach.replies);
+      // Started over: the normal buffer (the command typed, kept aside by tmux), then the alternate screen.
+      const over = redrawnScreen({ lines: capture!.lines, normal: normal!.lines, state: state!.lines[0] }, 'over');
+      const alternate = over.indexOf('\x1b[?1049h\x1b[H');
+      expect(alternate).toBeGreaterThan(0);
+      expect(over.slice(0, alternate)).toContain('printf');
+      expect(over.slice(alternate)).toContain('full-screen');
+      for (const mode of ['\x1b[3;20r', '\x1b[?1h', '\x1b=', '\x1b[?1002h', '\x1b[?1006h', '\x1b[?25l', '\x1b[?1003l', '\x1b[?6l']) expect(over).toContain(mode);
+      expect(over.endsWith('\x1b[5;18H')).toBe(true); // after the 11 characters printed at row 5, column 7
+      // A frame: the active screen drawn over the terminal's, in the alternate buffer.
+      const frame = redrawnScreen({ lines: screenOnly!.lines, state: screenState!.lines[0] }, 'frame');
+      expect(frame.startsWith('\x1b[?1049h\x1b[H\x1b[2J')).toBe(true);
+      expect(frame).toContain('full-screen');
+      expect(screenOnly!.lines).toHaveLength(24);
+    } finally {
+      await new Promise((r) => spawn('sh', ['-c', killCommand(probe)], { env: env() }).on('close', r));
+    }
+
+    // A plain shell's state puts every mode back to a terminal's defaults; a line that is not one sets nothing.
+    const plain = '2 0 24 0 0 0 23 0 0 0 0 1 1 0 0 0 0 0';
+    const defaults = '\x1b[1;24r\x1b[?1l\x1b[?7h\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b>\x1b[4l\x1b[?6l';
+    expect(redrawnScreen({ lines: ['$ '], state: plain }, 'over')).toBe(`$ \x1b[0m${defaults}\x1b[1;3H`);
+    expect(redrawnScreen({ lines: ['$ '], state: 'x; rm -rf ~' }, 'over')).toBe('$ \x1b[0m\x1b[1;1H');
+    // History past the budget is left out, oldest first; the screen never is.
+    const oneRow = '2 0 1 0 0 0 0 0 0 0 0 1 1 0 0 0 0 0';
+    expect(redrawnScreen({ lines: ['old-1', 'old-2', 'new-3', '$ '], state: oneRow }, 'over', 16)).toMatch(/^new-3\r\n\$ \x1b\[0m/);
+    expect(screenKey({ lines: ['h', '$ '], state: oneRow })).toBe(`${oneRow}\n$ `);
   });
 
   it('lists the shells it left, and ends one', async () => {

@@ -10,7 +10,20 @@ import type { ClientChannel } from 'ssh2';
 import type { SessionView } from '../../../preload/api';
 import type { MasterConnection } from '../masters/master';
 import { Session, type SessionInfo } from './session';
-import { commands, ControlParser, keyPieces, KEYS_REPLIES, parseKeysApplied, START_QUERIES, type ControlStart } from './tmux-control';
+import {
+  commands,
+  ControlParser,
+  keyPieces,
+  KEYS_REPLIES,
+  parseKeysApplied,
+  redrawnScreen,
+  redrawReplies,
+  screenKey,
+  START_QUERIES,
+  type ControlStart,
+  type PaneCapture,
+  isPaneId,
+} from './tmux-control';
 
 /**
  * `carry` failed after tmux had attached the carrier: the channel is left open for the caller
@@ -24,6 +37,11 @@ const PENDING_INPUT_MAX = 64 * 1024;
 const CATCH_UP_LINES = 10_000;
 /** While output is skipped, the screen is redrawn this often at most (ms): 20 frames a second. */
 const FRAME_MS = 50;
+/**
+ * A catch-up's history is cut to this many characters, oldest lines first: a viewer draws it
+ * before anything else, and its slowest frame grows with it.
+ */
+const REDRAW_MAX_CHARS = 400_000;
 
 interface Waiting {
   /** Reply blocks still due for the line: one per command, unless tmux refuses one (that ends the line). */
@@ -49,6 +67,8 @@ class ControlClient {
   exited = false;
   /** Resolves once the channel has closed. */
   readonly closed: Promise<void>;
+  /** tmux refused commands.pauseOutput (before 3.2): a pane's output is dropped by the engine instead. */
+  pauseRefused = false;
 
   constructor(
     private readonly channel: ClientChannel,
@@ -105,15 +125,6 @@ class ControlClient {
   }
 }
 
-/**
- * The pane's history and screen as tmux kept them, ending with the cursor where it is: lines
- * as tmux gives them (the screen's trailing blank lines included), then the cursor put back;
- * its row counts from the top of the screen, which the last lines now fill.
- */
-function screenOf(lines: string[], cursor: string[]): string {
-  const [x, y] = (cursor[0] ?? '0 0').split(' ').map((n) => Number(n) || 0);
-  return `${lines.join('\r\n')}\x1b[0m\x1b[${(y ?? 0) + 1};${(x ?? 0) + 1}H`;
-}
 
 export class DurableShell extends Session {
   private control: ControlClient | null = null;
@@ -194,9 +205,9 @@ export class DurableShell extends Session {
       const replies = (await control.started).slice(queriesAt);
       const [line] = replies[START_QUERIES.describe] ?? [];
       const [pane, pid, clientPid] = (line ?? '').split(' ');
-      if (!pane || !/^%\d+$/.test(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
+      if (!pane || !isPaneId(pane) || !/^\d+$/.test(pid ?? '') || !/^\d+$/.test(clientPid ?? '')) throw new Error(`tmux described the pane as ${JSON.stringify(line)}`);
       keysApplied = parseKeysApplied(replies[START_QUERIES.keys] ?? [], this.keysMark);
-      const screen = start.rejoin ? screenOf(replies[START_QUERIES.capture] ?? [], replies[START_QUERIES.cursor] ?? []) : null;
+      const screen = start.rejoin ? redrawnScreen({ lines: replies[START_QUERIES.capture] ?? [], normal: replies[START_QUERIES.normal] ?? [], state: replies[START_QUERIES.cursor]?.[0] }, 'over') : null;
       // Closed while it was being brought back: the engine ends it on the host (Engine.closeDurable).
       if (this.state !== 'open') throw new Error('the shell was closed meanwhile');
       this.pane = pane;
@@ -213,8 +224,7 @@ export class DurableShell extends Session {
     this.control = control;
     live = true;
     // Nothing is held back from a new carrier; a viewer still behind skips from here on.
-    this.skipping = false;
-    this.panePaused = false;
+    this.resetSkipping();
     for (const { pane, data } of early) if (pane === this.pane) this.receive(data, 'stdout');
     if (this.outputHeld) this.pauseOutput(true);
     this.reconnecting = false;
@@ -283,10 +293,13 @@ export class DurableShell extends Session {
   private panePaused = false;
   /** Output was dropped here since the last redraw was asked for (tmux before 3.2 keeps sending it). */
   private droppedSince = false;
-  /** What the last redraw showed: the same again means the pane has gone quiet. */
+  /** What the last redraw found (screen and state): the same again means the pane has gone quiet. */
   private lastFrame = '';
+  /** What the last redraw with history showed: found again, the terminal has it already. */
+  private lastHistoryFrame = '';
   /** A redraw's capture is on its way, or waits for its frame. */
   private catchingUp = false;
+  private frameTimer: NodeJS.Timeout | null = null;
   private lastRedrawAt = -Infinity;
 
   /**
@@ -303,11 +316,11 @@ export class DurableShell extends Session {
       this.lastFrame = '';
       const control = this.control;
       const pane = this.pane;
-      if (control && pane && this.ending === null) {
-        control.run(commands.pauseOutput(pane)).then(
-          () => control === this.control && (this.panePaused = true),
-          () => undefined, // tmux before 3.2: its output keeps coming, and is dropped here
-        );
+      if (control && pane && this.ending === null && !control.pauseRefused) {
+        control.run(commands.pauseOutput(pane), 1, () => control === this.control && this.skipping && (this.panePaused = true)).catch((err: unknown) => {
+          // tmux before 3.2: its output keeps coming, and is dropped here.
+          if (!(err instanceof CarrierGoneError)) control.pauseRefused = true;
+        });
       }
     } else if (!paused && this.skipping) this.catchUp(false);
   }
@@ -315,43 +328,78 @@ export class DurableShell extends Session {
   /**
    * Redraws the terminal from the pane as tmux has it (commands.redraw): while it keeps
    * changing, its screen, at most every FRAME_MS; once two redraws find it the same, its last
-   * CATCH_UP_LINES lines of history too, and its output flows again from that instant. What
-   * was skipped is in tmux's history; what the pane prints after the capture follows it.
+   * CATCH_UP_LINES lines of history too (REDRAW_MAX_CHARS at most), and its output flows again
+   * from that instant. What was skipped is in tmux's history; what the pane prints after the
+   * capture follows it.
    */
   private catchUp(history: boolean): void {
     const control = this.control;
     const pane = this.pane;
-    if (!control || !pane || this.state !== 'open' || this.ending !== null || this.catchingUp) return;
-    this.catchingUp = true;
+    if (!control || !pane || !this.skipping || this.state !== 'open' || this.ending !== null || this.catchingUp) return;
     const wait = history ? 0 : this.lastRedrawAt + FRAME_MS - performance.now();
     if (wait > 0) {
-      setTimeout(() => {
+      this.catchingUp = true;
+      this.frameTimer = setTimeout(() => {
+        this.frameTimer = null;
         this.catchingUp = false;
         this.catchUp(false);
       }, wait);
       return;
     }
+    const lines = history ? CATCH_UP_LINES : 0;
+    const resume = history && this.panePaused;
+    const command = commands.redraw(this.name, pane, lines, resume);
+    this.catchingUp = true;
     this.droppedSince = false;
     this.lastRedrawAt = performance.now();
-    const resume = history && this.panePaused;
     control
-      .run(commands.redraw(this.name, pane, history ? CATCH_UP_LINES : 0, resume), resume ? 3 : 2, (answers) => {
+      .run(command, redrawReplies(lines, resume), (answers) => {
         this.catchingUp = false;
-        if (control !== this.control || this.state !== 'open' || this.ending !== null) return;
-        const [lines = [], cursor = []] = answers.slice(-2);
-        const frame = `${cursor.join()}\n${lines.join('\n')}`;
+        if (control !== this.control || this.state !== 'open' || this.ending !== null || !this.skipping) return;
+        const [captured = [], ...rest] = answers.slice(resume ? 1 : 0);
+        const capture: PaneCapture = { lines: captured, normal: rest.length > 1 ? rest[0] : [], state: rest.at(-1)?.[0] };
+        const frame = screenKey(capture);
         const busy = this.droppedSince || frame !== this.lastFrame;
+        const changed = frame !== this.lastFrame;
         this.lastFrame = frame;
-        this.restartOutput(screenOf(lines, cursor));
         if (history) {
-          this.panePaused = false;
-          this.skipping = false;
-          // A viewer behind again by now (the history is a lot to draw) skips again.
-          if (this.outputHeld) this.pauseOutput(true);
-        } else if (!busy) this.catchUp(true);
-        else if (!this.outputHeld) this.catchUp(false);
+          this.restartOutput(redrawnScreen(capture, 'over', REDRAW_MAX_CHARS));
+          this.lastHistoryFrame = frame;
+          this.stopSkipping();
+        } else if (!busy && frame === this.lastHistoryFrame) {
+          // Quiet, and as the last redraw with history left it: the viewer has that already.
+          this.resume(control, pane);
+        } else {
+          if (changed) this.sendOutput(redrawnScreen(capture, 'frame'));
+          if (!busy) this.catchUp(true);
+          else if (!this.outputHeld) this.catchUp(false);
+        }
       })
-      .catch(() => (this.catchingUp = false)); // the carrier went: the next one redraws anyway
+      .catch((err: unknown) => {
+        this.catchingUp = false;
+        // Refused (not a carrier gone: the next one redraws anyway): the output flows again.
+        if (!(err instanceof CarrierGoneError) && control === this.control) this.resume(control, pane);
+      });
+  }
+
+  /** Output flows again from here: tmux sends the pane's output on, unless it never held it back. */
+  private resume(control: ControlClient, pane: string): void {
+    if (this.panePaused) control.run(commands.resumeOutput(pane)).catch(() => undefined);
+    this.stopSkipping();
+  }
+
+  private stopSkipping(): void {
+    this.resetSkipping();
+    // A viewer behind again by now (the history is a lot to draw) skips again.
+    if (this.outputHeld) this.pauseOutput(true);
+  }
+
+  private resetSkipping(): void {
+    this.skipping = false;
+    this.panePaused = false;
+    if (this.frameTimer) clearTimeout(this.frameTimer);
+    this.frameTimer = null;
+    this.catchingUp = false;
   }
 
   override write(data: string | Buffer): Promise<void> {
@@ -392,6 +440,7 @@ export class DurableShell extends Session {
   override close(keep = false): void {
     if (this.state !== 'open') return;
     this.ending = keep ? 'detach' : 'kill';
+    this.resetSkipping();
     this.releaseOutput(); // tmux's answer to the kill is read behind the output
     const control = this.control;
     if (!control) {

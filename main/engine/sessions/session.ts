@@ -248,6 +248,17 @@ export class Session extends EventEmitter<{ data: [offset: number, data: string 
    * The terminal starts over from `screen` (a durable shell reattached: its history and screen
    * as the server kept them): the scrollback is replaced, and viewers clear and redraw.
    */
+  /**
+   * Text of the engine's own for the viewers' terminals (a durable shell's redrawn screen),
+   * in place of output skipped meanwhile: a character the skipped output left half-read is
+   * dropped with it.
+   */
+  protected sendOutput(text: string): void {
+    this.decoders.stdout = new StringDecoder('utf8');
+    this.gather(text, 'stdout');
+    this.flush();
+  }
+
   protected restartOutput(screen: string): void {
     this.flush();
     this.decoders.stdout = new StringDecoder('utf8');

@@ -34,6 +34,11 @@ function paneOf(name: string): string {
   return `=${checkName(name)}:`;
 }
 
+/** A tmux pane id as Hitch accepts one: `%` and 1 to 9 digits. */
+export function isPaneId(pane: string): boolean {
+  return PANE.test(pane);
+}
+
 function checkPane(pane: string): string {
   if (!PANE.test(pane)) throw new Error(`not a tmux pane id: ${JSON.stringify(pane)}`);
   return pane;
@@ -80,7 +85,7 @@ export interface ControlStart {
 }
 
 /** Answers at the end of a start's replies, in this order (capture and cursor when rejoining). */
-export const START_QUERIES = { describe: 0, keys: 1, resize: 2, capture: 3, cursor: 4 } as const;
+export const START_QUERIES = { describe: 0, keys: 1, resize: 2, capture: 3, normal: 4, cursor: 5 } as const;
 
 /**
  * The remote command that starts (`new`) or rejoins (`attach`) a durable shell in control
@@ -101,7 +106,7 @@ export function controlCommand(name: string, size: { cols: number; rows: number 
     commands.describe(name),
     commands.keysApplied(name),
     commands.resize(size.cols, size.rows),
-    ...(mode === 'attach' ? [commands.capture(name), commands.cursor(name)] : []),
+    ...(mode === 'attach' ? [commands.capture(name), commands.captureNormal(name), commands.cursor(name)] : []),
   ];
   const chain = [...start, ...queries];
   // `\;` reaches tmux as `;`, its separator between commands.
@@ -153,6 +158,11 @@ export function parseKeysApplied(lines: string[], keysMark: string): number {
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }
 
+/** Reply blocks tmux sends for a commands.redraw line. */
+export function redrawReplies(lines: number, resume: boolean): number {
+  return (resume ? 1 : 0) + (lines > 0 ? 3 : 2);
+}
+
 /** Reply blocks tmux sends for one commands.sendKeys line (fewer when one is refused: it ends the line). */
 export const KEYS_REPLIES = 2;
 
@@ -177,26 +187,144 @@ export const commands = {
   },
   /** The session's pane: its history and screen with their colours, from the oldest line kept. */
   capture: (name: string): string => `capture-pane -p -e -S - -E - -t ${paneOf(name)}`,
+  /** The normal screen tmux keeps aside while the pane's alternate screen is active; nothing otherwise (-q). */
+  captureNormal: (name: string): string => `capture-pane -a -q -p -e -t ${paneOf(name)}`,
   /**
    * Has tmux hold the pane's output back from this client (tmux 3.2 and later): it keeps
    * reading the pane and drops what it held back, until commands.redraw resumes it.
    */
   pauseOutput: (pane: string): string => `refresh-client -A '${checkPane(pane)}:pause'`,
+  /** Sends the pane's output on again, from now on (what was held back is dropped). */
+  resumeOutput: (pane: string): string => `refresh-client -A '${checkPane(pane)}:continue'`,
   /**
-   * The pane's last `lines` lines of history and its screen, then its cursor, taken at one
-   * instant (a line's commands run together): two reply blocks, three with `resume`, which
-   * first resumes the pane's output held back by commands.pauseOutput. Output after the
-   * answer is what the pane printed after it.
+   * The pane's active screen, after its last `lines` lines of history when `lines` > 0 (then
+   * also the normal screen kept aside while the alternate one is active), then its state
+   * (commands.cursor), all taken at one instant (a line's commands run together). With
+   * `resume`, it first resumes the pane's output held back by commands.pauseOutput. Reply
+   * blocks: redrawReplies. Output after the answer is what the pane printed after it.
    */
   redraw(name: string, pane: string, lines: number, resume: boolean): string {
     if (!Number.isInteger(lines) || lines < 0 || lines > 100_000) throw new Error(`not a history length: ${lines}`);
-    const capture = `capture-pane -p -e -S ${lines === 0 ? 0 : -lines} -E - -t ${paneOf(name)} ; ${commands.cursor(name)}`;
-    return resume ? `refresh-client -A '${checkPane(pane)}:continue' ; ${capture}` : capture;
+    const target = paneOf(name);
+    const captures = [`capture-pane -p -e -S ${lines === 0 ? 0 : -lines} -E - -t ${target}`];
+    // With history, the normal screen too, kept aside while the alternate one is active.
+    if (lines > 0) captures.push(commands.captureNormal(name));
+    const line = [...captures, commands.cursor(name)].join(' ; ');
+    return resume ? `${commands.resumeOutput(pane)} ; ${line}` : line;
   },
-  /** Where the cursor of the session's pane is (0-based). */
-  cursor: (name: string): string => `display-message -p -t ${paneOf(name)} '#{cursor_x} #{cursor_y}'`,
+  /** Where the cursor of the session's pane is (0-based), and what else a redraw needs (PANE_STATE, redrawnScreen). */
+  cursor: (name: string): string => `display-message -p -t ${paneOf(name)} '${PANE_STATE.map((f) => `#{${f}}`).join(' ')}'`,
   kill: (name: string): string => `kill-session -t =${checkName(name)}`,
 };
+
+/**
+ * What commands.cursor asks of a pane: the cursor (0-based), the pane's height and how much
+ * history it holds, then the modes of its terminal that a redraw must set again.
+ */
+const PANE_STATE = [
+  'cursor_x',
+  'cursor_y',
+  'pane_height',
+  'history_size',
+  'alternate_on',
+  'scroll_region_upper',
+  'scroll_region_lower',
+  'origin_flag',
+  'keypad_flag',
+  'insert_flag',
+  'keypad_cursor_flag',
+  'wrap_flag',
+  'cursor_flag',
+  'mouse_standard_flag',
+  'mouse_button_flag',
+  'mouse_all_flag',
+  'mouse_utf8_flag',
+  'mouse_sgr_flag',
+] as const;
+type PaneState = (typeof PANE_STATE)[number];
+
+/** The modes set by `ESC [ ? N h` (reset by `l`), by their PANE_STATE flag. */
+const PRIVATE_MODES: [PaneState, number][] = [
+  ['keypad_cursor_flag', 1],
+  ['wrap_flag', 7],
+  ['cursor_flag', 25],
+  ['mouse_standard_flag', 1000],
+  ['mouse_button_flag', 1002],
+  ['mouse_all_flag', 1003],
+  ['mouse_utf8_flag', 1005],
+  ['mouse_sgr_flag', 1006],
+];
+
+/** A pane as tmux answered commands.capture or commands.redraw. */
+export interface PaneCapture {
+  /** Its active screen, after its history when that was asked for (with their colours; the screen's trailing blank lines included). */
+  lines: string[];
+  /** The normal screen tmux keeps aside while the alternate one is active (commands.redraw with history), else none. */
+  normal?: string[];
+  /** commands.cursor's answer. */
+  state: string | undefined;
+}
+
+/** commands.cursor's answer, read: only numbers count; a line that does not parse is not `known`. */
+function paneState(state: string | undefined): { known: boolean; n(f: PaneState): number; on(f: PaneState): boolean } {
+  const values = (state ?? '').trim().split(' ');
+  const known = values.length === PANE_STATE.length && values.every((v) => /^\d{0,6}$/.test(v));
+  return {
+    known,
+    n: (f) => (known ? Number(values[PANE_STATE.indexOf(f)] || 0) : 0),
+    on: (f) => known && values[PANE_STATE.indexOf(f)] === '1',
+  };
+}
+
+/** The captured lines that are the pane's active screen: the last `pane_height` of them. */
+function screenOf(capture: PaneCapture): string[] {
+  const height = Math.min(paneState(capture.state).n('pane_height') || capture.lines.length, capture.lines.length);
+  return capture.lines.slice(capture.lines.length - height);
+}
+
+/** What a pane shows, as a key: two redraws with the same key found it unchanged (its history size included). */
+export function screenKey(capture: PaneCapture): string {
+  return `${capture.state ?? ''}\n${screenOf(capture).join('\n')}`;
+}
+
+/**
+ * How a terminal draws a pane as tmux has it. `over`: the terminal has just been reset (a
+ * rejoin, a catch-up with history): its history and normal screen go into the normal buffer,
+ * then, if the pane is in it, the alternate screen; history beyond `maxChars` characters is
+ * left out, oldest first. `frame`: the active screen is drawn over the terminal's screen (its
+ * scrollback stays). Then, from the state line, the scroll region, the modes (application
+ * cursor keys and keypad, insert, origin, wrap, a hidden cursor, mouse reporting), and the
+ * cursor, its row counted from the top of the screen. Only numbers from tmux are used; a
+ * state line that does not parse leaves the modes alone and puts the cursor at the top left.
+ */
+export function redrawnScreen(capture: PaneCapture, how: 'over' | 'frame', maxChars = Infinity): string {
+  const { known, n, on } = paneState(capture.state);
+  const screen = screenOf(capture);
+  let out: string;
+  if (how === 'frame') {
+    out = `${known ? (on('alternate_on') ? '\x1b[?1049h' : '\x1b[?1049l') : ''}\x1b[H\x1b[2J${screen.join('\r\n')}`;
+  } else {
+    const history = capture.lines.slice(0, capture.lines.length - screen.length);
+    let chars = screen.reduce((sum, l) => sum + l.length + 2, 0);
+    let from = history.length;
+    while (from > 0 && chars + history[from - 1]!.length + 2 <= maxChars) chars += history[--from]!.length + 2;
+    const kept = history.slice(from);
+    out = on('alternate_on')
+      ? `${[...kept, ...(capture.normal ?? [])].join('\r\n')}\x1b[0m\x1b[?1049h\x1b[H${screen.join('\r\n')}`
+      : [...kept, ...screen].join('\r\n');
+  }
+  out += '\x1b[0m';
+  if (!known) return `${out}\x1b[1;1H`;
+  const upper = n('scroll_region_upper');
+  const lower = n('scroll_region_lower');
+  out += lower > upper ? `\x1b[${upper + 1};${lower + 1}r` : '\x1b[r';
+  for (const [flag, mode] of PRIVATE_MODES) out += `\x1b[?${mode}${on(flag) ? 'h' : 'l'}`;
+  out += on('keypad_flag') ? '\x1b=' : '\x1b>';
+  out += on('insert_flag') ? '\x1b[4h' : '\x1b[4l';
+  out += on('origin_flag') ? '\x1b[?6h' : '\x1b[?6l';
+  const row = n('cursor_y') - (on('origin_flag') ? upper : 0);
+  return `${out}\x1b[${row + 1};${n('cursor_x') + 1}H`;
+}
 
 export interface ControlHandlers {
   output(pane: string, data: Buffer): void;
