@@ -98,4 +98,30 @@ describe('the process monitor', () => {
     expect(await connection.giveUp()).toBe(true);
     expect(closed()).toBe(true);
   });
+
+  it('gives its slot up within 2 s when its script is stuck on the host, closing itself', async () => {
+    const { channel, closed } = fakeChannel('100 99 1000 0f1e2d3c-boot\n');
+    const connection = connectionWith(channel);
+    const monitor = await ProcessMonitor.start(connection);
+    expect(monitor.machine).toBe('0f1e2d3c-boot');
+    const snapshot = monitor.snapshot().catch((err: Error) => err);
+    await tick();
+    const started = Date.now();
+    expect(await connection.giveUp()).toBe(false); // the person's session opens elsewhere
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+    expect(closed()).toBe(true);
+    expect(monitor.usable).toBe(false);
+    expect(await snapshot).toBeInstanceOf(Error);
+  });
+
+  it('closes at once for a session that needs its slot while it is still starting', async () => {
+    const { channel, closed } = fakeChannel('');
+    const connection = connectionWith(channel);
+    const starting = ProcessMonitor.start(connection);
+    await tick();
+    expect(await connection.giveUp()).toBe(true);
+    expect(await connection.giveUp()).toBe(false); // one slot, given once
+    expect(closed()).toBe(true);
+    await expect(starting).rejects.toThrow(/ended before it started/);
+  });
 });

@@ -14,11 +14,27 @@ const SCRIPT_TIMEOUT_MS = 15_000;
 export const MAX_SCRIPT_OUTPUT = 8 * 1024 * 1024;
 /** What the monitor's shell may print before its first line. */
 const MAX_GREETING = 64 * 1024;
+/** The monitor's first line: its pid, its parent's (sshd's), the user's uid, and which machine this is. */
+const GREETING = /^(\d+) (\d+) (\d+)(?: ([^\n]*))?\n/;
+/** How long a person's session waits for the monitor to give its slot up before it opens elsewhere. */
+const GIVE_UP_MS = 2_000;
 
 function assertPids(pids: number[]): void {
   for (const pid of pids) {
     if (!Number.isSafeInteger(pid) || pid < 2 || pid > 0x3fffffff) throw new HitchError('bad-request', `Not a process id: ${pid}.`);
   }
+}
+
+/** Closes a channel: true once the server has closed it too, false if it has not within `ms`. */
+function closeChannel(channel: ClientChannel, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    channel.once('close', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    channel.close();
+  });
 }
 
 export class ProcessMonitor {
@@ -40,6 +56,11 @@ export class ProcessMonitor {
     readonly monitorPid: number,
     /** The remote user's uid: sshd refuses session signals for root before OpenSSH 10.0. */
     readonly uid: number,
+    /**
+     * Which machine the monitor runs on (its boot id, or its host name where there is none):
+     * another connection's processes are watched through it only on the same one. Null: unknown.
+     */
+    readonly machine: string | null,
   ) {
     channel.setEncoding('utf8');
     channel.on('data', (chunk: string) => this.receive(chunk));
@@ -53,12 +74,21 @@ export class ProcessMonitor {
 
   static async start(connection: MasterConnection): Promise<ProcessMonitor> {
     const channel = await connection.openMonitor();
+    // A person's session may need the slot while the monitor still starts: it closes at once then.
+    let monitor: ProcessMonitor | null = null;
+    let closing = false;
+    connection.yieldsSlot(channel, () => {
+      if (monitor) return monitor.giveUpSlot();
+      if (closing) return Promise.resolve(false); // one slot, given once
+      closing = true;
+      return closeChannel(channel, GIVE_UP_MS);
+    });
     let text = '';
     channel.setEncoding('utf8');
     const hello = new Promise<string>((resolve, reject) => {
       const onData = (chunk: string): void => {
         text += chunk;
-        const line = /^(\d+) (\d+) (\d+)\n/.exec(text);
+        const line = GREETING.exec(text);
         if (!line && text.length > MAX_GREETING) {
           channel.removeListener('data', onData);
           channel.close();
@@ -73,13 +103,13 @@ export class ProcessMonitor {
       channel.on('data', onData);
       channel.once('close', () => reject(new HitchError('channel', 'The process monitor ended before it started.')));
     });
-    channel.write('exec 2>/dev/null; echo "$$ $PPID $(id -u)"\n');
+    channel.write('exec 2>/dev/null; echo "$$ $PPID $(id -u) $(cat /proc/sys/kernel/random/boot_id || hostname)"\n');
     const first = await hello;
-    const [, monitorPid, sshdPid, uid] = /^(\d+) (\d+) (\d+)\n/.exec(first)!;
-    const monitor = new ProcessMonitor(channel, Number(sshdPid), Number(monitorPid), Number(uid));
-    monitor.buffer = first.slice(first.indexOf('\n') + 1);
-    connection.yieldsSlot(channel, () => monitor.giveUpSlot());
-    return monitor;
+    const [, monitorPid, sshdPid, uid, machine] = GREETING.exec(first)!;
+    const started = new ProcessMonitor(channel, Number(sshdPid), Number(monitorPid), Number(uid), machine && /^[\w.-]{1,128}$/.test(machine) ? machine : null);
+    started.buffer = first.slice(first.indexOf('\n') + 1);
+    monitor = started;
+    return started;
   }
 
   /** Takes scripts: not closed, and not giving its slot up. */
@@ -95,11 +125,15 @@ export class ProcessMonitor {
   private async giveUpSlot(): Promise<boolean> {
     if (!this.usable || this.signalling > 0) return false;
     this.accepting = false;
-    await this.queue;
-    const closed = new Promise<void>((resolve) => (this.closed ? resolve() : this.channel.once('close', () => resolve())));
-    this.close();
-    await closed;
-    return true;
+    // The server frees the slot once the shell has exited: a script stuck on the host (a `ps`
+    // in uninterruptible sleep) would keep the session waiting, which then opens elsewhere.
+    const started = Date.now();
+    const drained = await Promise.race([this.queue.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), GIVE_UP_MS).unref())]);
+    if (!drained || this.closed) {
+      this.close();
+      return false;
+    }
+    return closeChannel(this.channel, Math.max(0, GIVE_UP_MS - (Date.now() - started)));
   }
 
   private receive(chunk: string): void {
@@ -125,7 +159,7 @@ export class ProcessMonitor {
 
   /** Runs one of our scripts; scripts run one at a time, in order. */
   private run(script: string, timeoutMs = SCRIPT_TIMEOUT_MS): Promise<string> {
-    if (!this.accepting) return Promise.reject(new HitchError('max-sessions', 'The process monitor gave its session slot to a session.'));
+    if (!this.accepting) return Promise.reject(new HitchError('max-sessions', 'The process monitor gave its MaxSessions slot to a session.'));
     const result = this.queue.then(
       () =>
         new Promise<string>((resolve, reject) => {
@@ -137,6 +171,8 @@ export class ProcessMonitor {
           const timer = setTimeout(() => {
             this.waiting = null;
             reject(new HitchError('timeout', 'The server did not answer the process monitor in time.'));
+            // Its late answer would come where the next script's is read: a new monitor takes over.
+            this.close();
           }, timeoutMs);
           this.waiting = {
             marker,

@@ -24,6 +24,8 @@ interface Tracker {
   known: Map<number, number>;
   /** The connection's sshd process, learned by its own monitor: another connection's can watch it then. */
   sshdPid: number | null;
+  /** The machine its own monitor ran on (ProcessMonitor.machine): only a monitor on the same one can watch it. */
+  machine: string | null;
   /** Its own monitor's shell, hidden from its tree even after the monitor gave its slot up. */
   ownMonitorPid: number | null;
   /** Why no monitor could see this connection at the last snapshot (logged once, not at every one). */
@@ -66,7 +68,7 @@ export class ProcessTrees {
   private tracker(connection: MasterConnection): Tracker {
     let t = this.trackers.get(connection);
     if (!t) {
-      t = { monitor: null, pending: [], roots: new Map(), carriers: new Set(), known: new Map(), sshdPid: null, ownMonitorPid: null, unseen: null };
+      t = { monitor: null, pending: [], roots: new Map(), carriers: new Set(), known: new Map(), sshdPid: null, machine: null, ownMonitorPid: null, unseen: null };
       this.trackers.set(connection, t);
     }
     return t;
@@ -74,14 +76,17 @@ export class ProcessTrees {
 
   private monitor(connection: MasterConnection): Promise<ProcessMonitor> {
     const t = this.tracker(connection);
-    if (!t.monitor) {
+    let current = t.monitor;
+    if (!current) {
       const started = ProcessMonitor.start(connection);
-      t.monitor = started;
-      started.catch(() => (t.monitor = null));
+      current = t.monitor = started;
+      started.catch(() => t.monitor === started && (t.monitor = null));
     }
-    return t.monitor.then(async (m) => {
+    const mine = current;
+    return mine.then(async (m) => {
       if (m.usable) return m;
-      t.monitor = null;
+      // Another caller may have started the next one already: never two at once.
+      if (t.monitor === mine) t.monitor = null;
       return this.monitor(connection);
     });
   }
@@ -89,22 +94,25 @@ export class ProcessTrees {
   /**
    * The monitor that sees `connection`'s processes and the connection's sshd pid: its own
    * monitor, or, when its sessions take every slot the server allows (the monitor gave its
-   * slot to one of them), another connection's on the same host. `ps` there lists this
-   * connection's processes too; snapshotAll checks that its sshd is among them.
+   * slot to one of them), another connection's on the same machine (its boot id, or host
+   * name, as both monitors read it). `ps` there lists this connection's processes too;
+   * snapshotAll also checks that its sshd is among them.
    */
   private async monitorFor(master: HostMaster, connection: MasterConnection): Promise<{ monitor: ProcessMonitor; sshdPid: number; borrowed: boolean }> {
     const t = this.tracker(connection);
     try {
       const own = await this.monitor(connection);
       t.sshdPid = own.sshdPid;
+      t.machine = own.machine;
       t.ownMonitorPid = own.monitorPid;
       return { monitor: own, sshdPid: own.sshdPid, borrowed: false };
     } catch (err) {
-      if (!(err instanceof HitchError && err.code === 'max-sessions') || t.sshdPid === null) throw err;
+      if (!(err instanceof HitchError && err.code === 'max-sessions') || t.sshdPid === null || t.machine === null) throw err;
       for (const other of master.readyConnections()) {
         if (other === connection) continue;
         const monitor = await this.monitor(other).catch(() => null);
-        if (monitor) return { monitor, sshdPid: t.sshdPid, borrowed: true };
+        // Another machine behind the same name sees other processes under the same pids.
+        if (monitor?.machine === t.machine) return { monitor, sshdPid: t.sshdPid, borrowed: true };
       }
       throw err;
     }
@@ -195,7 +203,7 @@ export class ProcessTrees {
         seen = await this.monitorFor(master, connection);
         if (!taken.has(seen.monitor)) taken.set(seen.monitor, seen.monitor.snapshot());
         snapshot = await taken.get(seen.monitor)!;
-        if (seen.borrowed && !snapshot.rows.some((r) => r.pid === seen.sshdPid)) {
+        if (seen.borrowed && !snapshot.rows.some((r) => r.pid === seen.sshdPid && /sshd/.test(r.command))) {
           throw new HitchError('channel', 'Its sshd process is not among the processes another connection sees (another machine behind the same name?).');
         }
         if (t.unseen !== null) this.deps.log.info('process trees seen again on a connection', { master: master.id, borrowed: seen.borrowed });
