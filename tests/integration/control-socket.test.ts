@@ -446,6 +446,10 @@ describe('proxy mode (ssh -O proxy)', () => {
   it('runs a command: stdout, stderr and exit code, shown as an external session', async () => {
     const r = await proxied(['mux', 'echo out; echo err >&2; exit 3']);
     expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+    // Listed among the master's last few ended sessions (before more sessions push it out).
+    await expect
+      .poll(async () => (await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: echo out; echo err >&2; exit 3' && s.exitCode === 3))
+      .toBe(true);
     expect((await proxied(['mux', 'kill -TERM $$'])).code).toBe(255); // exit-signal: no status
     // The client's keepalives are global requests: refused, and the client carries on.
     const alive = await proxied(['-o', 'ServerAliveInterval=1', 'mux', 'sleep 2.5; echo still-alive']);
@@ -456,9 +460,6 @@ describe('proxy mode (ssh -O proxy)', () => {
     const missing = await proxied(['-s', 'mux', 'no-such-subsystem']);
     expect(missing.code).toBe(255);
     expect(missing.stderr).toMatch(/subsystem request failed/);
-    await expect
-      .poll(async () => (await t.engine.snapshot()).masters[0]!.recentExternal.some((s) => s.title === 'mux: echo out; echo err >&2; exit 3' && s.exitCode === 3))
-      .toBe(true);
   });
 
   it('carries 1 MiB through stdin and back within the windows, verified by sha256', async () => {

@@ -49,9 +49,13 @@ export interface ProcessTreesDeps {
 export const WATCH_LEASE_FACTOR = 3;
 /** A tree seen this recently is the one a signal is checked against (no snapshot of its own). */
 const FRESH_TREE_MS = 2_000;
-/** Signals that usually end a process, and how long the host waits to report it gone. */
+/**
+ * Signals that usually end a process, and how long the host waits at most to report it gone
+ * (the answer comes as soon as it is). 200 ms was too short on a loaded host: a `sleep` sent
+ * TERM was once reported alive (a test run with three files at once on two cores).
+ */
 const ENDING_SIGNALS = ['TERM', 'INT', 'HUP', 'QUIT', 'KILL'] as const;
-const SIGNAL_SETTLE_MS = 200;
+const SIGNAL_SETTLE_MS = 1_000;
 const MAX_CONCURRENT_SNAPSHOTS = 4;
 
 export class ProcessTrees {
