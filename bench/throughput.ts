@@ -1,5 +1,5 @@
 // One session's throughput on the paths users take (issue #14), side by side, interleaved round
-// by round, 256 MiB of `head -c` each, read by a process as fast as it comes:
+// by round, 256 MiB of `head -c` each, read by a process as fast as it comes (`wc -c`):
 // - openssh-mux: `ssh -S` through OpenSSH's own ControlMaster (the yardstick; also reported
 //   as `openssh`, its name in earlier reports);
 // - hitch-exec: `hitch exec HOST -- head -c …`, a process of its own, through the engine socket;
@@ -70,8 +70,17 @@ export async function throughput(sshd: Sshd, bytes: number): Promise<{ method: s
     await t.engine.connect('bench');
     if (!master.controlPath) throw new Error('the master has no control socket');
     const viaProcess = (argv: string[]) => async (): Promise<void> => {
-      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'ignore'] });
-      await drain(child.stdout, bytes);
+      // Read by a process of its own (`wc -c`), never by this one: by the throughput part the
+      // benchmark's process has carried the scale runs' thousands of sessions, and reading
+      // 256 MiB itself it was every path's bottleneck (each twice as slow as in a run of the part
+      // alone, and their ratios squeezed towards 1). The pipe goes from the command to wc.
+      const reader = spawn('wc', ['-c'], { stdio: ['pipe', 'pipe', 'ignore'] });
+      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', reader.stdin!, 'ignore'] });
+      reader.stdin!.destroy(); // this process's end of the pipe: wc sees its end when the command's closes
+      let counted = '';
+      reader.stdout!.setEncoding('utf8').on('data', (d: string) => (counted += d));
+      await Promise.all([new Promise((r) => child.once('close', r)), new Promise((r) => reader.once('close', r))]);
+      if (Number(counted.trim()) !== bytes) throw new Error(`${argv[0]} ${argv[1] ?? ''}… gave ${counted.trim() || 'nothing'} of ${bytes} bytes`);
     };
     // The file both downloads fetch, made on the host (its name fixed here, never typed by anyone).
     const made = await t.engine.execChannel('bench', `head -c ${bytes} /dev/zero > ${remoteFile}`);
