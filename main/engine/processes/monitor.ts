@@ -203,13 +203,14 @@ export class ProcessMonitor {
     if (!(SIGNAL_NAMES as readonly string[]).includes(signal)) throw new HitchError('bad-request', `Unknown signal ${signal}.`);
     if (!Number.isInteger(waitMs) || waitMs < 0 || waitMs > 600_000) throw new HitchError('bad-request', `Not a grace period: ${waitMs} ms.`);
     const list = pids.join(' ');
-    // Polls every 10 ms for the first 200 ms (most jobs exit on TERM at once), then every 50 ms.
+    // Checks at once up to 100 times (the shell's builtins only: about 3 ms in all, where most
+    // jobs exit on TERM), then every 10 ms for the first 200 ms, then every 50 ms.
     const script =
       `alive() { kill -0 "$1" 2>/dev/null || return 1; [ -r "/proc/$1/stat" ] || return 0; ` +
       `read -r s < "/proc/$1/stat" 2>/dev/null || return 1; s=\${s##*) }; [ "\${s%% *}" != Z ]; }; ` +
       `sent=""; for p in ${list}; do if e=$(kill -s ${signal} "$p" 2>&1); then sent="$sent $p"; else echo "$p fail $e"; fi; done; ` +
-      `w=0; while [ $w -lt ${waitMs} ]; do a=0; for p in $sent; do alive "$p" && a=1; done; [ $a = 0 ] && break; ` +
-      `if [ $w -lt 200 ]; then sleep 0.01; w=$((w+10)); else sleep 0.05; w=$((w+50)); fi; done; ` +
+      `w=0; n=0; while [ $w -lt ${waitMs} ]; do a=0; for p in $sent; do alive "$p" && a=1; done; [ $a = 0 ] && break; ` +
+      `if [ $n -lt 100 ]; then n=$((n+1)); elif [ $w -lt 200 ]; then sleep 0.01; w=$((w+10)); else sleep 0.05; w=$((w+50)); fi; done; ` +
       `for p in $sent; do if ! alive "$p"; then echo "$p gone"; elif [ ${escalate ? 1 : 0} = 1 ]; then kill -s KILL "$p" 2>/dev/null; ` +
       `k=0; while alive "$p" && [ $k -lt 50 ]; do sleep 0.01; k=$((k+1)); done; if alive "$p"; then echo "$p still-alive"; else echo "$p killed"; fi; ` +
       `else echo "$p alive"; fi; done`;
