@@ -220,10 +220,10 @@ export class ProcessTrees {
         continue;
       }
       const { at } = snapshot;
-      const hidden = seen.borrowed && t.ownMonitorPid !== null;
-      const rows = t.carriers.size === 0 && !hidden ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid) && !(hidden && r.pid === t.ownMonitorPid));
+      const rows = t.carriers.size === 0 ? snapshot.rows : snapshot.rows.filter((r) => !t.carriers.has(r.pid));
       // New children of sshd belong to the sessions waiting for a root, in opening order.
       t.pending = t.pending.filter((s) => s.state === 'open');
+      // Seen through another connection: its own monitor's shell, if still there, stays hidden.
       const monitorPid = seen.borrowed ? (t.ownMonitorPid ?? -1) : seen.monitor.monitorPid;
       const fresh = rootCandidates(rows, seen.sshdPid, monitorPid, new Set(t.roots.values()));
       while (t.pending.length > 0 && fresh.length > 0) {

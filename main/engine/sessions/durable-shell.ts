@@ -359,8 +359,8 @@ export class DurableShell extends Session {
         const [captured = [], ...rest] = answers.slice(resume ? 1 : 0);
         const capture: PaneCapture = { lines: captured, normal: rest.length > 1 ? rest[0] : [], state: rest.at(-1)?.[0] };
         const frame = screenKey(capture);
-        const busy = this.droppedSince || frame !== this.lastFrame;
         const changed = frame !== this.lastFrame;
+        const busy = this.droppedSince || changed;
         this.lastFrame = frame;
         if (history) {
           this.restartOutput(redrawnScreen(capture, 'over', REDRAW_MAX_CHARS));
