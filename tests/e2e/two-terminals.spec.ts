@@ -131,6 +131,7 @@ test('a flood several times the flow-control window is drawn to its last line', 
   // 2.3 MB: the engine holds the shell each time the page is 400k characters behind, and lets it
   // go only as the page acknowledges what xterm.js has parsed. A lost acknowledgement stalls it.
   await runInActiveTerminal(page, 'seq 1 330000; echo flood-end-$((6*7))');
-  await expect.poll(() => activeTerminalText(page), { timeout: 60_000 }).toContain('flood-end-42');
-  expect(await activeTerminalText(page)).toContain('330000');
+  // A durable shell's terminal is redrawn from tmux once the flood is over (reset, then its
+  // history and screen written again): the last line and the marker are read together.
+  await expect.poll(() => activeTerminalText(page), { timeout: 60_000 }).toMatch(/330000[^]*flood-end-42/);
 });
